@@ -1,0 +1,67 @@
+"""Distances between embeddings, as pure ``keras.ops`` functions with a name lookup.
+
+Element-wise functions (``l1_distance``) keep the last axis; reducing functions
+(``euclidean_distance``, ``cosine_distance``) sum over it. All broadcast, so a query of shape
+(1, D) compares with a library of shape (M, D). ``pairwise_distances`` gives the full (N, M) matrix.
+"""
+
+from keras import ops
+
+_EPSILON = 1e-9
+
+
+def l1_distance(a, b):
+    """Element-wise absolute difference ``|a - b|`` (the Koch / seed L1 layer)."""
+    return ops.abs(ops.subtract(a, b))
+
+
+def euclidean_distance(a, b, epsilon=_EPSILON):
+    """Euclidean distance over the last axis; ``epsilon`` keeps the gradient finite at 0."""
+    squared = ops.sum(ops.square(ops.subtract(a, b)), axis=-1)
+    return ops.sqrt(ops.maximum(squared, epsilon))
+
+
+def cosine_distance(a, b, epsilon=_EPSILON):
+    """``1 - cos(a, b)`` over the last axis: 0 for the same direction, 2 for opposite."""
+    a = a / ops.maximum(ops.norm(a, axis=-1, keepdims=True), epsilon)
+    b = b / ops.maximum(ops.norm(b, axis=-1, keepdims=True), epsilon)
+    return 1.0 - ops.sum(a * b, axis=-1)
+
+
+def pairwise_euclidean(a, b, epsilon=_EPSILON):
+    """(N, D) x (M, D) -> (N, M) Euclidean distances by one matrix product."""
+    squared = (
+        ops.sum(ops.square(a), axis=-1, keepdims=True)
+        - 2.0 * ops.matmul(a, ops.transpose(b))
+        + ops.transpose(ops.sum(ops.square(b), axis=-1, keepdims=True))
+    )
+    return ops.sqrt(ops.maximum(squared, epsilon))
+
+
+def pairwise_cosine(a, b, epsilon=_EPSILON):
+    """(N, D) x (M, D) -> (N, M) cosine distances by one matrix product."""
+    a = a / ops.maximum(ops.norm(a, axis=-1, keepdims=True), epsilon)
+    b = b / ops.maximum(ops.norm(b, axis=-1, keepdims=True), epsilon)
+    return 1.0 - ops.matmul(a, ops.transpose(b))
+
+
+DISTANCES = {
+    "euclidean": (euclidean_distance, pairwise_euclidean),
+    "cosine": (cosine_distance, pairwise_cosine),
+}
+
+
+def get_distance(name):
+    """Return the reducing distance function called ``name`` ("euclidean" or "cosine")."""
+    return _lookup(name)[0]
+
+
+def pairwise_distances(a, b, metric="euclidean"):
+    """Distance matrix between rows of ``a`` (N, D) and rows of ``b`` (M, D)."""
+    return _lookup(metric)[1](a, b)
+
+
+def _lookup(name):
+    if not isinstance(name, str) or name.lower() not in DISTANCES:
+        raise ValueError(f"Unknown distance {name!r}; choose one of {sorted(DISTANCES)}")
+    return DISTANCES[name.lower()]

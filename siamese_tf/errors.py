@@ -1,0 +1,13 @@
+"""Exceptions raised by siamese_tf, so callers can tell bad input from bugs."""
+
+
+class SiameseDataError(ValueError):
+    """Input data is missing, unreadable or unusable (an empty folder, one identity, ...)."""
+
+
+class CameraUnavailableError(RuntimeError):
+    """A camera index could not be opened; use a video file or an image folder instead."""
+
+
+class ChecksumError(ValueError):
+    """A downloaded or supplied archive does not match its registered SHA-256."""

@@ -1,0 +1,104 @@
+"""Siamese layers: the L1 distance of the seed notebooks and its relatives.
+
+All are registered serializable Keras layers built on ``keras.ops`` (any backend).
+"""
+
+import keras
+from keras import ops
+
+from siamese_tf import distances
+
+PACKAGE = "siamese_tf"
+
+
+def _check_two_inputs(layer_name, inputs):
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+        count = len(inputs) if isinstance(inputs, (list, tuple)) else "a single tensor"
+        raise ValueError(
+            f"{layer_name} expects exactly two tensors (anchor and other embedding); "
+            f"got {count}: {inputs!r}"[:400]
+        )
+    first, second = inputs
+    if tuple(first.shape) != tuple(second.shape):
+        raise ValueError(
+            f"{layer_name} expects two tensors of the same shape; got {tuple(first.shape)} "
+            f"and {tuple(second.shape)}"
+        )
+    return first, second
+
+
+class _PairLayer(keras.layers.Layer):
+    """Shared plumbing: call with ``layer(a, b)`` or ``layer([a, b])``."""
+
+    def __call__(self, *args, **kwargs):
+        if len(args) == 2:
+            args = ([args[0], args[1]],)
+        elif len(args) != 1:
+            raise ValueError(
+                f"{type(self).__name__} expects two tensors, as layer(a, b) or layer([a, b]); "
+                f"got {len(args)} positional arguments"
+            )
+        _check_two_inputs(type(self).__name__, args[0])
+        return super().__call__(*args, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])[:-1]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class L1Dist(_PairLayer):
+    """Element-wise L1 distance ``|a - b|`` between two embeddings of the same shape.
+
+    The distance layer of Koch et al. (2015) and of the face-verification seeds: a dense
+    sigmoid layer on top turns it into the probability that the pair shows the same
+    identity (label convention: 1 = same).
+    """
+
+    def call(self, inputs):
+        first, second = inputs
+        return distances.l1_distance(first, second)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EuclideanDistance(_PairLayer):
+    """Euclidean distance over the last axis; output drops that axis."""
+
+    def call(self, inputs):
+        return distances.euclidean_distance(*inputs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CosineDistance(_PairLayer):
+    """Cosine distance ``1 - cos`` over the last axis; output drops that axis."""
+
+    def call(self, inputs):
+        return distances.cosine_distance(*inputs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class L2Normalization(keras.layers.Layer):
+    """Scale each vector to unit length along ``axis`` (used by DeepSign-style embeddings)."""
+
+    def __init__(self, axis=-1, epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(axis, int):
+            raise ValueError(f"axis must be an integer, got {axis!r}")
+        if epsilon <= 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+        self.axis = axis
+        self.epsilon = epsilon
+
+    def call(self, inputs):
+        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(inputs), axis=self.axis, keepdims=True), self.epsilon))
+        return inputs / norm
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"axis": self.axis, "epsilon": self.epsilon})
+        return config

@@ -1,0 +1,172 @@
+"""The Siamese model: one embedding network, one head, calibrated thresholds.
+
+``SiameseModel(embedding, head)`` embeds both images of a pair with the *same* network (shared
+weights) and scores the two embeddings with the head. Keeping the two apart is what makes
+libraries fast: ``model.embed`` a gallery once, then ``heads.score_library(model.head, ...)``.
+
+Decision thresholds chosen on a validation split (see :mod:`siamese_tf.metrics`) live in
+``model.thresholds`` and are saved inside the ``.keras`` file with everything else.
+Label convention: 1 = same.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from siamese_tf import heads as heads_module
+from siamese_tf.embeddings import get_embedding
+
+PACKAGE = "siamese_tf"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SiameseModel(keras.Model):
+    """Two-branch Siamese network with shared weights.
+
+    Call it on a pair ``(first_images, second_images)``; it returns one score per pair (a
+    probability for an L1 head, a distance for a distance head).
+
+    Args:
+        embedding: a ``keras.Model`` from images to vectors (one input, one output).
+        head: a head from :mod:`siamese_tf.heads`.
+        thresholds: optional dict of calibrated thresholds (``detection`` on the similarity
+            scale, ``verification`` as a fraction, ``method``), stored in the saved model.
+    """
+
+    def __init__(self, embedding, head, thresholds=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(embedding, keras.Model) or len(embedding.inputs or []) != 1:
+            raise ValueError(f"embedding must be a keras.Model with one image input, got {embedding!r}")
+        if not hasattr(head, "output_kind"):
+            raise ValueError(f"head must be a siamese_tf head (L1SimilarityHead, DistanceHead), got {head!r}")
+        self.embedding = embedding
+        self.head = head
+        self.thresholds = dict(thresholds or {})
+        embedding_shape = tuple(embedding.outputs[0].shape)
+        if not head.built:
+            head.build(embedding_shape, embedding_shape)
+        self.built = True
+
+    @property
+    def input_image_shape(self):
+        """Shape of one input image, (height, width, channels)."""
+        return tuple(self.embedding.inputs[0].shape[1:])
+
+    @property
+    def output_kind(self):
+        return self.head.output_kind
+
+    def call(self, inputs, training=None):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError("SiameseModel expects a pair (first_images, second_images)")
+        first, second = inputs
+        return self.head(self.embedding(first, training=training), self.embedding(second, training=training))
+
+    # --- inference helpers (numpy in, numpy out; no tf.data, so no autotune stall) ---
+    def embed(self, images, batch_size=64):
+        """Embed images (N, H, W, C) in batches; returns an (N, D) numpy array."""
+        images = self._check_images(images, "images")
+        outputs = [
+            np.asarray(self.embedding(images[start:start + batch_size], training=False))
+            for start in range(0, len(images), batch_size)
+        ]
+        if not outputs:
+            return np.zeros((0,) + tuple(self.embedding.outputs[0].shape[1:]), np.float32)
+        return np.concatenate(outputs, axis=0)
+
+    def score_pairs(self, first_images, second_images, batch_size=64):
+        """Head outputs for aligned pairs of images; returns an (N,) numpy array."""
+        first_images = self._check_images(first_images, "first_images")
+        second_images = self._check_images(second_images, "second_images")
+        if len(first_images) != len(second_images):
+            raise ValueError(
+                f"Got {len(first_images)} first images but {len(second_images)} second images"
+            )
+        first = self.embed(first_images, batch_size)
+        second = self.embed(second_images, batch_size)
+        return np.asarray(self.head(first, second)).reshape(-1)
+
+    def similarity_pairs(self, first_images, second_images, batch_size=64):
+        """Similarities (higher = same) for aligned pairs of images."""
+        return heads_module.to_similarity(self.score_pairs(first_images, second_images, batch_size), self.head)
+
+    def similarity_to_library(self, query_embeddings, library_embeddings):
+        """(Q, M) similarities of query embeddings against library embeddings."""
+        scores = heads_module.score_library(self.head, query_embeddings, library_embeddings)
+        return heads_module.to_similarity(scores, self.head)
+
+    def _check_images(self, images, argument):
+        images = np.asarray(images, dtype=np.float32)
+        expected = self.input_image_shape
+        if images.ndim == len(expected):
+            images = images[None]
+        if images.ndim != len(expected) + 1 or tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"{argument} must have shape (N, {', '.join(map(str, expected))}) for this model; "
+                f"got {images.shape}"
+            )
+        return images
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "embedding": keras.saving.serialize_keras_object(self.embedding),
+            "head": keras.saving.serialize_keras_object(self.head),
+            "thresholds": self.thresholds,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        embedding = keras.saving.deserialize_keras_object(config.pop("embedding"))
+        head = keras.saving.deserialize_keras_object(config.pop("head"))
+        return cls(embedding=embedding, head=head, **config)
+
+
+def build_siamese_model(embedding="small_cnn", head="l1", input_shape=(64, 64, 1), name="siamese", **embedding_kwargs):
+    """Build a :class:`SiameseModel` from names or ready objects.
+
+    ``embedding`` is a name from :mod:`siamese_tf.embeddings` or a ``keras.Model``; ``head`` is
+    "l1" (probability; binary cross-entropy), "euclidean" or "cosine" (distance; contrastive
+    loss) or a head object.
+    """
+    if isinstance(embedding, str):
+        embedding = get_embedding(embedding, input_shape, **embedding_kwargs)
+    if isinstance(head, str):
+        head = heads_module.get_head(head)
+    return SiameseModel(embedding, head, name=name)
+
+
+def save_model(model, path):
+    """Save ``model`` in the ``.keras`` format, atomically (no half-written file on a crash)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Models are saved in the .keras format; the path must end in .keras, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=path.parent)
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def load_model(path, compile=False):
+    """Load a model saved by :func:`save_model`, with every siamese_tf custom piece."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No model file at {path}. Train one first (python -m siamese_tf train ...) or check the path."
+        )
+    if path.suffix != ".keras":
+        raise ValueError(f"Expected a .keras model file, got {path}")
+    import siamese_tf  # noqa: F401  (registers the custom classes)
+
+    return keras.saving.load_model(path, compile=compile)

@@ -1,0 +1,75 @@
+"""Run-time settings read from arguments and environment variables.
+
+Precedence everywhere: an explicit argument, then the environment variable, then the default.
+
+| setting | environment variable | default |
+|---|---|---|
+| smoke mode (tiny, fast runs for CI) | ``SIAMESE_TF_SMOKE`` | off |
+| data directory | ``SIAMESE_TF_DATA_DIR`` | ``./data`` |
+| models directory | ``SIAMESE_TF_MODELS_DIR`` | ``./models`` |
+| reports directory | ``SIAMESE_TF_REPORTS_DIR`` | ``./reports`` |
+"""
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+SMOKE_VARIABLE = "SIAMESE_TF_SMOKE"
+DATA_DIR_VARIABLE = "SIAMESE_TF_DATA_DIR"
+MODELS_DIR_VARIABLE = "SIAMESE_TF_MODELS_DIR"
+REPORTS_DIR_VARIABLE = "SIAMESE_TF_REPORTS_DIR"
+
+_TRUE_WORDS = {"1", "true", "yes", "on"}
+_FALSE_WORDS = {"", "0", "false", "no", "off"}
+
+
+def smoke_mode():
+    """Return True when ``SIAMESE_TF_SMOKE`` asks for tiny, fast runs (CI, quick checks)."""
+    value = os.environ.get(SMOKE_VARIABLE, "").strip().lower()
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"{SMOKE_VARIABLE}={value!r} is not understood; use one of "
+        f"{sorted(_TRUE_WORDS | _FALSE_WORDS - {''})}"
+    )
+
+
+def pick(full_value, smoke_value):
+    """Return ``smoke_value`` in smoke mode and ``full_value`` otherwise."""
+    return smoke_value if smoke_mode() else full_value
+
+
+def _directory(path, variable, default):
+    if path is None:
+        path = os.environ.get(variable) or default
+    return Path(path).expanduser()
+
+
+def data_dir(path=None):
+    """Directory holding user data and the public data sets (``SIAMESE_TF_DATA_DIR``)."""
+    return _directory(path, DATA_DIR_VARIABLE, "data")
+
+
+def models_dir(path=None):
+    """Directory for saved models and checkpoints (``SIAMESE_TF_MODELS_DIR``)."""
+    return _directory(path, MODELS_DIR_VARIABLE, "models")
+
+
+def reports_dir(path=None):
+    """Directory for JSON figures and PNG plots (``SIAMESE_TF_REPORTS_DIR``)."""
+    return _directory(path, REPORTS_DIR_VARIABLE, "reports")
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and Keras (and so TensorFlow) random generators."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    import keras
+
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    keras.utils.set_random_seed(int(seed))
