@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import keras
+
+from siamese_tf.layers import CosineDistance, EuclideanDistance, L1Dist, L2Normalization
+
+
+def test_l1dist_matches_hand_computed_values():
+    first = np.array([[1.0, -2.0, 3.0]], dtype="float32")
+    second = np.array([[0.5, 2.0, 3.0]], dtype="float32")
+    result = keras.ops.convert_to_numpy(L1Dist()(first, second))
+    np.testing.assert_allclose(result, [[0.5, 4.0, 0.0]])
+
+
+def test_l1dist_accepts_a_list_and_keeps_the_shape():
+    first = np.ones((4, 7), "float32")
+    second = np.zeros((4, 7), "float32")
+    result = L1Dist()([first, second])
+    assert tuple(result.shape) == (4, 7)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(result), 1.0)
+
+
+def test_l1dist_in_a_functional_model_reports_its_output_shape():
+    first = keras.Input((5,))
+    second = keras.Input((5,))
+    output = L1Dist(name="distance")(first, second)
+    assert tuple(output.shape) == (None, 5)
+    model = keras.Model([first, second], output)
+    assert model.get_layer("distance").__class__ is L1Dist
+
+
+def test_l1dist_rejects_shape_mismatch_naming_the_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 4\)"):
+        L1Dist()(np.ones((2, 3), "float32"), np.ones((2, 4), "float32"))
+
+
+@pytest.mark.parametrize("inputs", [[np.ones((1, 2))], [np.ones((1, 2))] * 3])
+def test_l1dist_rejects_wrong_number_of_inputs(inputs):
+    with pytest.raises(ValueError, match="exactly two tensors"):
+        L1Dist()(inputs)
+
+
+def test_l1dist_config_round_trip_and_serialization():
+    layer = L1Dist(name="l1_distance", dtype="float32")
+    config = layer.get_config()
+    restored = L1Dist.from_config(config)
+    assert restored.name == "l1_distance"
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert serialized["registered_name"] == "siamese_tf>L1Dist"
+    assert isinstance(keras.saving.deserialize_keras_object(serialized), L1Dist)
+
+
+def test_euclidean_and_cosine_layers_hand_computed():
+    first = np.array([[3.0, 0.0]], "float32")
+    second = np.array([[0.0, 4.0]], "float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(EuclideanDistance()(first, second)), [5.0], rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(CosineDistance()(first, second)), [1.0], rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(CosineDistance()(first, 2 * first)), [0.0], atol=1e-6)
+
+
+def test_l2_normalization_gives_unit_vectors_and_round_trips():
+    layer = L2Normalization(axis=-1)
+    result = keras.ops.convert_to_numpy(layer(np.array([[3.0, 4.0]], "float32")))
+    np.testing.assert_allclose(result, [[0.6, 0.8]], rtol=1e-6)
+    assert L2Normalization.from_config(layer.get_config()).axis == -1
+    with pytest.raises(ValueError, match="epsilon"):
+        L2Normalization(epsilon=0)
