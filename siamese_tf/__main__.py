@@ -1,0 +1,5 @@
+import sys
+
+from siamese_tf.cli import main
+
+sys.exit(main())

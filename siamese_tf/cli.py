@@ -1,0 +1,207 @@
+"""Command line: ``python -m siamese_tf COMMAND`` (or the ``siamese-tf`` script).
+
+Commands: demo, capture, train, evaluate, verify, download. Run with ``--help`` for options.
+Label convention: 1 = same.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _quiet_tensorflow():
+    # Before TensorFlow is imported: keep its C++ log lines out of the terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+def _image_size(text):
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must look like 56x46 (height x width), got {text!r}")
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"image size must be positive, got {text!r}")
+    return height, width
+
+
+def _source(text):
+    return int(text) if text.isdigit() else text
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="siamese_tf", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="train, evaluate and save the face-verification model; write reports/")
+    demo.add_argument("--data-dir", help="folder holding faces/orl_faces_s1-s30.zip (default: SIAMESE_TF_DATA_DIR)")
+    demo.add_argument("--models-dir")
+    demo.add_argument("--reports-dir")
+    demo.add_argument("--smoke", action="store_true", help="tiny run (same as SIAMESE_TF_SMOKE=1)")
+    demo.add_argument("--epochs", type=int, help="override the number of epochs")
+    demo.add_argument("--head", choices=["l1", "euclidean", "cosine"], help="override the similarity head")
+
+    capture = commands.add_parser("capture", help="save face crops from a camera, a video file or an image folder")
+    capture.add_argument("--source", type=_source, default=0, help="camera index, video file or image folder")
+    capture.add_argument("--output", required=True, help="folder to write to, e.g. data/anchor")
+    capture.add_argument("--count", type=int, default=300)
+    capture.add_argument("--crop", choices=["center", "face"], default="face")
+    capture.add_argument("--size", type=_image_size, default=(250, 250))
+    capture.add_argument("--every-nth", type=int, default=1, help="keep one frame in this many")
+
+    train = commands.add_parser("train", help="train a Siamese model on a folder with one subfolder per identity")
+    train.add_argument("--data", required=True, help="folder or .zip with one subfolder per identity")
+    train.add_argument("--model", required=True, help="where to save the .keras model")
+    train.add_argument("--embedding", default="small_cnn", choices=["small_cnn", "koch"])
+    train.add_argument("--head", default="l1", choices=["l1", "euclidean", "cosine"])
+    train.add_argument("--image-size", type=_image_size, default=(64, 64))
+    train.add_argument("--channels", type=int, choices=[1, 3], default=1)
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--pairs-per-epoch", type=int, default=2048)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--validation-fraction", type=float, default=0.2,
+                       help="share of identities held out to choose the threshold")
+    train.add_argument("--checkpoint-dir", help="resume here after a stop (default: next to the model)")
+    train.add_argument("--seed", type=int, default=0)
+
+    evaluate = commands.add_parser("evaluate", help="pair verification and N-way one-shot accuracy on a folder")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--pairs", type=int, default=2000)
+    evaluate.add_argument("--n-way", type=int, default=10)
+    evaluate.add_argument("--tasks", type=int, default=500)
+    evaluate.add_argument("--seed", type=int, default=0)
+
+    verify = commands.add_parser("verify", help="verify an image against a folder of the person's images")
+    verify.add_argument("--model", required=True)
+    verify.add_argument("--image", required=True)
+    verify.add_argument("--references", required=True, help="folder of the person's validation images")
+    verify.add_argument("--detection-threshold", type=float)
+    verify.add_argument("--verification-threshold", type=float)
+
+    download = commands.add_parser("download", help="download a public data set from the registry")
+    download.add_argument("name", nargs="?", help="registry name; omit to list them")
+    download.add_argument("--data-dir")
+    return parser
+
+
+def main(argv=None):
+    _quiet_tensorflow()
+    arguments = build_parser().parse_args(argv)
+    handler = globals()[f"_run_{arguments.command}"]
+    try:
+        return handler(arguments)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        # Bad input gets one clear line, not a traceback from deep inside TensorFlow.
+        print(f"siamese_tf {arguments.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_demo(arguments):
+    if arguments.smoke:
+        os.environ["SIAMESE_TF_SMOKE"] = "1"
+    from siamese_tf.pipelines import FaceVerificationConfig, run_face_verification
+
+    overrides = {}
+    if arguments.epochs:
+        overrides["num_epochs"] = arguments.epochs
+    if arguments.head:
+        overrides["head"] = arguments.head
+    report = run_face_verification(FaceVerificationConfig.default(**overrides), data_dir=arguments.data_dir,
+                                   models_dir=arguments.models_dir, reports_dir=arguments.reports_dir)
+    summary = {key: report[key] for key in ("training_seconds", "test_pair_verification",
+                                            "test_n_way_one_shot", "test_reference_rule", "model_path")}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_capture(arguments):
+    from siamese_tf.captures import capture_images
+
+    paths = capture_images(arguments.source, arguments.output, arguments.count, crop=arguments.crop,
+                           size=arguments.size, every_nth=arguments.every_nth)
+    print(f"saved {len(paths)} images to {arguments.output}")
+    return 0
+
+
+def _run_train(arguments):
+    from siamese_tf import metrics, settings
+    from siamese_tf.augmentations import Augmenter
+    from siamese_tf.datasets import load_identity_folders, split_by_identity
+    from siamese_tf.models import build_siamese_model, save_model
+    from siamese_tf.samplers import PairBatches, make_pairs
+    from siamese_tf.training import compile_siamese, train_siamese
+
+    settings.seed_everything(arguments.seed)
+    images = load_identity_folders(arguments.data, image_size=arguments.image_size, channels=arguments.channels)
+    fraction = arguments.validation_fraction
+    train, validation = split_by_identity(images, fractions=(1 - fraction, fraction), seed=arguments.seed)
+    model_path = Path(arguments.model)
+    model = build_siamese_model(arguments.embedding, arguments.head, (*arguments.image_size, arguments.channels))
+    compile_siamese(model, learning_rate=arguments.learning_rate)
+    batches = PairBatches(train.images, train.labels, arguments.pairs_per_epoch, arguments.batch_size,
+                          seed=arguments.seed, augment=Augmenter())
+    validation_pairs = make_pairs(validation.images, validation.labels, 600, seed=arguments.seed)
+    checkpoint_dir = arguments.checkpoint_dir or model_path.with_suffix("").as_posix() + "_checkpoints"
+    train_siamese(model, batches, arguments.epochs, validation_pairs=validation_pairs, checkpoint_dir=checkpoint_dir)
+    (first, second), labels = validation_pairs
+    threshold = metrics.calibrate(model, first, second, labels)
+    save_model(model, model_path)
+    print(f"saved {model_path} (detection threshold {threshold:.4f}, chosen on {validation.num_classes} "
+          f"held-out identities)")
+    return 0
+
+
+def _run_evaluate(arguments):
+    from siamese_tf import metrics
+    from siamese_tf.datasets import load_identity_folders
+    from siamese_tf.models import load_model
+    from siamese_tf.samplers import make_pairs
+
+    model = load_model(arguments.model)
+    height, width, channels = model.input_image_shape
+    images = load_identity_folders(arguments.data, image_size=(height, width), channels=channels)
+    (first, second), labels = make_pairs(images.images, images.labels, arguments.pairs, seed=arguments.seed)
+    threshold = model.thresholds.get("detection")
+    if threshold is None:
+        raise ValueError(f"{arguments.model} has no calibrated detection threshold; train it with this tool")
+    figures = metrics.evaluate_verification(model, first, second, labels, threshold)
+    figures.update({f"n_way_{key}": value for key, value in metrics.evaluate_n_way(
+        model, images.images, images.labels, n_way=min(arguments.n_way, images.num_classes),
+        num_tasks=arguments.tasks, seed=arguments.seed).items()})
+    print(json.dumps({key: (float(value) if hasattr(value, "__float__") else value)
+                      for key, value in figures.items()}, indent=2))
+    return 0
+
+
+def _run_verify(arguments):
+    from siamese_tf.verification import Verifier
+
+    verifier = Verifier.from_folder(arguments.model, arguments.references)
+    from siamese_tf.datasets import read_image
+
+    height, width, channels = verifier.model.input_image_shape
+    image = read_image(arguments.image, image_size=(height, width), channels=channels)
+    result = verifier.verify(image, detection_threshold=arguments.detection_threshold,
+                             verification_threshold=arguments.verification_threshold)
+    print(json.dumps({"verified": bool(result.verified), "fraction": float(result.fraction),
+                      "detections": int(result.detections)}, indent=2))
+    return 0 if result.verified else 1
+
+
+def _run_download(arguments):
+    from siamese_tf import downloads
+
+    if not arguments.name:
+        for name, source in sorted(downloads.REGISTRY.items()):
+            print(f"{name}: {source.url}")
+        return 0
+    print(downloads.download(arguments.name, data_dir=arguments.data_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

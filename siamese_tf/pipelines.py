@@ -1,0 +1,237 @@
+"""End-to-end jobs. ``run_face_verification`` is the main job behind ``make demo``.
+
+Face verification on ORL faces, identity-disjoint: train on some subjects, pick thresholds on
+validation subjects, and report on subjects the model never saw (pair verification, AUC, EER,
+N-way one-shot identification, and the seed apps' "N validation images" rule).
+Label convention: 1 = same.
+"""
+
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from siamese_tf import settings
+from siamese_tf.errors import SiameseDataError
+
+FACE_DATA_CANDIDATES = (
+    "faces/orl_faces_s1-s30.zip",
+    "faces/orl_faces",
+    "faces/att_faces",
+    "orl_faces",
+    "att_faces",
+)
+
+
+def locate_face_data(data_dir=None):
+    """Find the ORL / AT&T faces under ``data_dir`` (a zip or an extracted folder)."""
+    root = settings.data_dir(data_dir)
+    for candidate in FACE_DATA_CANDIDATES:
+        if (root / candidate).exists():
+            return root / candidate
+    raise SiameseDataError(
+        f"No ORL faces found under {root}; looked for {', '.join(FACE_DATA_CANDIDATES)}. "
+        f"Set SIAMESE_TF_DATA_DIR or pass --data-dir (the shared copy is ../shared/data)."
+    )
+
+
+@dataclasses.dataclass
+class FaceVerificationConfig:
+    """Every hyperparameter of the face-verification job in one place."""
+
+    image_size: tuple = (56, 46)  # ORL is 112x92: half size keeps the aspect ratio
+    channels: int = 1
+    embedding: str = "small_cnn"
+    embedding_dim: int = 64
+    head: str = "l1"
+    margin: float = 1.0
+    train_subjects: int = 16
+    validation_subjects: int = 4
+    test_subjects: int = 10
+    num_epochs: int = 30
+    pairs_per_epoch: int = 2048
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    early_stopping_patience: int = 8
+    augment: bool = True
+    validation_pairs: int = 800
+    test_pairs: int = 2000
+    n_way: int = 10
+    num_tasks: int = 1000
+    reference_images: int = 5  # the seed apps' "validation images" of the person to verify
+    threshold_method: str = "accuracy"
+    seed: int = 0
+
+    @classmethod
+    def smoke(cls, **overrides):
+        """A configuration that runs in well under a minute (CI, quick checks)."""
+        values = dict(num_epochs=2, pairs_per_epoch=128, validation_pairs=120, test_pairs=200,
+                      num_tasks=50, early_stopping_patience=0)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def default(cls, **overrides):
+        """The full configuration, or the smoke one when SIAMESE_TF_SMOKE is set."""
+        return cls.smoke(**overrides) if settings.smoke_mode() else cls(**overrides)
+
+
+def _split_subjects(faces, config):
+    from siamese_tf.datasets import split_by_identity
+
+    counts = (config.train_subjects, config.validation_subjects, config.test_subjects)
+    if sum(counts) > faces.num_classes:
+        raise SiameseDataError(
+            f"The split asks for {sum(counts)} subjects ({counts}) but the data has {faces.num_classes}"
+        )
+    fractions = tuple(count / sum(counts) for count in counts)
+    subset = faces.select_classes(list(range(sum(counts)))) if sum(counts) < faces.num_classes else faces
+    return split_by_identity(subset, fractions=fractions, seed=config.seed)
+
+
+def reference_rule_scores(model, image_set, reference_images, detection_threshold, seed=0):
+    """Scores of the seed apps' rule: the fraction of a person's reference images that match.
+
+    For every subject, the first ``reference_images`` images are the stored references;
+    each remaining image of that subject is a genuine attempt (label 1) and an equal number
+    of other subjects' images are impostor attempts (label 0).
+    Returns (fractions, labels).
+    """
+    rng = np.random.default_rng(seed)
+    embeddings = model.embed(image_set.images)
+    fractions, labels = [], []
+    for label in range(image_set.num_classes):
+        members = np.flatnonzero(image_set.labels == label)
+        if len(members) <= reference_images:
+            continue
+        references = embeddings[members[:reference_images]]
+        genuine = members[reference_images:]
+        others = np.flatnonzero(image_set.labels != label)
+        impostors = rng.choice(others, size=min(len(genuine), len(others)), replace=False)
+        attempts = np.concatenate([genuine, impostors])
+        similarities = model.similarity_to_library(embeddings[attempts], references)
+        fractions.extend((similarities > detection_threshold).mean(axis=1))
+        labels.extend([1] * len(genuine) + [0] * len(impostors))
+    return np.asarray(fractions), np.asarray(labels)
+
+
+def machine_description():
+    import os
+
+    import keras
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def run_face_verification(config=None, data_dir=None, models_dir=None, reports_dir=None, verbose=1):
+    """Train, calibrate, evaluate and save a face-verification Siamese model; write a report.
+
+    Returns the report dict that is also written to ``reports/face_verification.json``.
+    """
+    from siamese_tf import metrics, plots
+    from siamese_tf.augmentations import Augmenter
+    from siamese_tf.datasets import load_identity_folders
+    from siamese_tf.models import build_siamese_model, save_model
+    from siamese_tf.samplers import PairBatches, make_pairs, sample_n_way_tasks
+    from siamese_tf.training import compile_siamese, train_siamese
+
+    config = config or FaceVerificationConfig.default()
+    models_dir = settings.models_dir(models_dir)
+    reports_dir = settings.reports_dir(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    settings.seed_everything(config.seed)
+
+    faces = load_identity_folders(locate_face_data(data_dir), image_size=config.image_size, channels=config.channels)
+    train, validation, test = _split_subjects(faces, config)
+    model = build_siamese_model(config.embedding, config.head, (*config.image_size, config.channels),
+                                embedding_dim=config.embedding_dim, name="face_verification")
+    compile_siamese(model, learning_rate=config.learning_rate, margin=config.margin)
+    train_batches = PairBatches(train.images, train.labels, config.pairs_per_epoch, config.batch_size,
+                                seed=config.seed, augment=Augmenter() if config.augment else None)
+    validation_pairs = make_pairs(validation.images, validation.labels, config.validation_pairs, seed=config.seed)
+    test_pairs = make_pairs(test.images, test.labels, config.test_pairs, seed=config.seed + 1)
+
+    started = time.perf_counter()
+    history = train_siamese(model, train_batches, config.num_epochs, validation_pairs=validation_pairs,
+                            checkpoint_dir=models_dir / "face_verification_checkpoints",
+                            early_stopping_patience=config.early_stopping_patience or None, verbose=verbose)
+    training_seconds = time.perf_counter() - started
+
+    # Thresholds come from validation subjects only; the test subjects are touched once, below.
+    (validation_first, validation_second), validation_labels = validation_pairs
+    detection_threshold = metrics.calibrate(model, validation_first, validation_second, validation_labels,
+                                            method=config.threshold_method)
+    validation_fractions, validation_rule_labels = reference_rule_scores(
+        model, validation, config.reference_images, detection_threshold, seed=config.seed)
+    from siamese_tf.verification import choose_verification_threshold
+
+    verification_threshold = choose_verification_threshold(validation_fractions, validation_rule_labels)
+    model.thresholds.update({"detection": float(detection_threshold),
+                             "verification": float(verification_threshold)})
+
+    (test_first, test_second), test_labels = test_pairs
+    pair_figures = metrics.evaluate_verification(model, test_first, test_second, test_labels, detection_threshold)
+    n_way = min(config.n_way, test.num_classes)
+    n_way_figures = metrics.evaluate_n_way(model, test.images, test.labels, n_way=n_way,
+                                           num_tasks=config.num_tasks, seed=config.seed)
+    test_fractions, test_rule_labels = reference_rule_scores(
+        model, test, config.reference_images, detection_threshold, seed=config.seed)
+    rule_figures = metrics.binary_metrics(test_fractions, test_rule_labels, verification_threshold)
+
+    model_path = save_model(model, models_dir / "face_verification.keras")
+    test_similarities = model.similarity_pairs(test_first, test_second)
+    figure_paths = {
+        "training_curves": plots.plot_training_curves(history, path=reports_dir / "face_training_curves.png"),
+        "roc": plots.plot_roc({"test subjects": (test_similarities, test_labels)}, path=reports_dir / "face_roc.png"),
+        "score_histogram": plots.plot_score_histogram(test_similarities, test_labels, threshold=detection_threshold,
+                                                      path=reports_dir / "face_score_histogram.png"),
+        "test_pairs": plots.plot_pairs(test_first, test_second, test_labels, test_similarities,
+                                       path=reports_dir / "face_test_pairs.png"),
+    }
+    query_indices, support_indices, correct_positions = sample_n_way_tasks(test.labels, n_way, 1, seed=config.seed)
+    task_embeddings = model.embed(np.concatenate([test.images[query_indices], test.images[support_indices[0]]]))
+    task_similarities = model.similarity_to_library(task_embeddings[:1], task_embeddings[1:])[0]
+    figure_paths["n_way_task"] = plots.plot_n_way_task(
+        test.images[query_indices[0]], test.images[support_indices[0]], task_similarities, int(correct_positions[0]),
+        path=reports_dir / "face_n_way_task.png")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+    report = {
+        "job": "face_verification",
+        "data": str(locate_face_data(data_dir)),
+        "config": dataclasses.asdict(config),
+        "smoke_mode": settings.smoke_mode(),
+        "subjects": {"train": train.class_names, "validation": validation.class_names, "test": test.class_names},
+        "skipped_files": len(faces.skipped),
+        "epochs_run": len(history.history.get("loss", [])),
+        "training_seconds": round(training_seconds, 1),
+        "parameters": int(model.count_params()),
+        "thresholds": model.thresholds,
+        "test_pair_verification": _round(pair_figures),
+        "test_n_way_one_shot": _round(n_way_figures),
+        "test_reference_rule": _round(rule_figures),
+        "model_path": str(model_path),
+        "plots": {name: str(reports_dir / f"face_{name}.png") for name in figure_paths},
+        "machine": machine_description(),
+    }
+    (reports_dir / "face_verification.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _round(figures, digits=4):
+    return {key: (round(float(value), digits) if isinstance(value, (float, np.floating)) else
+                  int(value) if isinstance(value, (np.integer,)) else value)
+            for key, value in figures.items()}

@@ -1,0 +1,109 @@
+"""Training: compile with the loss that matches the head, fit with callbacks, resume after a stop.
+
+- An L1 (probability) head trains with binary cross-entropy, a distance head with the
+  contrastive loss (label convention: 1 = same).
+- ``checkpoint_dir`` turns on two things: ``BackupAndRestore`` (a stopped run resumes at the
+  last finished epoch, and because :class:`siamese_tf.samplers.PairBatches` draws epoch ``e``
+  from ``(seed, e)`` alone, it ends where an uninterrupted run would) and ``best.keras``, the
+  model with the best validation loss.
+"""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from siamese_tf.losses import ContrastiveLoss
+
+
+def default_loss(model, margin=1.0):
+    """Binary cross-entropy for a probability head, contrastive loss for a distance head."""
+    if model.output_kind == "probability":
+        return keras.losses.BinaryCrossentropy(name="binary_crossentropy")
+    if model.output_kind == "distance":
+        return ContrastiveLoss(margin=margin)
+    raise ValueError(f"No default loss for a head with output kind {model.output_kind!r}")
+
+
+def compile_siamese(model, learning_rate=1e-3, margin=1.0, optimizer=None, jit_compile=False):
+    """Compile ``model`` with Adam (or ``optimizer``) and the loss that matches its head."""
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    metrics = []
+    if model.output_kind == "probability":
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate),
+        loss=default_loss(model, margin),
+        metrics=metrics,
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def pairs_to_dataset(pairs, batch_size=64):
+    """``((first, second), labels)`` numpy arrays to a batched ``tf.data.Dataset``.
+
+    Autotune is off and prefetch fixed, which avoids the end-of-fit stall described in
+    ENVIRONMENT_NOTES (numpy passed to ``fit`` would build a dataset that stalls).
+    """
+    (first, second), labels = pairs
+    if not (len(first) == len(second) == len(labels)):
+        raise ValueError(
+            f"Pairs must be aligned: got {len(first)} first images, {len(second)} second images "
+            f"and {len(labels)} labels"
+        )
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ((np.asarray(first, np.float32), np.asarray(second, np.float32)), np.asarray(labels, np.float32))
+    ).batch(batch_size)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options).prefetch(2)
+
+
+def train_siamese(model, train_batches, num_epochs, validation_pairs=None, checkpoint_dir=None,
+                  early_stopping_patience=None, callbacks=(), verbose="auto", validation_batch_size=64):
+    """Fit ``model`` on :class:`~siamese_tf.samplers.PairBatches` for ``num_epochs`` epochs.
+
+    Args:
+        model: a compiled :class:`~siamese_tf.models.SiameseModel` (see :func:`compile_siamese`).
+        train_batches: a ``PairBatches`` (epoch-seeded pair batches).
+        num_epochs: total epochs; a resumed run continues up to this number.
+        validation_pairs: ``((first, second), labels)`` numpy arrays, or a dataset.
+        checkpoint_dir: folder for the resumable backup and ``best.keras``; None for neither.
+        early_stopping_patience: stop after this many epochs without a better validation loss.
+        callbacks: more Keras callbacks.
+
+    Returns:
+        The Keras ``History`` of this call (a resumed run holds only the epochs it ran).
+    """
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        raise ValueError("Compile the model first, e.g. siamese_tf.training.compile_siamese(model)")
+    all_callbacks = [train_batches.callback()]
+    validation_data = validation_pairs
+    if isinstance(validation_pairs, tuple):
+        validation_data = pairs_to_dataset(validation_pairs, validation_batch_size)
+    monitor = "val_loss" if validation_data is not None else "loss"
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        all_callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup")))
+        all_callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(checkpoint_dir / "best.keras"), monitor=monitor, save_best_only=True, verbose=0))
+    if early_stopping_patience:
+        all_callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=early_stopping_patience, restore_best_weights=True))
+    all_callbacks.extend(callbacks)
+    # No steps_per_epoch: the dataset is finite (one epoch, known cardinality), so Keras starts a
+    # fresh iterator each epoch and PairBatches draws that epoch's pairs from (seed, epoch).
+    return model.fit(
+        train_batches.dataset(),
+        epochs=num_epochs,
+        validation_data=validation_data,
+        callbacks=all_callbacks,
+        shuffle=False,
+        verbose=verbose,
+    )
