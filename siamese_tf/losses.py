@@ -45,3 +45,123 @@ class ContrastiveLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"margin": self.margin})
         return config
+
+
+# --- In-batch losses: every pair of a class-balanced batch, scored from one embedding pass ---
+#
+# ``y_true`` holds class labels (B,), ``y_pred`` the (B, B) score matrix of the batch, as a
+# SiameseModel returns when called on a single batch of images. Pair label (i, j) is 1 when the
+# classes match (1 = same); the diagonal (an image with itself) is never used.
+
+
+def _pair_masks(class_labels, batch_size):
+    class_labels = ops.reshape(class_labels, (-1,))
+    same = ops.equal(ops.expand_dims(class_labels, 1), ops.expand_dims(class_labels, 0))
+    not_self = ops.logical_not(ops.eye(batch_size, dtype="bool"))
+    positive = ops.logical_and(same, not_self)
+    negative = ops.logical_not(same)
+    return positive, negative
+
+
+def _masked_mean(values, mask):
+    mask = ops.cast(mask, values.dtype)
+    return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def in_batch_binary_crossentropy(class_labels, probabilities, epsilon=1e-7):
+    """Balanced binary cross-entropy over all pairs of a batch; returns a scalar.
+
+    Same pairs and different pairs weigh half each, however many of each the batch holds.
+    """
+    probabilities = ops.clip(probabilities, epsilon, 1.0 - epsilon)
+    positive, negative = _pair_masks(class_labels, ops.shape(probabilities)[0])
+    same_term = _masked_mean(-ops.log(probabilities), positive)
+    different_term = _masked_mean(-ops.log(1.0 - probabilities), negative)
+    return 0.5 * (same_term + different_term)
+
+
+def in_batch_contrastive(class_labels, distances, margin=1.0):
+    """Balanced contrastive loss over all pairs of a batch; returns a scalar."""
+    positive, negative = _pair_masks(class_labels, ops.shape(distances)[0])
+    same_term = _masked_mean(0.5 * ops.square(distances), positive)
+    different_term = _masked_mean(0.5 * ops.square(ops.maximum(margin - distances, 0.0)), negative)
+    return 0.5 * (same_term + different_term)
+
+
+TRIPLET_MINING = ("batch_all", "batch_hard", "semi_hard")
+
+
+def triplet_loss(class_labels, distances, margin=0.2, mining="batch_hard"):
+    """Triplet loss ``max(d(a, p) - d(a, n) + margin, 0)`` from a (B, B) distance matrix.
+
+    Mining (Hermans et al. 2017; Schroff et al. 2015):
+    - ``batch_all``: mean over all valid triplets that still cost something;
+    - ``batch_hard``: per anchor, its farthest positive against its closest negative;
+    - ``semi_hard``: per anchor and positive, the closest negative farther than the positive
+      (falling back to the farthest negative when there is none).
+    Returns a scalar.
+    """
+    if mining not in TRIPLET_MINING:
+        raise ValueError(f"Unknown triplet mining {mining!r}; choose one of {TRIPLET_MINING}")
+    positive, negative = _pair_masks(class_labels, ops.shape(distances)[0])
+    positive_f = ops.cast(positive, distances.dtype)
+    negative_f = ops.cast(negative, distances.dtype)
+    large = ops.max(distances) + margin + 1.0
+    if mining == "batch_hard":
+        hardest_positive = ops.max(distances * positive_f, axis=1)
+        hardest_negative = ops.min(distances + large * (1.0 - negative_f), axis=1)
+        has_both = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
+        per_anchor = ops.maximum(hardest_positive - hardest_negative + margin, 0.0)
+        return _masked_mean(per_anchor, has_both)
+    # (anchor, positive, negative) cube of margins
+    anchor_positive = ops.expand_dims(distances, 2)
+    anchor_negative = ops.expand_dims(distances, 1)
+    valid = ops.expand_dims(positive_f, 2) * ops.expand_dims(negative_f, 1)
+    if mining == "batch_all":
+        losses = ops.maximum(anchor_positive - anchor_negative + margin, 0.0) * valid
+        active = ops.cast(losses > 1e-12, distances.dtype)
+        return ops.sum(losses) / ops.maximum(ops.sum(active), 1.0)
+    # semi-hard: negatives farther than the positive, but inside the margin
+    farther = ops.cast(anchor_negative > anchor_positive, distances.dtype) * valid
+    semi_hard_negative = ops.min(anchor_negative + large * (1.0 - farther), axis=2)
+    farthest_negative = ops.max(distances * negative_f, axis=1, keepdims=True)
+    has_semi_hard = ops.sum(farther, axis=2) > 0
+    chosen = ops.where(has_semi_hard, semi_hard_negative, farthest_negative)
+    losses = ops.maximum(distances - chosen + margin, 0.0)
+    return _masked_mean(losses, positive)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InBatchLoss(keras.losses.Loss):
+    """Loss on a batch's (B, B) score matrix with class labels as ``y_true``.
+
+    ``kind`` is "binary_crossentropy" (probability heads), "contrastive" or "triplet"
+    (distance heads); ``mining`` applies to "triplet".
+    """
+
+    KINDS = ("binary_crossentropy", "contrastive", "triplet")
+
+    def __init__(self, kind="binary_crossentropy", margin=None, mining="batch_hard", name=None,
+                 reduction="sum_over_batch_size", dtype=None):
+        if kind not in self.KINDS:
+            raise ValueError(f"Unknown in-batch loss {kind!r}; choose one of {self.KINDS}")
+        if kind == "triplet" and mining not in TRIPLET_MINING:
+            raise ValueError(f"Unknown triplet mining {mining!r}; choose one of {TRIPLET_MINING}")
+        if margin is None:
+            margin = 0.2 if kind == "triplet" else 1.0
+        if not isinstance(margin, (int, float)) or margin <= 0:
+            raise ValueError(f"margin must be a positive number, got {margin!r}")
+        super().__init__(name=name or f"in_batch_{kind}", reduction=reduction, dtype=dtype)
+        self.kind, self.margin, self.mining = kind, float(margin), mining
+
+    def call(self, y_true, y_pred):
+        if self.kind == "binary_crossentropy":
+            return in_batch_binary_crossentropy(y_true, y_pred)
+        if self.kind == "contrastive":
+            return in_batch_contrastive(y_true, y_pred, self.margin)
+        return triplet_loss(y_true, y_pred, self.margin, self.mining)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"kind": self.kind, "margin": self.margin, "mining": self.mining})
+        return config

@@ -60,10 +60,18 @@ class SiameseModel(keras.Model):
         return self.head.output_kind
 
     def call(self, inputs, training=None):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError("SiameseModel expects a pair (first_images, second_images)")
-        first, second = inputs
-        return self.head(self.embedding(first, training=training), self.embedding(second, training=training))
+        """A pair ``(first, second)`` gives one score per pair; a single batch of images gives the
+        (B, B) score matrix of all its pairs from one embedding pass (in-batch training)."""
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 2:
+                raise ValueError(
+                    f"SiameseModel expects a pair (first_images, second_images) or one batch of images; "
+                    f"got {len(inputs)} inputs"
+                )
+            first, second = inputs
+            return self.head(self.embedding(first, training=training), self.embedding(second, training=training))
+        embeddings = self.embedding(inputs, training=training)
+        return self.head.score_matrix(embeddings, embeddings)
 
     # --- inference helpers (numpy in, numpy out; no tf.data, so no autotune stall) ---
     def embed(self, images, batch_size=64):

@@ -14,28 +14,52 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese_tf.losses import ContrastiveLoss
+from siamese_tf.losses import ContrastiveLoss, InBatchLoss
+
+MODES = ("pairs", "in_batch")
 
 
-def default_loss(model, margin=1.0):
-    """Binary cross-entropy for a probability head, contrastive loss for a distance head."""
-    if model.output_kind == "probability":
+def default_loss(model, margin=None, mode="pairs", loss=None, mining="batch_hard"):
+    """The loss that matches the head and the training mode.
+
+    - ``mode="pairs"`` (batches of image pairs): binary cross-entropy for a probability head,
+      contrastive loss for a distance head.
+    - ``mode="in_batch"`` (class-balanced batches of single images, every pair scored):
+      :class:`~siamese_tf.losses.InBatchLoss`; ``loss`` may pick "triplet" for a distance head.
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown training mode {mode!r}; choose one of {MODES}")
+    kind = model.output_kind
+    if kind not in ("probability", "distance"):
+        raise ValueError(f"No default loss for a head with output kind {kind!r}")
+    if loss is None:
+        loss = "binary_crossentropy" if kind == "probability" else "contrastive"
+    if (loss == "binary_crossentropy") != (kind == "probability"):
+        raise ValueError(f"Loss {loss!r} does not fit a head that outputs a {kind}")
+    if mode == "in_batch":
+        return InBatchLoss(loss, margin=margin, mining=mining)
+    if loss == "binary_crossentropy":
         return keras.losses.BinaryCrossentropy(name="binary_crossentropy")
-    if model.output_kind == "distance":
-        return ContrastiveLoss(margin=margin)
-    raise ValueError(f"No default loss for a head with output kind {model.output_kind!r}")
+    if loss == "contrastive":
+        return ContrastiveLoss(margin=1.0 if margin is None else margin)
+    raise ValueError(f"Loss {loss!r} needs mode='in_batch' (it compares several pairs per anchor)")
 
 
-def compile_siamese(model, learning_rate=1e-3, margin=1.0, optimizer=None, jit_compile=False):
-    """Compile ``model`` with Adam (or ``optimizer``) and the loss that matches its head."""
+def compile_siamese(model, learning_rate=1e-3, margin=None, optimizer=None, jit_compile=False, mode="pairs",
+                    loss=None, mining="batch_hard"):
+    """Compile ``model`` with Adam (or ``optimizer``) and the loss for its head and ``mode``.
+
+    ``mode="pairs"`` trains on :class:`~siamese_tf.samplers.PairBatches`; ``mode="in_batch"``
+    on :class:`~siamese_tf.samplers.ClassBalancedBatches` (each image embedded once per step).
+    """
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
     metrics = []
-    if model.output_kind == "probability":
+    if model.output_kind == "probability" and mode == "pairs":
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(learning_rate),
-        loss=default_loss(model, margin),
+        loss=default_loss(model, margin, mode, loss, mining),
         metrics=metrics,
         jit_compile=jit_compile,
     )
