@@ -1,0 +1,140 @@
+"""Template libraries: embed labelled templates once, match any number of queries against them.
+
+This is how verification galleries, CAPTCHA template matching and N-way one-shot evaluation
+all run: the embedding network sees each template once; matching a query costs one head
+evaluation per template, done in batched chunks. Similarities are "higher = same".
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from siamese_tf import heads as heads_module
+
+
+@dataclasses.dataclass
+class Matches:
+    """Top-k matches of each query: template indices, their class labels and similarities (Q, k)."""
+
+    indices: np.ndarray
+    labels: np.ndarray
+    similarities: np.ndarray
+
+
+class TemplateLibrary:
+    """Embeddings of labelled templates for one model.
+
+    Args:
+        model: a :class:`~siamese_tf.models.SiameseModel`.
+        embeddings: (M, D) template embeddings (see :meth:`from_images`).
+        labels: (M,) integer class labels; several templates may share a class (few-shot).
+        class_names: optional names, indexed by label.
+        memory_budget_bytes: bound on the temporary (chunk, M, D) array of an L1 head.
+    """
+
+    def __init__(self, model, embeddings, labels, class_names=None, memory_budget_bytes=256 * 2**20):
+        embeddings = np.asarray(embeddings, np.float32)
+        labels = np.asarray(labels).astype(np.int64)
+        if embeddings.ndim != 2:
+            raise ValueError(f"embeddings must be (M, D), got shape {embeddings.shape}")
+        if len(labels) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(labels)} labels")
+        self.model = model
+        self.embeddings = embeddings
+        self.labels = labels
+        self.class_names = list(class_names) if class_names is not None else None
+        self.memory_budget_bytes = memory_budget_bytes
+
+    @classmethod
+    def from_images(cls, model, images, labels, class_names=None, batch_size=256, **kwargs):
+        """Embed template images once and build the library."""
+        return cls(model, model.embed(images, batch_size=batch_size), labels, class_names, **kwargs)
+
+    def __len__(self):
+        return len(self.embeddings)
+
+    def add(self, images=None, labels=None, embeddings=None):
+        """Add templates (images are embedded here; or pass ready ``embeddings``)."""
+        if (images is None) == (embeddings is None):
+            raise ValueError("Pass either images or embeddings to add()")
+        new = self.model.embed(images) if embeddings is None else np.asarray(embeddings, np.float32)
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if len(labels) != len(new):
+            raise ValueError(f"{len(new)} new templates but {len(labels)} labels")
+        self.embeddings = np.concatenate([self.embeddings, new]) if len(self) else new
+        self.labels = np.concatenate([self.labels, labels])
+        return self
+
+    def _chunk_size(self):
+        if self.model.output_kind == "distance":
+            return 1024  # a matrix product: no (chunk, M, D) array
+        per_query = max(1, len(self) * self.embeddings.shape[1] * 4)
+        return int(max(1, min(1024, self.memory_budget_bytes // per_query)))
+
+    def similarities(self, query_embeddings):
+        """(Q, M) similarities of query embeddings against every template."""
+        if len(self) == 0:
+            raise ValueError("The template library is empty: add templates first")
+        scores = heads_module.score_library(self.model.head, query_embeddings, self.embeddings,
+                                            chunk_size=self._chunk_size())
+        return heads_module.to_similarity(scores, self.model.head)
+
+    def class_similarities(self, query_embeddings):
+        """(Q, C) best similarity per class (C = number of classes, by label index)."""
+        similarities = self.similarities(query_embeddings)
+        num_classes = int(self.labels.max()) + 1
+        best = np.full((len(similarities), num_classes), -np.inf)
+        # Group templates by class, then one reduceat gives every class's maximum.
+        order = np.argsort(self.labels, kind="stable")
+        sorted_labels = self.labels[order]
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(sorted_labels)) + 1])
+        best[:, sorted_labels[starts]] = np.maximum.reduceat(similarities[:, order], starts, axis=1)
+        return best
+
+    def match(self, query_images=None, query_embeddings=None, top_k=5):
+        """The ``top_k`` best classes for each query (by each class's best template)."""
+        if (query_images is None) == (query_embeddings is None):
+            raise ValueError("Pass either query_images or query_embeddings to match()")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        if query_embeddings is None:
+            query_embeddings = self.model.embed(query_images)
+        per_class = self.class_similarities(query_embeddings)
+        top_k = min(top_k, int(np.isfinite(per_class[0]).sum()))
+        order = np.argsort(-per_class, axis=1, kind="stable")[:, :top_k]
+        best_template = np.array([
+            [np.flatnonzero(self.labels == label)[0] for label in row] for row in order
+        ]) if len(order) else np.zeros((0, top_k), np.int64)
+        return Matches(indices=best_template, labels=order,
+                       similarities=np.take_along_axis(per_class, order, axis=1))
+
+    def top_k_accuracy(self, query_images=None, query_labels=None, ks=(1, 5, 10), query_embeddings=None):
+        """Share of queries whose true class is among the ``k`` best classes, for each k."""
+        query_labels = np.asarray(query_labels).reshape(-1)
+        matches = self.match(query_images, query_embeddings, top_k=max(ks))
+        if len(query_labels) != len(matches.labels):
+            raise ValueError(f"{len(matches.labels)} queries but {len(query_labels)} query labels")
+        hits = matches.labels == query_labels[:, None]
+        return {f"top_{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+    def save(self, path):
+        """Save the embeddings, labels and class names to ``path`` (.npz); the model is saved apart."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, embeddings=self.embeddings, labels=self.labels,
+                 class_names=np.array(self.class_names if self.class_names is not None else [], dtype=str))
+        return path
+
+    @classmethod
+    def load(cls, path, model):
+        """Load a library saved by :meth:`save` for ``model`` (checks the embedding size)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"No template library at {path}")
+        with np.load(path) as stored:
+            embeddings, labels, names = stored["embeddings"], stored["labels"], stored["class_names"]
+        expected = model.embedding.outputs[0].shape[-1]
+        if embeddings.shape[1] != expected:
+            raise ValueError(f"{path} holds {embeddings.shape[1]}-d embeddings but the model makes {expected}-d ones")
+        return cls(model, embeddings, labels, list(names) if len(names) else None)
