@@ -1,0 +1,540 @@
+"""Load image data sets for Siamese training: identity folders, role folders, zip archives.
+
+Two layouts are understood:
+
+* **Identity folders** (ORL faces, Omniglot, signatures): one folder per identity/class holding
+  that identity's images. The folder may be a directory on disk or a ``.zip`` archive with the same
+  layout, read directly from the archive. Nested layouts such as Omniglot's
+  ``alphabet/character/*.png`` work too: every folder that directly holds files is a class, named by
+  its path relative to the root (``"Greek/character01"``).
+* **Role folders** (the seed face-verification app): ``anchor/``, ``positive/``, ``negative/``.
+
+Everything is returned as an :class:`ImageSet` of float32 images in [0, 1], shape (N, H, W, C).
+Files that cannot be decoded are skipped with one ``warnings.warn`` and listed in
+``ImageSet.skipped``; they never disappear silently.
+
+Label convention for pairs built from these sets (see :mod:`siamese_tf.samplers`): 1 = same.
+"""
+
+import os
+import re
+import threading
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from siamese_tf.errors import SiameseDataError
+
+DEFAULT_IMAGE_SIZE = (64, 64)
+DECODE_THREADS = 2
+# macOS and Windows add these to folders and zips; they are never data.
+_IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+_IGNORED_FOLDERS = {"__MACOSX"}
+# Documentation beside the identity folders (the ORL zip has orl_faces/README): listed in
+# ImageSet.skipped but not warned about, since it is expected there.
+_DOCUMENTATION_PATTERN = re.compile(r"^(readme|license|licence|copying|citation)([._-].*)?$|\.(txt|md|rst|pdf|html?)$",
+                                    re.IGNORECASE)
+
+
+def natural_sort_key(text):
+    """Sort key that orders embedded numbers by value: ``s2`` before ``s10``."""
+    parts = re.split(r"(\d+)", str(text))
+    # (kind, number, text) triples never compare an int with a str; the raw text breaks ties.
+    key = tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in parts if part)
+    return key, str(text)
+
+
+@dataclass
+class ImageSet:
+    """Images with integer class labels.
+
+    Attributes:
+        images: float32 array (N, H, W, C) with values in [0, 1].
+        labels: int64 array (N,), values in ``0 .. num_classes - 1``.
+        class_names: name of each class; ``class_names[label]`` names an image's class.
+        paths: where each image came from (a file path, or ``archive.zip/member`` for zips).
+        skipped: ``(path, reason)`` for every file that was found but not used.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list
+    paths: list
+    skipped: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.images = np.asarray(self.images, dtype=np.float32)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.class_names = list(self.class_names)
+        self.paths = [str(path) for path in self.paths]
+        self.skipped = list(self.skipped)
+        if self.images.ndim != 4:
+            raise ValueError(f"images must have shape (N, H, W, C), got {self.images.shape}")
+        if len(self.images) != len(self.labels) or len(self.images) != len(self.paths):
+            raise ValueError(
+                f"images ({len(self.images)}), labels ({len(self.labels)}) and paths ({len(self.paths)}) "
+                "must have the same length"
+            )
+        if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise ValueError(
+                f"labels must lie in 0..{len(self.class_names) - 1} (one per class name), "
+                f"got {self.labels.min()}..{self.labels.max()}"
+            )
+
+    @property
+    def num_classes(self):
+        """Number of classes (identities)."""
+        return len(self.class_names)
+
+    @property
+    def image_shape(self):
+        """Shape of one image, (height, width, channels)."""
+        return tuple(self.images.shape[1:])
+
+    def __len__(self):
+        return len(self.images)
+
+    def subset(self, indices):
+        """A new ImageSet with the images at ``indices``; class names and labels are kept as they are."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
+            raise IndexError(f"subset indices must lie in 0..{len(self) - 1}, got {indices.min()}..{indices.max()}")
+        return ImageSet(
+            images=self.images[indices],
+            labels=self.labels[indices],
+            class_names=list(self.class_names),
+            paths=[self.paths[index] for index in indices],
+            skipped=list(self.skipped),
+        )
+
+    def select_classes(self, class_indices):
+        """A new ImageSet with only the given classes, relabelled ``0..k-1`` in the order given."""
+        class_indices = [int(index) for index in np.asarray(class_indices).reshape(-1)]
+        if len(set(class_indices)) != len(class_indices):
+            raise ValueError(f"class_indices must be distinct, got {class_indices}")
+        for index in class_indices:
+            if not 0 <= index < self.num_classes:
+                raise ValueError(f"class index {index} is out of range 0..{self.num_classes - 1}")
+        new_label_of = np.full(self.num_classes, -1, dtype=np.int64)
+        new_label_of[class_indices] = np.arange(len(class_indices))
+        keep = np.flatnonzero(new_label_of[self.labels] >= 0)
+        return ImageSet(
+            images=self.images[keep],
+            labels=new_label_of[self.labels[keep]],
+            class_names=[self.class_names[index] for index in class_indices],
+            paths=[self.paths[index] for index in keep],
+            skipped=list(self.skipped),
+        )
+
+    def counts(self):
+        """Number of images per class, as ``{class_name: count}`` in class order."""
+        per_class = np.bincount(self.labels, minlength=self.num_classes)
+        return {name: int(count) for name, count in zip(self.class_names, per_class)}
+
+
+def _to_unit_float(image):
+    """Scale an integer or float image to float32 in [0, 1]."""
+    if np.issubdtype(image.dtype, np.integer):
+        return image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    return np.clip(image.astype(np.float32), 0.0, 1.0)
+
+
+def read_image(source, image_size=None, channels=1, name=None):
+    """Decode one image with OpenCV into float32 (H, W, C) in [0, 1].
+
+    Args:
+        source: a file path, or the encoded bytes of an image (any format OpenCV reads: PNG, JPEG,
+            PGM, BMP, TIFF, ...).
+        image_size: ``(height, width)`` to resize to with ``cv2.INTER_AREA``, or None to keep the size.
+        channels: 1 for grayscale or 3 for RGB, whatever the file itself stores. Transparent pixels
+            are composited onto white.
+        name: what to call ``source`` in error messages when it is bytes.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        SiameseDataError: the data is empty or cannot be decoded (the message names the file).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    target_size = _check_image_size(image_size)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "<image bytes>"
+        data = np.frombuffer(bytes(source), dtype=np.uint8)
+    else:
+        path = Path(source)
+        label = name or str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        # np.fromfile + imdecode also copes with non-ASCII paths, which cv2.imread does not everywhere.
+        data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise SiameseDataError(f"{label}: the file is empty")
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.size == 0:
+        raise SiameseDataError(f"{label}: OpenCV cannot decode it as an image")
+    image = _to_unit_float(decoded)
+    if image.ndim == 3 and image.shape[2] == 4:
+        color, alpha = image[..., :3], image[..., 3:4]
+        image = color * alpha + (1.0 - alpha)
+    elif image.ndim == 3 and image.shape[2] == 2:  # gray + alpha
+        gray, alpha = image[..., :1], image[..., 1:2]
+        image = (gray * alpha + (1.0 - alpha))[..., 0]
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if channels == 1 and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif channels == 3 and image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if target_size is not None and image.shape[:2] != target_size:
+        image = cv2.resize(image, (target_size[1], target_size[0]), interpolation=cv2.INTER_AREA)
+    if image.ndim == 2:
+        image = image[..., np.newaxis]
+    return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
+
+
+def _check_image_size(image_size):
+    if image_size is None:
+        return None
+    try:
+        height, width = (int(value) for value in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be (height, width) or None, got {image_size!r}") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return (height, width)
+
+
+class _FileTree:
+    """Files of a folder on disk or of a zip archive, addressed by '/'-separated relative paths."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"data set not found: {self.path}")
+        self._zip = None
+        self._zip_lock = threading.Lock()
+        if self.path.is_dir():
+            self.files = sorted(
+                PurePosixPath(file.relative_to(self.path).as_posix())
+                for file in self.path.rglob("*")
+                if file.is_file()
+            )
+        elif zipfile.is_zipfile(self.path):
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+                self.files = sorted(
+                    PurePosixPath(info.filename) for info in self._zip.infolist() if not info.is_dir()
+                )
+            except (zipfile.BadZipFile, OSError) as error:
+                raise SiameseDataError(f"{self.path}: not a readable zip archive ({error})") from error
+        else:
+            raise SiameseDataError(f"{self.path}: expected a folder or a .zip archive")
+        self.files = [
+            file
+            for file in self.files
+            if file.name not in _IGNORED_NAMES
+            and not file.name.startswith("._")
+            and not (set(file.parts) & _IGNORED_FOLDERS)
+        ]
+
+    def close(self):
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def display_path(self, relative):
+        return os.path.join(str(self.path), *PurePosixPath(relative).parts)
+
+    def read_bytes(self, relative):
+        if self._zip is None:
+            return (self.path / relative).read_bytes()
+        with self._zip_lock:  # one ZipFile handle shared by the decode threads
+            return self._zip.read(str(relative))
+
+    def under(self, root):
+        """``(file, path relative to root)`` for every file below the folder ``root``."""
+        depth = len(root.parts)
+        return [(file, PurePosixPath(*file.parts[depth:])) for file in self.files
+                if len(file.parts) > depth and file.parts[:depth] == root.parts]
+
+    def content_root(self):
+        """The folder holding the data: descend through single wrapper folders (``orl_faces/``)."""
+        root = PurePosixPath()
+        while True:
+            relatives = [relative for _, relative in self.under(root)]
+            has_direct_files = any(len(relative.parts) == 1 for relative in relatives)
+            top_folders = {relative.parts[0] for relative in relatives if len(relative.parts) > 1}
+            if has_direct_files or len(top_folders) != 1:
+                return root
+            root = root / top_folders.pop()
+
+
+def _decode_all(tree, relative_paths, image_size, channels):
+    """Decode files in parallel; return (images, skipped) in input order (None for a failed file)."""
+
+    def decode(relative):
+        display = tree.display_path(relative)
+        try:
+            return read_image(tree.read_bytes(relative), image_size, channels, name=display), None
+        except (SiameseDataError, OSError, cv2.error, zipfile.BadZipFile, EOFError) as error:
+            return None, (display, str(error))
+
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS) as executor:
+        results = list(executor.map(decode, relative_paths))
+    return [image for image, _ in results], [problem for _, problem in results if problem is not None]
+
+
+def _stack(images, source):
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        examples = sorted(shapes)[:3]
+        raise SiameseDataError(
+            f"{source}: images have different sizes {examples}; pass image_size=(height, width) to resize them"
+        )
+    return np.stack(images).astype(np.float32, copy=False)
+
+
+def _warn_skipped(skipped, source):
+    if skipped:
+        listed = "; ".join(f"{path} ({reason})" for path, reason in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.warn(f"{source}: skipped {len(skipped)} file(s) that are not usable images: {listed}{more}",
+                      stacklevel=3)
+
+
+def load_identity_folders(
+    path,
+    image_size=DEFAULT_IMAGE_SIZE,
+    channels=1,
+    min_images_per_class=1,
+    max_classes=None,
+    max_images_per_class=None,
+):
+    """Load a data set laid out as one folder per identity, from a folder or a ``.zip``.
+
+    A root that holds nothing but one folder (``orl_faces/`` inside the ORL zip) is descended into.
+    Every folder below the root that directly holds files is one class, named by its path relative
+    to the root with ``/`` separators (``s1`` for ORL, ``Greek/character01`` for Omniglot); classes
+    are in natural order (``s2`` before ``s10``) and so are the files inside each.
+
+    Args:
+        path: folder or ``.zip`` archive.
+        image_size: ``(height, width)`` every image is resized to; None keeps the files' size (they
+            must then all agree).
+        channels: 1 (grayscale) or 3 (RGB).
+        min_images_per_class: classes with fewer usable images are dropped with a warning.
+        max_classes: keep only the first this many usable classes (natural order).
+        max_images_per_class: read only the first this many files of each class.
+
+    Returns:
+        An :class:`ImageSet`; files that could not be decoded are listed in ``skipped``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        SiameseDataError: no identity folders or no readable images under ``path``.
+    """
+    for argument, value in (("min_images_per_class", min_images_per_class),
+                            ("max_classes", max_classes), ("max_images_per_class", max_images_per_class)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    _check_image_size(image_size)
+    with _FileTree(path) as tree:
+        root = tree.content_root()
+        files_by_class = {}
+        skipped, documentation = [], []
+        for file, relative in tree.under(root):
+            if len(relative.parts) == 1:
+                if _DOCUMENTATION_PATTERN.search(relative.name):
+                    documentation.append((tree.display_path(file), "documentation file beside the identity folders"))
+                else:
+                    skipped.append((tree.display_path(file), "file outside the identity folders"))
+                continue
+            files_by_class.setdefault(relative.parent.as_posix(), []).append(file)
+        if not files_by_class:
+            raise SiameseDataError(
+                f"{tree.path}: no identity folders with images found "
+                "(expected one subfolder per identity holding its images)"
+            )
+        candidate_names = sorted(files_by_class, key=natural_sort_key)
+        kept_names, kept_images, kept_paths, too_small = [], [], [], []
+        position = 0
+        wanted = max_classes or len(candidate_names)
+        # Decode class batches until enough classes are usable, so max_classes does not read everything.
+        while len(kept_names) < wanted and position < len(candidate_names):
+            batch_names = candidate_names[position: position + wanted - len(kept_names)]
+            position += len(batch_names)
+            batch_files = []
+            for class_name in batch_names:
+                files = sorted(files_by_class[class_name], key=lambda file: natural_sort_key(file.name))
+                batch_files.append(files[:max_images_per_class] if max_images_per_class else files)
+            flat_files = [file for files in batch_files for file in files]
+            images, problems = _decode_all(tree, flat_files, image_size, channels)
+            skipped.extend(problems)
+            start = 0
+            for class_name, files in zip(batch_names, batch_files):
+                class_images = images[start: start + len(files)]
+                class_paths = flat_files[start: start + len(files)]
+                start += len(files)
+                usable = [(image, tree.display_path(file)) for image, file in zip(class_images, class_paths)
+                          if image is not None]
+                if len(usable) < min_images_per_class:
+                    too_small.append((class_name, len(usable)))
+                    continue
+                kept_names.append(class_name)
+                kept_images.append([image for image, _ in usable])
+                kept_paths.append([display for _, display in usable])
+        _warn_skipped(skipped, tree.path)
+        if too_small:
+            listed = ", ".join(f"{name} ({count})" for name, count in too_small[:10])
+            warnings.warn(
+                f"{tree.path}: dropped {len(too_small)} class(es) with fewer than {min_images_per_class} "
+                f"usable image(s): {listed}",
+                stacklevel=2,
+            )
+        if not kept_names:
+            raise SiameseDataError(f"{tree.path}: no readable images found in any identity folder")
+        all_images = [image for images in kept_images for image in images]
+        labels = np.concatenate([np.full(len(images), label, dtype=np.int64)
+                                 for label, images in enumerate(kept_images)])
+        return ImageSet(
+            images=_stack(all_images, tree.path),
+            labels=labels,
+            class_names=kept_names,
+            paths=[path for paths in kept_paths for path in paths],
+            skipped=documentation + skipped,
+        )
+
+
+def load_role_folders(path, roles=("anchor", "positive", "negative"), image_size=DEFAULT_IMAGE_SIZE, channels=1):
+    """Load the seed face-app layout ``data/anchor``, ``data/positive``, ``data/negative``.
+
+    Args:
+        path: the folder (or ``.zip``) holding one subfolder per role.
+        roles: names of the role subfolders to read.
+        image_size, channels: as in :func:`read_image`.
+
+    Returns:
+        ``{role: ImageSet}``, each ImageSet with one class named after the role (all labels 0).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        SiameseDataError: a role folder is missing or holds no readable image (the message names it).
+    """
+    if isinstance(roles, str) or not roles:
+        raise ValueError(f"roles must be a non-empty sequence of folder names, got {roles!r}")
+    _check_image_size(image_size)
+    result = {}
+    with _FileTree(path) as tree:
+        root = tree.content_root()
+        for role in roles:
+            role_root = root / role
+            files = sorted(
+                (file for file, relative in tree.under(role_root) if len(relative.parts) == 1),
+                key=lambda file: natural_sort_key(file.name),
+            )
+            role_display = tree.display_path(role_root)
+            if not files:
+                raise SiameseDataError(f"role folder {role_display} is missing or empty")
+            images, skipped = _decode_all(tree, files, image_size, channels)
+            _warn_skipped(skipped, role_display)
+            usable = [(image, tree.display_path(file)) for image, file in zip(images, files) if image is not None]
+            if not usable:
+                raise SiameseDataError(f"role folder {role_display} holds no readable image")
+            result[role] = ImageSet(
+                images=_stack([image for image, _ in usable], role_display),
+                labels=np.zeros(len(usable), dtype=np.int64),
+                class_names=[role],
+                paths=[display for _, display in usable],
+                skipped=skipped,
+            )
+    return result
+
+
+# The name used in docs/DESIGN.md.
+load_anchor_positive_negative = load_role_folders
+
+
+def resolve_archive(path):
+    """Return the existing folder or ``.zip`` for ``path`` (``faces`` also finds ``faces.zip``)."""
+    path = Path(path).expanduser()
+    if path.exists():
+        return path
+    with_zip = path.with_name(path.name + ".zip")
+    if with_zip.exists():
+        return with_zip
+    raise FileNotFoundError(f"data set not found: {path} (nor {with_zip})")
+
+
+def _class_counts_for_splits(num_classes, fractions):
+    raw = np.asarray(fractions, dtype=np.float64) * num_classes
+    counts = np.maximum(np.floor(raw).astype(np.int64), 1)
+    while counts.sum() < num_classes:
+        counts[np.argmax(raw - counts)] += 1
+    while counts.sum() > num_classes:
+        shrinkable = np.where(counts > 1, counts - raw, -np.inf)
+        counts[np.argmax(shrinkable)] -= 1
+    return counts
+
+
+def split_by_identity(image_set, fractions=(0.6, 0.2, 0.2), seed=0):
+    """Split into identity-disjoint ImageSets (no class appears in two splits).
+
+    Classes are shuffled with ``seed`` and divided in proportion to ``fractions`` (each split gets
+    at least one class). Each split keeps only its classes, relabelled ``0..k-1`` in the original
+    class order, with the matching ``class_names``.
+
+    Raises:
+        ValueError: fractions are not positive or do not sum to 1, or there are fewer classes than
+            splits.
+    """
+    fractions = [float(value) for value in fractions]
+    if not fractions or any(value <= 0 for value in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
+    if image_set.num_classes < len(fractions):
+        raise ValueError(
+            f"cannot split {image_set.num_classes} class(es) into {len(fractions)} identity-disjoint splits"
+        )
+    order = np.random.default_rng(seed).permutation(image_set.num_classes)
+    counts = _class_counts_for_splits(image_set.num_classes, fractions)
+    splits, start = [], 0
+    for count in counts:
+        splits.append(image_set.select_classes(sorted(order[start: start + count])))
+        start += count
+    return tuple(splits)
+
+
+def make_image_dataset(images, labels=None, batch_size=64):
+    """A batched, cached ``tf.data.Dataset`` of images (and labels) with autotune off and prefetch(2).
+
+    Autotune is disabled because it made ``fit``/``predict`` stall for tens of seconds on this kind of
+    machine (see ENVIRONMENT_NOTES, trap 1).
+    """
+    import tensorflow as tf
+
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    images = np.asarray(images, dtype=np.float32)
+    if labels is None:
+        dataset = tf.data.Dataset.from_tensor_slices(images)
+    else:
+        labels = np.asarray(labels)
+        if len(labels) != len(images):
+            raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) must have the same length")
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.batch(batch_size).cache().prefetch(2).with_options(options)

@@ -1,0 +1,254 @@
+"""Download the public data sets by name, check their SHA-256, extract archives atomically.
+
+``REGISTRY`` names each original archive with its URL and, where it could be verified against a
+known-good copy, its SHA-256. :func:`download` refuses an archive without a registered checksum
+unless called with ``allow_unverified=True`` (it then warns and prints the hash it computed, so you
+can pin it). Nothing is ever left half-written under a final name: downloads go to a temporary
+file that is renamed only after the checksum matches, and :func:`extract_archive` extracts into a
+temporary folder that is renamed into place at the end.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from siamese_tf import settings
+from siamese_tf.errors import ChecksumError, SiameseDataError
+
+_CHUNK_BYTES = 1 << 20
+_OMNIGLOT_COMMIT = "057f034baf2ecb8530bc5710e5a23584d2a519cc"
+_OMNIGLOT_URL = f"https://raw.githubusercontent.com/brendenlake/omniglot/{_OMNIGLOT_COMMIT}/python/"
+_OMNIGLOT_CITATION = "Lake, Salakhutdinov & Tenenbaum (2015), Science 350(6266):1332-1338. MIT license."
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One downloadable file: where it lives, its SHA-256 (None when not verified), its local name."""
+
+    url: str
+    sha256: object
+    filename: str
+    description: str
+
+
+REGISTRY = {
+    "omniglot_background": DataSource(
+        url=_OMNIGLOT_URL + "images_background.zip",
+        sha256=None,
+        filename="images_background.zip",
+        description="Omniglot background set: 30 alphabets, 964 characters x 20 drawers, 105x105 PNG. "
+        + _OMNIGLOT_CITATION,
+    ),
+    "omniglot_evaluation": DataSource(
+        url=_OMNIGLOT_URL + "images_evaluation.zip",
+        sha256=None,
+        filename="images_evaluation.zip",
+        description="Omniglot evaluation set: 20 alphabets, 659 characters x 20 drawers, 105x105 PNG. "
+        + _OMNIGLOT_CITATION,
+    ),
+    "omniglot_background_small1": DataSource(
+        url=_OMNIGLOT_URL + "images_background_small1.zip",
+        sha256="f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
+        filename="images_background_small1.zip",
+        description="Omniglot minimal background set 1: 5 alphabets, 136 characters x 20 drawers. "
+        + _OMNIGLOT_CITATION,
+    ),
+    "omniglot_background_small2": DataSource(
+        url=_OMNIGLOT_URL + "images_background_small2.zip",
+        sha256="3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
+        filename="images_background_small2.zip",
+        description="Omniglot minimal background set 2: 5 alphabets, 156 characters x 20 drawers. "
+        + _OMNIGLOT_CITATION,
+    ),
+    "omniglot_all_runs": DataSource(
+        url=_OMNIGLOT_URL + "one-shot-classification/all_runs.zip",
+        sha256="437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325",
+        filename="all_runs.zip",
+        description="Omniglot 20-way one-shot classification benchmark of Lake et al. (20 runs). "
+        + _OMNIGLOT_CITATION,
+    ),
+    "orl_faces": DataSource(
+        url="https://www.cl.cam.ac.uk/research/dtg/attarchive/pub/data/att_faces.zip",
+        sha256=None,
+        filename="att_faces.zip",
+        description="ORL / AT&T Database of Faces: 40 subjects x 10 images, 92x112 PGM. Credit Olivetti "
+        "Research Laboratory; cite Samaria & Harter (1994), IEEE WACV.",
+    ),
+}
+
+
+def sha256_of(path):
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_checksum(path, expected):
+    """Check a file's SHA-256; return the hash, raise :class:`ChecksumError` naming both on mismatch."""
+    if not isinstance(expected, str) or len(expected) != 64:
+        raise ValueError(f"expected must be a 64-character hex SHA-256, got {expected!r}")
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise ChecksumError(f"{path}: SHA-256 is {actual}, expected {expected.lower()}")
+    return actual
+
+
+def _source(name):
+    if name not in REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def _fetch(url, destination_folder, filename, progress, timeout):
+    """Stream ``url`` into a temporary file in ``destination_folder``; return (temp path, sha256)."""
+    from tqdm.auto import tqdm
+
+    handle, temporary = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=destination_folder)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(handle, "wb") as output, urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
+                    output.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+            output.flush()
+            os.fsync(output.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return Path(temporary), digest.hexdigest()
+
+
+def download(name, data_dir=None, force=False, progress=True, allow_unverified=False, timeout=60):
+    """Download a registered file into the data directory and return its local path.
+
+    An existing file with the registered checksum is reused (``force=True`` downloads again).
+    The download goes to a temporary file beside the target, is verified, then renamed into place,
+    so an interrupted download never leaves a partial file under the final name.
+
+    Args:
+        name: a key of :data:`REGISTRY`.
+        data_dir: where to put it; default :func:`siamese_tf.settings.data_dir`
+            (``SIAMESE_TF_DATA_DIR`` or ``./data``).
+        force: download even when a verified copy exists.
+        progress: show a tqdm progress bar.
+        allow_unverified: accept a file with no registered checksum (warns and prints its SHA-256).
+        timeout: network timeout in seconds.
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the known names), or a file without a
+            registered checksum and ``allow_unverified=False``.
+        ChecksumError: the downloaded bytes do not match the registered SHA-256.
+    """
+    source = _source(name)
+    if source.sha256 is None and not allow_unverified:
+        raise ValueError(
+            f"{name!r} has no registered SHA-256, so its download cannot be verified; "
+            "call download(..., allow_unverified=True) to accept it unverified"
+        )
+    folder = settings.data_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.filename
+
+    if target.is_file() and not force:
+        if source.sha256 is None:
+            warnings.warn(f"{target}: reusing an existing file that cannot be verified (no registered SHA-256)",
+                          stacklevel=2)
+            return target
+        if sha256_of(target) == source.sha256:
+            return target
+        warnings.warn(f"{target}: existing file does not match the registered SHA-256; downloading again",
+                      stacklevel=2)
+
+    temporary, actual = _fetch(source.url, folder, source.filename, progress, timeout)
+    try:
+        if source.sha256 is not None and actual != source.sha256:
+            raise ChecksumError(
+                f"{source.url}: downloaded SHA-256 is {actual}, expected {source.sha256} (file discarded)"
+            )
+        if source.sha256 is None:
+            message = (f"{name}: downloaded without verification; its SHA-256 is {actual} "
+                       "(pin it in REGISTRY after checking it against a trusted copy)")
+            warnings.warn(message, stacklevel=2)
+            print(message)
+        os.replace(temporary, target)
+    except BaseException:
+        if temporary.exists():
+            temporary.unlink()
+        raise
+    return target
+
+
+def _safe_member_path(member_name, archive_path):
+    """The relative path of a zip member, refusing absolute paths and '..' (zip-slip)."""
+    normalized = member_name.replace("\\", "/")
+    parts = PurePosixPath(normalized).parts
+    if normalized.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
+        raise SiameseDataError(f"{archive_path}: member {member_name!r} would be written outside the destination")
+    return [part for part in parts if part not in ("", ".")]
+
+
+def extract_archive(archive_path, destination, overwrite=False):
+    """Extract a zip archive into ``destination`` atomically and return ``destination``.
+
+    Members are extracted into a temporary folder beside ``destination`` that is renamed into place
+    only when every member was read and checked (CRC), so a failed extraction leaves nothing behind.
+    Members with absolute paths or ``..`` are refused (zip-slip); links are written as plain files.
+
+    Raises:
+        FileNotFoundError: the archive does not exist.
+        FileExistsError: ``destination`` exists and ``overwrite`` is False.
+        SiameseDataError: the archive is truncated, corrupt or unsafe (the message names it).
+    """
+    archive_path = Path(archive_path)
+    destination = Path(destination)
+    if not archive_path.is_file():
+        raise FileNotFoundError(f"archive not found: {archive_path}")
+    if destination.exists() and not overwrite:
+        raise FileExistsError(f"{destination} already exists; pass overwrite=True to replace it")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".extracting", dir=destination.parent))
+    try:
+        try:
+            with zipfile.ZipFile(archive_path) as archive:
+                for info in archive.infolist():
+                    parts = _safe_member_path(info.filename, archive_path)
+                    if not parts:
+                        continue
+                    target = temporary.joinpath(*parts)
+                    if info.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(info) as member, open(target, "wb") as output:
+                        shutil.copyfileobj(member, output, _CHUNK_BYTES)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError) as error:
+            raise SiameseDataError(f"{archive_path}: corrupt or truncated zip archive ({error})") from error
+        if destination.exists():  # overwrite=True: move the old copy aside, swap, then delete it
+            old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".old", dir=destination.parent))
+            os.replace(destination, old / destination.name)
+            os.replace(temporary, destination)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temporary, destination)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return destination
+
