@@ -239,14 +239,20 @@ def _sampler_available():
 
 @pytest.mark.skipif(not _sampler_available(), reason="siamese_tf.samplers.sample_n_way_tasks not written yet")
 @pytest.mark.parametrize("head", ["l1", "euclidean"])
-def test_evaluate_n_way_matches_looping_over_tasks(head):
+def test_evaluate_n_way_matches_looping_over_tasks(head, monkeypatch):
     from siamese_tf.samplers import sample_n_way_tasks
 
     model = build_siamese_model("small_cnn", head, (32, 32, 1), embedding_dim=8, filters=(8, 8))
     rng = np.random.default_rng(0)
     images = rng.random((30, 32, 32, 1)).astype("float32")
     labels = np.repeat(np.arange(6), 5)
+    embedded_sizes = []
+    original_embed = model.embed
+    monkeypatch.setattr(model, "embed", lambda batch, *a, **k: embedded_sizes.append(len(batch))
+                        or original_embed(batch, *a, **k))
     result = metrics.evaluate_n_way(model, images, labels, n_way=5, num_tasks=20, seed=4)
+    assert len(embedded_sizes) == 1 and embedded_sizes[0] <= len(images)  # one pass, no image twice
+    monkeypatch.undo()
     assert result["n_way"] == 5 and result["num_tasks"] == 20 and result["chance"] == pytest.approx(0.2)
 
     # by hand: score each query against its support images pair by pair
