@@ -393,3 +393,7 @@ def calibrate(model, first_images, second_images, labels, method="accuracy", tar
         update["target_far"] = float(target_far)
     model.thresholds.update(update)
     return float(threshold)
+
+
+# The name used in docs/DESIGN.md.
+n_way_one_shot_accuracy = n_way_accuracy
