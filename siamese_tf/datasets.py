@@ -270,13 +270,18 @@ class _FileTree:
                 if len(file.parts) > depth and file.parts[:depth] == root.parts]
 
     def content_root(self):
-        """The folder holding the data: descend through single wrapper folders (``orl_faces/``)."""
+        """The folder holding the data: descend through single wrapper folders (``orl_faces/``).
+
+        A lone folder is a wrapper only when it holds folders itself; a lone folder of files is
+        the data (one class, or one role), not something to descend into.
+        """
         root = PurePosixPath()
         while True:
             relatives = [relative for _, relative in self.under(root)]
             has_direct_files = any(len(relative.parts) == 1 for relative in relatives)
             top_folders = {relative.parts[0] for relative in relatives if len(relative.parts) > 1}
-            if has_direct_files or len(top_folders) != 1:
+            lone_folder_has_folders = len(top_folders) == 1 and any(len(relative.parts) > 2 for relative in relatives)
+            if has_direct_files or not lone_folder_has_folders:
                 return root
             root = root / top_folders.pop()
 
