@@ -151,8 +151,9 @@ class PairBatches:
 
     ``callback()`` tells the batches which epoch Keras is in (needed when resuming, e.g. with
     ``BackupAndRestore`` or ``initial_epoch``). Each pass over ``dataset()`` serves the epoch in
-    ``self.epoch`` and then advances it by one, because Keras starts reading the next epoch's data
-    (prefetch) before it announces that epoch to callbacks.
+    :attr:`epoch` and advances it by one, so consecutive passes give consecutive epochs even without
+    the callback, and a pass that Keras starts (prefetches) before announcing the epoch still gets
+    the right one; the callback then leaves it alone.
 
     Args:
         images: (N, H, W, C) float images in [0, 1].
