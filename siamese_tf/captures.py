@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from siamese_tf.datasets import natural_sort_key  # noqa: E402
+from siamese_tf.datasets import decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError  # noqa: E402
 
 DEFAULT_CROP_SIZE = (250, 250)
@@ -121,7 +121,8 @@ class FrameSource:
                 key=lambda file: natural_sort_key(file.name),
             )
             return self
-        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, CAMERA_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, CAMERA_TIMEOUT_MS]
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, CAMERA_TIMEOUT_MS,
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, CAMERA_TIMEOUT_MS]
         if self.kind == "camera":
             capture = cv2.VideoCapture(self.source, cv2.CAP_ANY, timeouts)
             if not capture.isOpened():
@@ -171,9 +172,8 @@ class FrameSource:
 
     def _iterate_folder(self):
         for file in list(self._files or []):
-            frame = cv2.imdecode(np.fromfile(str(file), dtype=np.uint8), cv2.IMREAD_UNCHANGED) \
-                if file.stat().st_size else None
-            if frame is None or frame.size == 0:
+            frame = decode_image_bytes(np.fromfile(str(file), dtype=np.uint8))
+            if frame is None:
                 self.skipped += 1
                 self.skipped_files.append(str(file))
                 warnings.warn(f"{file}: not a readable image, skipped", stacklevel=3)

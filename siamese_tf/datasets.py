@@ -144,6 +144,23 @@ def _to_unit_float(image):
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
+def decode_image_bytes(data):
+    """Decode encoded image bytes with OpenCV as stored (depth, channels, alpha); None if undecodable.
+
+    JPEGs are turned upright by their EXIF orientation (phone photos); other formats keep their
+    alpha channel, which ``IMREAD_UNCHANGED`` preserves but which also skips EXIF orientation.
+    """
+    data = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    if data.size == 0:
+        return None
+    is_jpeg = data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8
+    flags = (cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if is_jpeg else cv2.IMREAD_UNCHANGED
+    decoded = cv2.imdecode(data, flags)
+    if decoded is None or decoded.size == 0:
+        return None
+    return decoded
+
+
 def read_image(source, image_size=None, channels=1, name=None):
     """Decode one image with OpenCV into float32 (H, W, C) in [0, 1].
 
@@ -174,8 +191,8 @@ def read_image(source, image_size=None, channels=1, name=None):
         data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise SiameseDataError(f"{label}: the file is empty")
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.size == 0:
+    decoded = decode_image_bytes(data)
+    if decoded is None:
         raise SiameseDataError(f"{label}: OpenCV cannot decode it as an image")
     image = _to_unit_float(decoded)
     if image.ndim == 3 and image.shape[2] == 4:

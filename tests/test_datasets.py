@@ -95,6 +95,20 @@ def test_read_image_composites_transparent_pixels_onto_white(tmp_path):
     np.testing.assert_allclose(read_image(path)[0, :, 0], [1.0, 0.0])
 
 
+def test_read_image_turns_jpegs_upright_by_exif_orientation(tmp_path):
+    pil_image = pytest.importorskip("PIL.Image")
+    landscape = np.zeros((20, 40), dtype=np.uint8)
+    landscape[:, :10] = 255  # bright strip on the left
+    exif = pil_image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "phone.jpg"
+    pil_image.fromarray(landscape).save(path, exif=exif)
+    upright = read_image(path)[..., 0]
+    assert upright.shape == (40, 20)
+    # Rotating clockwise puts the left strip at the top.
+    assert upright[:8].mean() > 0.9 and upright[12:].mean() < 0.1
+
+
 def test_read_image_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_image(tmp_path / "missing.png")
