@@ -347,3 +347,8 @@ def capture_images(source, output_dir, count, crop="center", size=DEFAULT_CROP_S
     if len(saved) < count:
         warnings.warn(f"{frames.source} ended after {len(saved)} of {count} requested images", stacklevel=2)
     return saved
+
+
+# Names used in docs/DESIGN.md.
+detect_face_crop = crop_face
+save_frame_atomic = save_image_atomic
