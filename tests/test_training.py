@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import keras
+
+from siamese_tf import settings
+from siamese_tf.models import build_siamese_model
+from siamese_tf.samplers import PairBatches, make_pairs
+from siamese_tf.training import compile_siamese, default_loss, pairs_to_dataset, train_siamese
+
+
+def _toy_data(seed=0, num_classes=4, per_class=6, size=12):
+    """Each class is a bright square at its own place, plus noise: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label in range(num_classes):
+        for _ in range(per_class):
+            image = rng.random((size, size, 1)) * 0.2
+            row, column = divmod(label, 2)
+            image[row * 6:row * 6 + 6, column * 6:column * 6 + 6] += 0.8
+            images.append(image)
+            labels.append(label)
+    return np.clip(np.array(images, "float32"), 0, 1), np.array(labels)
+
+
+def _model(head="l1"):
+    return build_siamese_model("small_cnn", head, (12, 12, 1), embedding_dim=8, filters=(8, 8))
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Simulates a crash (Ctrl-C, a lost machine) at the end of an epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.stop_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.stop_epoch:
+            raise KeyboardInterrupt(f"simulated stop after epoch {epoch}")
+
+
+def _weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def test_resumed_training_ends_where_an_uninterrupted_run_ends(tmp_path):
+    images, labels = _toy_data()
+    validation = make_pairs(images, labels, 16, seed=5)
+
+    def fresh_run():
+        settings.seed_everything(7)
+        model = compile_siamese(_model(), learning_rate=1e-2)
+        return model, PairBatches(images, labels, pairs_per_epoch=32, batch_size=8, seed=3)
+
+    model, batches = fresh_run()
+    train_siamese(model, batches, 4, validation_pairs=validation, checkpoint_dir=tmp_path / "straight", verbose=0)
+    uninterrupted = _weights(model)
+
+    model, batches = fresh_run()
+    with pytest.raises(KeyboardInterrupt):
+        train_siamese(model, batches, 4, validation_pairs=validation, checkpoint_dir=tmp_path / "resumed",
+                      callbacks=[_StopAfter(1)], verbose=0)
+    model, batches = fresh_run()  # a new process would rebuild everything from scratch
+    history = train_siamese(model, batches, 4, validation_pairs=validation, checkpoint_dir=tmp_path / "resumed",
+                            verbose=0)
+    assert len(history.history["loss"]) == 2  # only epochs 3 and 4 ran again
+    for resumed, straight in zip(_weights(model), uninterrupted):
+        np.testing.assert_allclose(resumed, straight, rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "resumed" / "best.keras").exists()
+
+
+@pytest.mark.parametrize("head", ["l1", "euclidean"])
+def test_training_separates_same_from_different_pairs(head):
+    settings.seed_everything(0)
+    images, labels = _toy_data()
+    model = compile_siamese(_model(head), learning_rate=1e-2)
+    (first, second), pair_labels = make_pairs(images, labels, 64, seed=1)
+    before = model.similarity_pairs(first, second)
+    train_siamese(model, PairBatches(images, labels, pairs_per_epoch=128, batch_size=16, seed=0), 5, verbose=0)
+    after = model.similarity_pairs(first, second)
+    gap_before = before[pair_labels == 1].mean() - before[pair_labels == 0].mean()
+    gap_after = after[pair_labels == 1].mean() - after[pair_labels == 0].mean()
+    assert gap_after > gap_before and gap_after > 0
+
+
+def test_default_loss_follows_head_and_mode():
+    assert default_loss(_model("l1")).name == "binary_crossentropy"
+    assert default_loss(_model("euclidean")).name == "contrastive_loss"
+    assert default_loss(_model("euclidean"), mode="in_batch", loss="triplet").kind == "triplet"
+    with pytest.raises(ValueError, match="'contrastive' does not fit a head that outputs a probability"):
+        default_loss(_model("l1"), loss="contrastive")
+    with pytest.raises(ValueError, match="'triplet' needs mode='in_batch'"):
+        default_loss(_model("euclidean"), loss="triplet")
+    with pytest.raises(ValueError, match="'sideways'"):
+        default_loss(_model("l1"), mode="sideways")
+
+
+def test_train_requires_compiled_model_and_aligned_pairs():
+    images, labels = _toy_data()
+    with pytest.raises(ValueError, match="Compile the model first"):
+        train_siamese(_model(), PairBatches(images, labels, 8, 4), 1)
+    with pytest.raises(ValueError, match="3 first images, 2 second images and 3 labels"):
+        pairs_to_dataset(((images[:3], images[:2]), labels[:3]))
