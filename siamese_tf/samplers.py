@@ -7,6 +7,7 @@ Label convention: a pair label is **1 when both images show the same class** and
 * :class:`PairBatches` serves training batches whose pairs and augmentation depend only on
   ``(seed, epoch)``, so an interrupted and resumed run sees exactly the batches of an uninterrupted
   one.
+* :class:`ClassBalancedBatches` serves P classes x K images per batch for in-batch training.
 * :func:`make_pairs` builds a fixed set of image pairs (validation and test).
 * :func:`sample_n_way_tasks` draws N-way one-shot tasks (one query, one support image per class).
 """
@@ -137,7 +138,89 @@ def make_pairs(images, labels, num_pairs, seed=0, positive_fraction=0.5):
     return (images[first], images[second]), pair_labels.astype(np.float32)
 
 
-class PairBatches:
+class _EpochSeededBatches:
+    """Mechanics shared by batch sources whose epoch ``e`` depends only on ``(seed, e)``.
+
+    Subclasses set ``steps_per_epoch``, ``seed`` and ``images`` and define ``batch(epoch, step)``
+    and ``_signature()``.
+    """
+
+    def _init_epochs(self):
+        self._lock = threading.Lock()
+        self._epoch = 0
+        self._last_started_epoch = None
+
+    @property
+    def epoch(self):
+        """The epoch the next pass over :meth:`dataset` will serve."""
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, value):
+        if not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {value!r}")
+        with self._lock:
+            self._epoch = int(value)
+
+    def _start_pass(self):
+        with self._lock:
+            epoch = self._epoch
+            self._epoch = epoch + 1
+            self._last_started_epoch = epoch
+        return epoch
+
+    def _generate(self):
+        epoch = self._start_pass()
+        for step in range(self.steps_per_epoch):
+            yield self.batch(epoch, step)
+
+    def dataset(self):
+        """A ``tf.data.Dataset`` serving one epoch of batches per pass (see the class docstring).
+
+        Autotune is disabled and ``prefetch(2)`` set (ENVIRONMENT_NOTES, trap 1).
+        """
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_generator(self._generate, output_signature=self._signature())
+        # A known length lets Keras size its progress bar and end epochs without a warning.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
+
+    def _on_train_begin(self):
+        with self._lock:
+            # A pass prefetched at the end of an earlier fit() was never used for training.
+            self._last_started_epoch = None
+
+    def _on_epoch_begin(self, epoch):
+        with self._lock:
+            if self._last_started_epoch == epoch:
+                # Keras already started reading this epoch (prefetched at the end of the last one).
+                self._epoch = epoch + 1
+            else:
+                self._epoch = int(epoch)
+
+    def callback(self):
+        """A Keras callback that keeps :attr:`epoch` equal to Keras's epoch number."""
+        import keras
+
+        batches = self
+
+        class BatchesEpoch(keras.callbacks.Callback):
+            """Sets the pair batches' epoch at the start of every Keras epoch."""
+
+            def on_train_begin(self, logs=None):
+                batches._on_train_begin()
+
+            def on_epoch_begin(self, epoch, logs=None):
+                batches._on_epoch_begin(epoch)
+
+        return BatchesEpoch()
+
+
+
+class PairBatches(_EpochSeededBatches):
     """Training batches of image pairs, reproducible per epoch.
 
     The pairs and the augmentation of epoch ``e`` come from ``numpy.random.default_rng([seed, e])``
@@ -184,25 +267,11 @@ class PairBatches:
         self.seed = int(seed)
         self.augment = augment
         self.steps_per_epoch = math.ceil(self.pairs_per_epoch / self.batch_size)
-        self._lock = threading.Lock()
-        self._epoch = 0
-        self._last_started_epoch = None
+        self._init_epochs()
         self._cached_epoch = None
         self._cached_pairs = None
         # Fail now, not inside tf.data, when the labels cannot give both kinds of pairs.
         sample_pairs(self.labels, 2, 0)
-
-    @property
-    def epoch(self):
-        """The epoch the next pass over :meth:`dataset` will serve."""
-        return self._epoch
-
-    @epoch.setter
-    def epoch(self, value):
-        if not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"epoch must be a non-negative integer, got {value!r}")
-        with self._lock:
-            self._epoch = int(value)
 
     def epoch_pairs(self, epoch):
         """``(first_indices, second_indices, pair_labels)`` of a whole epoch (1 = same)."""
@@ -233,69 +302,95 @@ class PairBatches:
             pair_labels[window].astype(np.float32),
         )
 
-    def _start_pass(self):
-        with self._lock:
-            epoch = self._epoch
-            self._epoch = epoch + 1
-            self._last_started_epoch = epoch
-        return epoch
-
-    def _generate(self):
-        epoch = self._start_pass()
-        for step in range(self.steps_per_epoch):
-            yield self.batch(epoch, step)
-
-    def dataset(self):
-        """A ``tf.data.Dataset`` of ``((first, second), labels)`` float32 batches for one epoch per pass.
-
-        Autotune is disabled and ``prefetch(2)`` set (ENVIRONMENT_NOTES, trap 1).
-        """
+    def _signature(self):
         import tensorflow as tf
 
-        image_shape = self.images.shape[1:]
-        signature = (
-            (
-                tf.TensorSpec(shape=(None, *image_shape), dtype=tf.float32),
-                tf.TensorSpec(shape=(None, *image_shape), dtype=tf.float32),
-            ),
-            tf.TensorSpec(shape=(None,), dtype=tf.float32),
-        )
-        dataset = tf.data.Dataset.from_generator(self._generate, output_signature=signature)
-        # A known length lets Keras size its progress bar and end epochs without a warning.
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        image_spec = tf.TensorSpec(shape=(None, *self.images.shape[1:]), dtype=tf.float32)
+        return (image_spec, image_spec), tf.TensorSpec(shape=(None,), dtype=tf.float32)
 
-    def _on_train_begin(self):
-        with self._lock:
-            # A pass prefetched at the end of an earlier fit() was never used for training.
-            self._last_started_epoch = None
 
-    def _on_epoch_begin(self, epoch):
-        with self._lock:
-            if self._last_started_epoch == epoch:
-                # Keras already started reading this epoch (prefetched at the end of the last one).
-                self._epoch = epoch + 1
-            else:
-                self._epoch = int(epoch)
+class ClassBalancedBatches(_EpochSeededBatches):
+    """Batches of single images, ``classes_per_batch`` (P) classes x ``images_per_class`` (K) each.
 
-    def callback(self):
-        """A Keras callback that keeps :attr:`epoch` equal to Keras's epoch number."""
-        import keras
+    For in-batch training (``compile_siamese(model, mode="in_batch")``): the model embeds each
+    image of a batch once and scores all of its B(B-1)/2 pairs (B = P K), instead of embedding two
+    images for every pair. Batches of epoch ``e``, step ``s`` come from ``default_rng([seed, e, s])``
+    only, so resumed runs see the batches of uninterrupted ones (as :class:`PairBatches`).
+    Batches are ``(images, class_labels)``; pair labels (1 = same) follow from the class labels.
 
-        batches = self
+    Args:
+        images: (N, H, W, C) float images in [0, 1].
+        labels: (N,) class ids.
+        classes_per_batch: P, distinct classes per batch (>= 2, so there are different pairs).
+        images_per_class: K, images per class (>= 2, so there are same pairs); a class with fewer
+            images repeats some (augmentation then makes the copies differ).
+        steps_per_epoch: batches per epoch.
+        seed: base seed.
+        augment: optional callable ``(image, rng) -> image``.
+    """
 
-        class PairBatchesEpoch(keras.callbacks.Callback):
-            """Sets the pair batches' epoch at the start of every Keras epoch."""
+    def __init__(self, images, labels, classes_per_batch=8, images_per_class=4, steps_per_epoch=100, seed=0,
+                 augment=None):
+        self.images = np.asarray(images, dtype=np.float32)
+        self.labels = _check_labels(labels)
+        if self.images.ndim != 4 or len(self.images) != len(self.labels):
+            raise ValueError(
+                f"images must have shape (N, H, W, C) with one label each; got {self.images.shape} and "
+                f"{len(self.labels)} labels"
+            )
+        for name, value, minimum in (("classes_per_batch", classes_per_batch, 2), ("images_per_class", images_per_class, 2),
+                                     ("steps_per_epoch", steps_per_epoch, 1), ("seed", seed, 0)):
+            if not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if augment is not None and not callable(augment):
+            raise ValueError(f"augment must be a callable (image, rng) -> image or None, got {augment!r}")
+        self.index = _ClassIndex(self.labels)
+        self.eligible = np.flatnonzero(self.index.sizes >= 2)
+        if len(self.eligible) < classes_per_batch:
+            raise ValueError(
+                f"classes_per_batch={classes_per_batch} but only {len(self.eligible)} classes have at least "
+                f"2 images"
+            )
+        self.classes_per_batch = int(classes_per_batch)
+        self.images_per_class = int(images_per_class)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.seed = int(seed)
+        self.augment = augment
+        self._init_epochs()
 
-            def on_train_begin(self, logs=None):
-                batches._on_train_begin()
+    @property
+    def batch_size(self):
+        return self.classes_per_batch * self.images_per_class
 
-            def on_epoch_begin(self, epoch, logs=None):
-                batches._on_epoch_begin(epoch)
+    @property
+    def pairs_per_batch(self):
+        """Pairs scored per batch: every unordered pair of the batch."""
+        return self.batch_size * (self.batch_size - 1) // 2
 
-        return PairBatchesEpoch()
+    def batch(self, epoch, step):
+        """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch``."""
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        rng = np.random.default_rng([self.seed, int(epoch), int(step)])
+        classes = rng.choice(self.eligible, size=self.classes_per_batch, replace=False)
+        indices = []
+        for class_position in classes:
+            size = self.index.sizes[class_position]
+            members = self.index.order[self.index.offsets[class_position]:self.index.offsets[class_position] + size]
+            indices.append(rng.choice(members, size=self.images_per_class, replace=size < self.images_per_class))
+        indices = np.concatenate(indices)
+        images = self.images[indices]
+        if self.augment is not None:
+            images = np.stack([self.augment(image, rng) for image in images])
+        return images.astype(np.float32, copy=False), self.labels[indices].astype(np.int32)
+
+    def _signature(self):
+        import tensorflow as tf
+
+        return (tf.TensorSpec(shape=(None, *self.images.shape[1:]), dtype=tf.float32),
+                tf.TensorSpec(shape=(None,), dtype=tf.int32))
 
 
 def sample_n_way_tasks(labels, n_way, num_tasks, seed=0):

@@ -1,5 +1,9 @@
 """Training: compile with the loss that matches the head, fit with callbacks, resume after a stop.
 
+Two modes share one model: ``"pairs"`` (the seed notebooks: batches of image pairs, two
+embedding passes per pair) and ``"in_batch"`` (class-balanced batches, each image embedded once
+and every pair of the batch scored).
+
 - An L1 (probability) head trains with binary cross-entropy, a distance head with the
   contrastive loss (label convention: 1 = same).
 - ``checkpoint_dir`` turns on two things: ``BackupAndRestore`` (a stopped run resumes at the
@@ -92,7 +96,8 @@ def train_siamese(model, train_batches, num_epochs, validation_pairs=None, check
 
     Args:
         model: a compiled :class:`~siamese_tf.models.SiameseModel` (see :func:`compile_siamese`).
-        train_batches: a ``PairBatches`` (epoch-seeded pair batches).
+        train_batches: :class:`~siamese_tf.samplers.PairBatches` (pairs; ``mode="pairs"``) or
+            :class:`~siamese_tf.samplers.ClassBalancedBatches` (``mode="in_batch"``).
         num_epochs: total epochs; a resumed run continues up to this number.
         validation_pairs: ``((first, second), labels)`` numpy arrays, or a dataset.
         checkpoint_dir: folder for the resumable backup and ``best.keras``; None for neither.
@@ -106,6 +111,15 @@ def train_siamese(model, train_batches, num_epochs, validation_pairs=None, check
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
     if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
         raise ValueError("Compile the model first, e.g. siamese_tf.training.compile_siamese(model)")
+    from siamese_tf.samplers import ClassBalancedBatches
+
+    in_batch_loss = isinstance(model.loss, InBatchLoss)
+    if in_batch_loss != isinstance(train_batches, ClassBalancedBatches):
+        compiled = "in_batch" if in_batch_loss else "pairs"
+        raise ValueError(
+            f"The model was compiled for mode={compiled!r} but got {type(train_batches).__name__}; use "
+            f"{'ClassBalancedBatches' if in_batch_loss else 'PairBatches'} or compile_siamese(model, mode=...)"
+        )
     all_callbacks = [train_batches.callback()]
     validation_data = validation_pairs
     if isinstance(validation_pairs, tuple):

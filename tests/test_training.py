@@ -100,3 +100,47 @@ def test_train_requires_compiled_model_and_aligned_pairs():
         train_siamese(_model(), PairBatches(images, labels, 8, 4), 1)
     with pytest.raises(ValueError, match="3 first images, 2 second images and 3 labels"):
         pairs_to_dataset(((images[:3], images[:2]), labels[:3]))
+
+
+def test_class_balanced_batches_are_p_by_k_and_reproducible():
+    from siamese_tf.samplers import ClassBalancedBatches
+
+    images, labels = _toy_data(per_class=3)
+    batches = ClassBalancedBatches(images, labels, classes_per_batch=3, images_per_class=4, steps_per_epoch=2, seed=1)
+    batch_images, batch_labels = batches.batch(0, 1)
+    assert batch_images.shape == (12, 12, 12, 1) and batches.pairs_per_batch == 66
+    values, counts = np.unique(batch_labels, return_counts=True)
+    assert len(values) == 3 and set(counts) == {4}
+    np.testing.assert_array_equal(batches.batch(0, 1)[1], batch_labels)
+    assert not np.array_equal(batches.batch(1, 1)[0], batch_images)
+    with pytest.raises(ValueError, match="classes_per_batch=5 but only 4 classes"):
+        ClassBalancedBatches(images, labels, classes_per_batch=5)
+
+
+@pytest.mark.parametrize("head, loss", [("l1", None), ("euclidean", "contrastive"), ("euclidean", "triplet")])
+def test_in_batch_training_learns_and_saves_the_same_model(tmp_path, head, loss):
+    from siamese_tf.models import load_model, save_model
+    from siamese_tf.samplers import ClassBalancedBatches
+
+    settings.seed_everything(0)
+    images, labels = _toy_data()
+    model = compile_siamese(_model(head), learning_rate=1e-2, mode="in_batch", loss=loss)
+    (first, second), pair_labels = make_pairs(images, labels, 64, seed=1)
+    before = model.similarity_pairs(first, second)
+    batches = ClassBalancedBatches(images, labels, classes_per_batch=4, images_per_class=3, steps_per_epoch=10)
+    train_siamese(model, batches, 3, verbose=0)
+    after = model.similarity_pairs(first, second)
+    gap_before = before[pair_labels == 1].mean() - before[pair_labels == 0].mean()
+    gap_after = after[pair_labels == 1].mean() - after[pair_labels == 0].mean()
+    assert gap_after > gap_before and gap_after > 0
+    restored = load_model(save_model(model, tmp_path / "in_batch.keras"))
+    np.testing.assert_allclose(restored.similarity_pairs(first, second), after, rtol=1e-5, atol=1e-6)
+
+
+def test_mode_mismatch_between_compile_and_batches_is_an_error():
+    from siamese_tf.samplers import ClassBalancedBatches
+
+    images, labels = _toy_data()
+    model = compile_siamese(_model(), mode="pairs")
+    with pytest.raises(ValueError, match="compiled for mode='pairs' but got ClassBalancedBatches"):
+        train_siamese(model, ClassBalancedBatches(images, labels, 2, 2, 1), 1)
