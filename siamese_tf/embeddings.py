@@ -4,6 +4,7 @@
 |---|---|---|---|
 | ``koch`` | Koch, Zemel & Salakhutdinov (2015); the face-verification seeds at 100x100x3 | 105x105x1 | 4096, sigmoid |
 | ``small_cnn`` | this project: a small, fast CNN for CPU training | 64x64x1 | ``embedding_dim`` |
+| ``mask_guided_sister`` | Alqasir et al. (VISAPP 2020), image vs binary mask | 64x64x3 | 2 |
 
 More architectures (SiameseCCR, SigNet, DeepSign, MobileNetV2) come with their case studies.
 """
@@ -71,7 +72,31 @@ def small_cnn_embedding(input_shape=(64, 64, 1), embedding_dim=128, filters=(32,
     return keras.Model(inputs, x, name=name)
 
 
+def mask_guided_sister_embedding(input_shape=(64, 64, 3), embedding_dim=2, filters=(32, 64), dropout=0.0,
+                                 name="embedding"):
+    """The sister network of Alqasir, Muselet & Ducottet (VISAPP 2020), mask-guided classification.
+
+    Conv 32@3x3 (ReLU) - Conv 64@3x3 (ReLU) - max-pool 2x2 - flatten - Dense(``embedding_dim``),
+    a 2-D embedding by default so the image/mask space can be drawn as it is. Images and masks
+    both go in as 3-channel images (masks repeated to 3 channels), so the branches share weights.
+    """
+    _check_input_shape(input_shape, 6, "mask_guided_sister_embedding")
+    if not isinstance(embedding_dim, int) or embedding_dim <= 0:
+        raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for width in filters:
+        x = layers.Conv2D(width, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(embedding_dim)(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 EMBEDDINGS = {"koch": koch_embedding, "small_cnn": small_cnn_embedding}
+EMBEDDINGS["mask_guided_sister"] = mask_guided_sister_embedding
 
 
 def get_embedding(name, input_shape, **kwargs):
