@@ -180,13 +180,14 @@ def _run_evaluate(arguments):
 def _run_verify(arguments):
     from siamese_tf.verification import Verifier
 
-    verifier = Verifier.from_folder(arguments.model, arguments.references)
     from siamese_tf.datasets import read_image
 
+    verifier = Verifier.from_folder(arguments.model, arguments.references,
+                                    detection_threshold=arguments.detection_threshold,
+                                    verification_threshold=arguments.verification_threshold)
     height, width, channels = verifier.model.input_image_shape
     image = read_image(arguments.image, image_size=(height, width), channels=channels)
-    result = verifier.verify(image, detection_threshold=arguments.detection_threshold,
-                             verification_threshold=arguments.verification_threshold)
+    result = verifier.verify(image)
     print(json.dumps({"verified": bool(result.verified), "fraction": float(result.fraction),
                       "detections": int(result.detections)}, indent=2))
     return 0 if result.verified else 1
