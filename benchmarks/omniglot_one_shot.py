@@ -1,0 +1,153 @@
+"""Omniglot one-shot benchmark: train from scratch, report 20-way accuracy on held-out alphabets.
+
+Trains on the minimal background sets minus the held-out alphabets (Balinese, Early_Aramaic),
+then scores a fixed, seeded set of 20-way within-alphabet episodes of the held-out alphabets
+(Lake's layout: one drawer gives the supports, another the queries), the same episodes across
+all held-out characters, the raw-pixel nearest-neighbour floor, and the scorer on the layout sample
+of Lake's runs (``lake_runs_format_example.zip``; built from background images, so not the
+benchmark). With ``--runs PATH`` (the official ``all_runs.zip``) it also scores the official runs.
+Prints one JSON object.
+
+    python benchmarks/omniglot_one_shot.py             # CPU default: conv4 at 28x28, <= 30 min on 2 cores
+    python benchmarks/omniglot_one_shot.py --minutes 5 # a shorter time budget
+    python benchmarks/omniglot_one_shot.py --method koch --full   # Koch et al. at 105x105 (GPU)
+    python benchmarks/omniglot_one_shot.py --smoke     # seconds-long check
+
+Label convention: 1 = same character.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from siamese_tf import omniglot, settings  # noqa: E402
+from siamese_tf.pipelines import machine_description  # noqa: E402
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--method", choices=("conv4", "koch"), default="conv4",
+                        help="conv4: 4-block conv net at 28x28 trained in-batch (CPU default); koch: Koch et al.")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="training time budget in minutes (default 24 for conv4, none for --full)")
+    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
+    parser.add_argument("--loss", choices=("neighbourhood", "triplet", "contrastive"), default="neighbourhood")
+    parser.add_argument("--classes-per-batch", type=int, default=32, help="conv4: characters per batch (P)")
+    parser.add_argument("--images-per-class", type=int, default=4, help="conv4: drawings per character (K)")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default conv4 2e-3, koch 1e-4 (adam)")
+    parser.add_argument("--image-size", type=int, default=None, help="side in pixels (conv4 28, koch 105)")
+    parser.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as classes")
+    parser.add_argument("--no-augment", action="store_true", help="no random affine distortions")
+    parser.add_argument("--full", action="store_true", help="paper-size setting (GPU)")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long check")
+    parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None, help="folder holding omniglot/ (default SIAMESE_TF_DATA_DIR)")
+    parser.add_argument("--runs", default=None, help="Lake's all_runs.zip (or folder) to score as well")
+    parser.add_argument("--save", default=None, help="save the trained model here (.keras)")
+    parser.add_argument("--verbose", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    smoke = arguments.smoke or settings.smoke_mode()
+    method = arguments.method
+    side = arguments.image_size or (28 if method == "conv4" else 105)
+    invert = method == "conv4"  # strokes = 1 for the small conv net; Koch's network sees the raw images
+    settings.seed_everything(arguments.seed)
+
+    started = time.perf_counter()
+    data = omniglot.load_background_small(arguments.data_dir, image_size=(side, side), invert=invert,
+                                          max_images_per_class=4 if smoke else None)
+    train_set, held_out = omniglot.split_alphabets(data)
+    if not arguments.no_rotations and method == "conv4":
+        train_set = omniglot.add_rotations(train_set)
+    n_way = 5 if smoke else 20
+    episodes = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.episodes,
+                                                 seed=1000 + arguments.seed)
+    across = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.episodes,
+                                               seed=2000 + arguments.seed, within_alphabet=False)
+    loading_seconds = time.perf_counter() - started
+
+    if method == "conv4":
+        minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
+        epochs = arguments.epochs or (1 if smoke else (300 if arguments.full else 1000))
+        model = omniglot.build_conv4_model((side, side, 1))
+        config = dict(num_epochs=epochs, steps_per_epoch=2 if smoke else 100,
+                      classes_per_batch=8 if smoke else arguments.classes_per_batch,
+                      images_per_class=4 if smoke else arguments.images_per_class,
+                      learning_rate=arguments.learning_rate or 2e-3,
+                      loss=arguments.loss, augment=not arguments.no_augment, minutes=minutes, seed=arguments.seed,
+                      verbose=arguments.verbose)
+        history, one_shot, budget = omniglot.train_conv4(model, train_set, held_out, episodes, **config)
+    else:
+        minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
+        epochs = arguments.epochs or (1 if smoke else (200 if arguments.full else 1000))
+        model = omniglot.build_koch_model((side, side, 1), padding="valid" if side >= 65 else "same")
+        config = dict(num_epochs=epochs, base_pairs_per_epoch=4 if smoke else (30000 // 9 if arguments.full else 200),
+                      distortions_per_pair=1 if smoke else 8, batch_size=8 if smoke else 32,
+                      optimizer="sgd" if arguments.full else "adam", learning_rate=arguments.learning_rate or (0.01 if arguments.full else 1e-4),
+                      patience=20 if arguments.full else 10, minutes=minutes, seed=arguments.seed,
+                      verbose=arguments.verbose)
+        history, one_shot, budget = omniglot.train_koch(model, train_set, held_out, episodes, **config)
+    training_seconds = budget.elapsed_seconds
+
+    within = omniglot.evaluate_episodes(omniglot.ModelScorer(model), held_out.images, episodes)
+    across_result = omniglot.evaluate_episodes(omniglot.ModelScorer(model), held_out.images, across)
+    pixels = omniglot.evaluate_episodes(omniglot.PixelScorer(), held_out.images, episodes)
+    data_dir = settings.data_dir(arguments.data_dir)
+    layout_sample = data_dir / "omniglot" / "lake_runs_format_example.zip"
+    result = {
+        "benchmark": "omniglot_one_shot",
+        "method": method,
+        "setting": "smoke" if smoke else ("full" if arguments.full else "cpu_default"),
+        "config": {key: value for key, value in config.items() if key != "verbose"},
+        "image_size": side,
+        "inverted": invert,
+        "rotations_as_classes": (not arguments.no_rotations) and method == "conv4",
+        "train_alphabets": sorted(set(omniglot.class_alphabets(train_set))),
+        "train_classes": train_set.num_classes,
+        "held_out_alphabets": list(omniglot.HELD_OUT_ALPHABETS),
+        "held_out_within_alphabet_accuracy": within["accuracy"],
+        "held_out_across_alphabet_accuracy": across_result["accuracy"],
+        "held_out_pixel_baseline_accuracy": pixels["accuracy"],
+        "n_way": n_way,
+        "validation_tasks": within["num_tasks"],
+        "best_epoch": None if one_shot.best_epoch is None else one_shot.best_epoch + 1,
+        "epochs_run": len(one_shot.history),
+        "validation_accuracy_per_epoch": [round(value, 4) for value in one_shot.history],
+        "training_steps": budget.steps,
+        "training_seconds": round(training_seconds, 1),
+        "loading_seconds": round(loading_seconds, 1),
+        "images_embedded_per_second": round(omniglot.images_embedded_per_second(model, held_out.images), 1),
+        "parameters": int(model.embedding.count_params() + model.head.count_params()),
+        "machine": machine_description(),
+    }
+    if layout_sample.exists():
+        scored = omniglot.score_lake_runs(layout_sample, model, image_size=(side, side), invert=invert)
+        result["layout_sample_runs"] = {"mean_accuracy": scored["mean_accuracy"], "per_run": scored["per_run"],
+                                        "note": "built from background images: a layout check, not the benchmark"}
+    if arguments.runs:
+        scored = omniglot.score_lake_runs(arguments.runs, model, image_size=(side, side), invert=invert)
+        result["official_runs"] = {"mean_accuracy": scored["mean_accuracy"], "per_run": scored["per_run"]}
+    if arguments.save:
+        from siamese_tf.models import save_model
+
+        save_model(model, arguments.save)
+        result["saved_model"] = arguments.save
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

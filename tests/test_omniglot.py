@@ -1,0 +1,343 @@
+"""Tests for siamese_tf.omniglot: loading, alphabet splits, rotations, Koch pairs, one-shot
+episodes, Lake's runs scorer (with bad input) and tiny training runs. Label convention: 1 = same."""
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from siamese_tf import omniglot
+from siamese_tf.datasets import ImageSet
+from siamese_tf.downloads import REGISTRY, extract_archive, verify_checksum
+from siamese_tf.errors import ChecksumError, SiameseDataError
+
+
+@pytest.fixture(scope="module")
+def background(shared_data_dir):
+    """Both minimal background sets, 3 drawers per character, 28x28, strokes = 1."""
+    return omniglot.load_background_small(shared_data_dir, image_size=(28, 28), invert=True, max_images_per_class=3)
+
+
+@pytest.fixture(scope="module")
+def runs_sample(shared_data_dir):
+    return shared_data_dir / "omniglot" / "lake_runs_format_example.zip"
+
+
+def _synthetic_set(num_alphabets=2, characters_per_alphabet=3, drawers=4, side=6):
+    """Characters whose images are constant grey levels, file names ``cccc_dd.png`` like Omniglot."""
+    images, labels, names, paths = [], [], [], []
+    for alphabet in range(num_alphabets):
+        for character in range(characters_per_alphabet):
+            label = len(names)
+            names.append(f"Alpha{alphabet}/character{character + 1:02d}")
+            for drawer in range(1, drawers + 1):
+                images.append(np.full((side, side, 1), (label + 1) / 100.0, np.float32))
+                labels.append(label)
+                paths.append(f"root/{names[-1]}/{label:04d}_{drawer:02d}.png")
+    return ImageSet(np.stack(images), labels, names, paths)
+
+
+# --- loading, splits, rotations -------------------------------------------------------------------
+
+def test_background_small_deduplicates_greek_and_latin(background):
+    # small1: 136 characters, small2: 156; Greek (24) and Latin (26) are in both -> 242 distinct.
+    assert background.num_classes == 136 + 156 - 24 - 26
+    assert len(set(background.class_names)) == background.num_classes
+    duplicates = [reason for _, reason in background.skipped if reason.startswith("duplicate")]
+    assert len(duplicates) == (24 + 26) * 3
+    assert background.images.shape[1:] == (28, 28, 1)
+    # inverted: mostly background, so the mean is small and strokes are the bright pixels
+    assert 0.0 < background.images.mean() < 0.3
+
+
+def test_alphabets_and_split(background):
+    alphabets = omniglot.class_alphabets(background)
+    assert len(set(alphabets)) == 8
+    train, held = omniglot.split_alphabets(background)
+    assert set(omniglot.class_alphabets(held)) == {"Balinese", "Early_Aramaic"}
+    assert held.num_classes == 24 + 22 and train.num_classes == background.num_classes - 46
+    assert not set(train.class_names) & set(held.class_names)
+    with pytest.raises(ValueError, match="Klingon"):
+        omniglot.split_alphabets(background, held_out=("Klingon",))
+
+
+def test_drawer_of():
+    assert omniglot.drawer_of("Greek/character01/0394_07.png") == 7
+    assert omniglot.drawer_of(r"C:\data\Greek\character01\0394_20.png") == 20
+    assert omniglot.drawer_of("notes.png") == -1
+
+
+def test_add_rotations_makes_new_classes_with_rotated_pixels():
+    image_set = _synthetic_set(num_alphabets=1, characters_per_alphabet=2, drawers=2, side=3)
+    image_set.images[0, 0, 2, 0] = 1.0  # a mark in the top-right corner of the first image
+    rotated = omniglot.add_rotations(image_set, angles=(90, 180))
+    assert rotated.num_classes == 3 * image_set.num_classes and len(rotated) == 3 * len(image_set)
+    assert rotated.class_names[2] == "Alpha0/character01@rot90"
+    # 90 degrees counter-clockwise moves the top-right corner to the top-left, 180 to bottom-left
+    assert rotated.images[4, 0, 0, 0] == 1.0 and rotated.labels[4] == 2
+    assert rotated.images[8, 2, 0, 0] == 1.0 and rotated.labels[8] == 4
+    assert set(omniglot.class_alphabets(rotated)) == {"Alpha0"}
+    with pytest.raises(ValueError, match="45"):
+        omniglot.add_rotations(image_set, angles=(45,))
+
+
+def test_load_omniglot_bad_sources(tmp_path, shared_data_dir):
+    with pytest.raises(FileNotFoundError, match="missing.zip"):
+        omniglot.load_omniglot(tmp_path / "missing.zip")
+    truncated = tmp_path / "images_background_small1.zip"
+    data = (shared_data_dir / "omniglot" / "images_background_small1.zip").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SiameseDataError, match="images_background_small1.zip"):
+        omniglot.load_omniglot(truncated)
+    # the registry checksum catches a damaged download, and extraction leaves nothing behind
+    with pytest.raises(ChecksumError, match="images_background_small1.zip"):
+        verify_checksum(truncated, REGISTRY["omniglot_background_small1"].sha256)
+    with pytest.raises(SiameseDataError):
+        extract_archive(truncated, tmp_path / "extracted")
+    assert not (tmp_path / "extracted").exists()
+    assert [path.name for path in tmp_path.iterdir()] == ["images_background_small1.zip"]
+    with pytest.raises(FileNotFoundError, match="omniglot"):
+        omniglot.find_background_small(tmp_path)
+
+
+# --- Koch pairs ------------------------------------------------------------------------------------
+
+def test_koch_pairs_labels_and_alphabets():
+    image_set = _synthetic_set(num_alphabets=2, characters_per_alphabet=3)
+    alphabets = omniglot.class_alphabets(image_set)
+    first, second, labels = omniglot.sample_koch_pairs(image_set.labels, alphabets, 400, rng=0)
+    assert labels.sum() == 200
+    same_class = image_set.labels[first] == image_set.labels[second]
+    np.testing.assert_array_equal(same_class, labels == 1)
+    assert np.all(first[labels == 1] != second[labels == 1])  # two different drawings
+    different = labels == 0
+    within = alphabets[image_set.labels[first]] == alphabets[image_set.labels[second]]
+    assert 0.35 < within[different].mean() < 0.65
+    _, _, never_within = omniglot.sample_koch_pairs(image_set.labels, alphabets, 400, rng=0,
+                                                    within_alphabet_fraction=0.0)
+    first, second, labels = omniglot.sample_koch_pairs(image_set.labels, alphabets, 400, rng=1,
+                                                       within_alphabet_fraction=0.0)
+    assert not np.any((alphabets[image_set.labels[first]] == alphabets[image_set.labels[second]]) & (labels == 0))
+
+
+def test_koch_pair_batches_add_distorted_copies():
+    image_set = _synthetic_set(side=12)
+    image_set.images[:, 3:9, 5:7] = 1.0  # a bar, so affine distortions change pixels
+    batches = omniglot.KochPairBatches(image_set.images, image_set.labels, omniglot.class_alphabets(image_set),
+                                       base_pairs_per_epoch=10, batch_size=99, seed=3, distortions_per_pair=8)
+    assert batches.pairs_per_epoch == 90 and batches.steps_per_epoch == 1
+    first, second, labels, distorted = batches.epoch_pairs(0)
+    assert distorted.sum() == 80
+    (first_images, second_images), batch_labels = batches.batch(0, 0)
+    np.testing.assert_array_equal(batch_labels, labels)
+    originals = ~distorted
+    np.testing.assert_array_equal(first_images[originals], image_set.images[first[originals]])
+    changed = np.abs(first_images[distorted] - image_set.images[first[distorted]]).max(axis=(1, 2, 3)) > 0
+    assert changed.mean() > 0.5
+    (again, _), _ = batches.batch(0, 0)
+    np.testing.assert_array_equal(again, first_images)
+
+
+# --- one-shot episodes and evaluation ---------------------------------------------------------------
+
+def test_episodes_within_alphabet_follow_lake_layout(background):
+    episodes = omniglot.sample_one_shot_episodes(background, n_way=20, num_episodes=12, seed=5)
+    assert episodes.support_indices.shape == (12, 20) and episodes.num_tasks == 240
+    alphabets = omniglot.class_alphabets(background)
+    drawers = np.array([omniglot.drawer_of(path) for path in background.paths])
+    for supports, queries, alphabet in zip(episodes.support_indices, episodes.query_indices, episodes.alphabets):
+        support_classes = background.labels[supports]
+        assert len(set(support_classes)) == 20
+        np.testing.assert_array_equal(background.labels[queries], support_classes)
+        assert set(alphabets[support_classes]) == {alphabet}
+        assert len(set(drawers[supports])) == 1 and len(set(drawers[queries])) == 1
+        assert drawers[supports][0] != drawers[queries][0]
+    repeat = omniglot.sample_one_shot_episodes(background, n_way=20, num_episodes=12, seed=5)
+    np.testing.assert_array_equal(repeat.query_indices, episodes.query_indices)
+    across = omniglot.sample_one_shot_episodes(background, n_way=20, num_episodes=12, seed=5, within_alphabet=False)
+    assert max(len(set(alphabets[background.labels[row]])) for row in across.support_indices) > 1
+    with pytest.raises(ValueError, match="60-way"):
+        omniglot.sample_one_shot_episodes(background, n_way=60, num_episodes=1)
+
+
+class _LabelScorer:
+    """An oracle: features are class labels, similarity 1 for the same label (or all ties)."""
+
+    def __init__(self, labels, constant=False):
+        self.labels, self.constant = labels, constant
+
+    def features(self, images):
+        return images.reshape(len(images), -1)[:, :1]
+
+    def similarity(self, query_features, support_features):
+        if self.constant:
+            return np.zeros((len(query_features), len(support_features)))
+        return (query_features == support_features.T).astype(float)
+
+
+def test_evaluate_episodes_oracle_and_ties():
+    image_set = _synthetic_set(num_alphabets=1, characters_per_alphabet=6)
+    episodes = omniglot.sample_one_shot_episodes(image_set, n_way=5, num_episodes=4, seed=0)
+    perfect = omniglot.evaluate_episodes(_LabelScorer(image_set.labels), image_set.images, episodes)
+    assert perfect["accuracy"] == 1.0 and perfect["num_tasks"] == 20 and perfect["chance"] == 0.2
+    ties = omniglot.evaluate_episodes(_LabelScorer(image_set.labels, constant=True), image_set.images, episodes)
+    assert ties["accuracy"] == 0.0
+    # constant-grey characters: raw pixels identify them exactly
+    assert omniglot.evaluate_episodes(omniglot.PixelScorer(), image_set.images, episodes)["accuracy"] == 1.0
+
+
+def test_pixel_scorer_is_minus_euclidean():
+    queries = np.array([[0.0, 0.0], [3.0, 4.0]])
+    supports = np.array([[0.0, 0.0], [6.0, 8.0]])
+    np.testing.assert_allclose(omniglot.PixelScorer().similarity(queries, supports), [[0, -10], [-5, -5]], atol=1e-6)
+
+
+# --- Lake's runs -----------------------------------------------------------------------------------
+
+def test_read_lake_runs_sample(runs_sample):
+    runs = omniglot.read_lake_runs(runs_sample, image_size=(28, 28))
+    assert [run.name for run in runs] == ["run01", "run02"]
+    with zipfile.ZipFile(runs_sample) as archive:
+        first_line = archive.read("run02/class_labels.txt").decode().split("\n")[0].split()
+    run = runs[1]
+    assert run.support_images.shape == (20, 28, 28, 1) and run.query_images.shape == (20, 28, 28, 1)
+    assert run.query_paths[0].endswith(first_line[0])
+    assert run.support_paths[run.correct_positions[0]].endswith(first_line[1])
+    assert all(path.endswith(f"class{k + 1:02d}.png") for k, path in enumerate(run.support_paths))
+    scored = omniglot.score_lake_runs(runs, omniglot.PixelScorer())
+    assert scored["num_runs"] == 2 and scored["num_tasks"] == 40 and scored["n_way"] == 20
+    assert scored["mean_accuracy"] == pytest.approx(np.mean(list(scored["per_run"].values())))
+    assert scored["mean_accuracy"] < 0.5  # raw pixels are a weak floor, far from the queries' true classes
+
+
+def _copy_runs(runs_sample, destination):
+    with zipfile.ZipFile(runs_sample) as archive:
+        archive.extractall(destination)
+    return destination
+
+
+def test_runs_where_queries_copy_their_class_score_perfectly(runs_sample, tmp_path):
+    folder = _copy_runs(runs_sample, tmp_path / "runs")
+    for labels_file in folder.glob("run*/class_labels.txt"):
+        for line in labels_file.read_text().split("\n"):
+            if line.strip():
+                query, support = line.split()
+                shutil.copyfile(folder / support, folder / query)
+    scored = omniglot.score_lake_runs(folder, omniglot.PixelScorer(), image_size=(28, 28))
+    assert scored["per_run"] == {"run01": 1.0, "run02": 1.0}
+
+
+def test_runs_bad_input_names_the_file(runs_sample, tmp_path):
+    folder = _copy_runs(runs_sample, tmp_path / "runs")
+    (folder / "run01" / "test" / "item07.png").unlink()
+    with pytest.raises(SiameseDataError, match=r"class_labels.txt, line 7: .*item07.png"):
+        omniglot.read_lake_runs(folder)
+
+    folder = _copy_runs(runs_sample, tmp_path / "runs2")
+    labels_file = folder / "run02" / "class_labels.txt"
+    lines = labels_file.read_text().split("\n")
+    lines[2] = "run02/test/item03.png run02/training/class99.png"
+    labels_file.write_text("\n".join(lines))
+    with pytest.raises(SiameseDataError, match=r"line 3: names run02/training/class99.png"):
+        omniglot.read_lake_runs(folder)
+    lines[2] = "run02/test/item03.png"
+    labels_file.write_text("\n".join(lines))
+    with pytest.raises(SiameseDataError, match=r"line 3: expected"):
+        omniglot.read_lake_runs(folder)
+
+    empty = tmp_path / "empty"
+    (empty / "run01" / "test").mkdir(parents=True)
+    with pytest.raises(SiameseDataError, match="class_labels.txt"):
+        omniglot.read_lake_runs(empty)
+    with pytest.raises(FileNotFoundError, match="all_runs.zip"):
+        omniglot.read_lake_runs(tmp_path / "all_runs.zip")
+    truncated = tmp_path / "truncated_runs.zip"
+    truncated.write_bytes(Path(runs_sample).read_bytes()[:5000])
+    with pytest.raises(SiameseDataError, match="truncated_runs.zip"):
+        omniglot.read_lake_runs(truncated)
+
+
+def test_undecodable_run_image_is_named(runs_sample, tmp_path):
+    folder = _copy_runs(runs_sample, tmp_path / "runs")
+    (folder / "run01" / "training" / "class03.png").write_bytes(b"not a png")
+    with pytest.raises(SiameseDataError, match="class03.png"):
+        omniglot.read_lake_runs(folder)
+
+
+# --- losses and training ---------------------------------------------------------------------------
+
+def test_neighbourhood_loss_hand_computed():
+    # classes [0, 0, 1]; image 2 has no partner and is left out.
+    distances = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]], np.float32)
+    labels = np.array([0, 0, 1])
+    first = -np.log(np.exp(-1.0) / (np.exp(-1.0) + np.exp(-4.0)))
+    second = -np.log(np.exp(-1.0) / (np.exp(-1.0) + np.exp(-1.0)))
+    loss = float(omniglot.neighbourhood_loss(labels, distances))
+    assert loss == pytest.approx((first + second) / 2, rel=1e-5)
+
+
+def test_train_conv4_tiny_logs_one_shot_accuracy(background):
+    train, held = omniglot.split_alphabets(background)
+    episodes = omniglot.sample_one_shot_episodes(held, n_way=5, num_episodes=2, seed=0)
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=16, filters=(8, 8, 8, 8))
+    history, one_shot, budget = omniglot.train_conv4(model, train, held, episodes, num_epochs=2, steps_per_epoch=2,
+                                                     classes_per_batch=4, images_per_class=2, seed=0)
+    assert len(history.history["val_one_shot_accuracy"]) == 2 and budget.steps == 4
+    assert all(0.0 <= value <= 1.0 for value in one_shot.history)
+    assert one_shot.best_accuracy == max(one_shot.history)
+
+
+class _FakeVariable:
+    def __init__(self, value):
+        self.value = value
+
+    def assign(self, value):
+        self.value = value
+
+
+class _FakeModel:
+    def __init__(self):
+        self.stop_training = False
+        self.optimizer = type("Optimizer", (), {"learning_rate": _FakeVariable(1.0)})()
+
+
+def test_time_budget_stops_and_anneals_by_elapsed_time(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(omniglot.time, "perf_counter", lambda: clock[0])
+    budget = omniglot.TimeBudget(minutes=1.0, learning_rate=0.01, final_fraction=0.1)
+    budget.set_model(_FakeModel())
+    budget.on_train_begin()
+    budget.on_train_batch_begin(0)
+    assert budget.model.optimizer.learning_rate.value == pytest.approx(0.01)
+    clock[0] = 130.0  # half-way: cosine at its midpoint, 0.1 + 0.9 * 0.5 of the start value
+    budget.on_train_batch_begin(1)
+    assert budget.model.optimizer.learning_rate.value == pytest.approx(0.01 * 0.55)
+    budget.on_train_batch_end(1)
+    assert not budget.model.stop_training and budget.steps == 1
+    clock[0] = 160.0
+    budget.on_train_batch_end(2)
+    assert budget.model.stop_training and budget.elapsed_seconds == 60.0
+    with pytest.raises(ValueError, match="minutes"):
+        omniglot.TimeBudget(minutes=None, learning_rate=0.1)
+
+
+def test_train_koch_small_runs_and_scores_runs(runs_sample):
+    image_set = _synthetic_set(num_alphabets=2, characters_per_alphabet=4, drawers=3, side=16)
+    train, held = omniglot.split_alphabets(image_set, held_out=("Alpha1",))
+    episodes = omniglot.sample_one_shot_episodes(held, n_way=3, num_episodes=2, seed=0)
+    model = omniglot.build_koch_model((16, 16, 1), padding="same")
+    history, one_shot, _ = omniglot.train_koch(model, train, held, episodes, num_epochs=1, base_pairs_per_epoch=4,
+                                               distortions_per_pair=1, batch_size=8, optimizer="sgd",
+                                               learning_rate=0.01)
+    assert "val_one_shot_accuracy" in history.history and len(one_shot.history) == 1
+    scored = omniglot.score_lake_runs(runs_sample, model, image_size=(16, 16))
+    assert scored["num_tasks"] == 40 and 0.0 <= scored["mean_accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="rmsprop"):
+        omniglot.train_koch(model, train, held, episodes, optimizer="rmsprop")
+
+
+def test_koch_embedding_is_the_paper_size():
+    model = omniglot.build_koch_model()
+    assert model.embedding.count_params() == 38_947_648 and model.output_kind == "probability"
