@@ -2,14 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SHARED_DATA ?= $(abspath ../shared/data)
+# Data: ../shared/data beside the clone when present (tests, CI), else ./data.
+SHARED_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 # Quiet TensorFlow's C++ logging (see ../shared/ENVIRONMENT_NOTES.md).
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SIAMESE_TF_DATA_DIR ?= $(SHARED_DATA)
 
 .PHONY: setup demo test unit notebooks clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt scripts/setup_system.sh
+	bash scripts/setup_system.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the project needs beyond Python wheels: CJK fonts for the CAPTCHA generator
+# (notebook 11, siamese_tf.captchas). Skips work that is already done; without root or apt-get
+# it says what to install and carries on (the CAPTCHA tests then skip with that reason).
+set -euo pipefail
+PACKAGES=(fonts-wqy-microhei fonts-wqy-zenhei fonts-arphic-ukai fonts-arphic-uming)
+missing=()
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "note: install these Debian packages for the CAPTCHA case study: ${missing[*]}" >&2
+fi
