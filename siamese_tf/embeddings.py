@@ -99,6 +99,71 @@ EMBEDDINGS = {"koch": koch_embedding, "small_cnn": small_cnn_embedding}
 EMBEDDINGS["mask_guided_sister"] = mask_guided_sister_embedding
 
 
+# --- Chinese CAPTCHA recognition (Chen et al., SiameseCCR: residual branches 15/27/39) ---
+
+
+def _bottleneck_unit(x, width, stride, name):
+    """ResNet bottleneck: 1x1 (width) - 3x3 (width, stride) - 1x1 (4 width), plus a shortcut."""
+    out_channels = 4 * width
+    shortcut = x
+    if stride != 1 or x.shape[-1] != out_channels:
+        shortcut = layers.Conv2D(out_channels, 1, strides=stride, use_bias=False, name=f"{name}_shortcut")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+    for position, (filters, kernel, step) in enumerate(((width, 1, 1), (width, 3, stride), (out_channels, 1, 1))):
+        x = layers.Conv2D(filters, kernel, strides=step, padding="same", use_bias=False,
+                          name=f"{name}_conv{position + 1}")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{position + 1}")(x)
+        if position < 2:
+            x = layers.Activation("relu", name=f"{name}_relu{position + 1}")(x)
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def siamese_ccr_embedding(input_shape=(44, 44, 1), units_per_stage=1, embedding_dim=256,
+                          widths=(16, 32, 64, 128), stem_filters=32, activation="sigmoid", name="embedding"):
+    """SiameseCCR residual branch (Chen et al., Chinese CAPTCHA recognition): 44x44 gray in, n=256 out.
+
+    Conv 3x3 stem - 4 stages of ``units_per_stage`` (k) bottleneck units (1x1, 3x3, 1x1 with
+    4x expansion; stride 2 at the start of stages 2-4) - global average pooling - Dense(n).
+    Weighted layers: 1 + 12 k + 1, plus the head's dense layer = 15, 27, 39 for k = 1, 2, 3
+    (SiameseCCR-15/27/39). ``widths`` are the bottleneck widths per stage; the default is
+    CPU-sized (about 0.8 M parameters at k = 1); (64, 128, 256, 512) is ResNet-50's.
+    """
+    _check_input_shape(input_shape, 8, "siamese_ccr_embedding")
+    if units_per_stage not in (1, 2, 3) and not (isinstance(units_per_stage, int) and units_per_stage > 0):
+        raise ValueError(f"units_per_stage must be a positive integer (1, 2, 3 in the paper), got {units_per_stage!r}")
+    if not isinstance(embedding_dim, int) or embedding_dim <= 0:
+        raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
+    if len(widths) != 4 or any(not isinstance(w, int) or w <= 0 for w in widths):
+        raise ValueError(f"widths must be four positive integers, got {widths!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.Activation("relu", name="stem_relu")(x)
+    for stage, width in enumerate(widths):
+        for unit in range(units_per_stage):
+            stride = 2 if stage > 0 and unit == 0 else 1
+            x = _bottleneck_unit(x, width, stride, name=f"stage{stage + 1}_unit{unit + 1}")
+    x = layers.GlobalAveragePooling2D(name="average_pool")(x)
+    outputs = layers.Dense(embedding_dim, activation=activation, name="features")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _siamese_ccr(units_per_stage):
+    def build(input_shape=(44, 44, 1), **kwargs):
+        return siamese_ccr_embedding(input_shape, units_per_stage=units_per_stage, **kwargs)
+
+    build.__name__ = f"siamese_ccr_{3 + 12 * units_per_stage}_embedding"
+    build.__doc__ = f"SiameseCCR-{3 + 12 * units_per_stage}: :func:`siamese_ccr_embedding` with k = {units_per_stage}."
+    return build
+
+
+EMBEDDINGS["siamese_ccr"] = siamese_ccr_embedding
+EMBEDDINGS["siamese_ccr_15"] = _siamese_ccr(1)
+EMBEDDINGS["siamese_ccr_27"] = _siamese_ccr(2)
+EMBEDDINGS["siamese_ccr_39"] = _siamese_ccr(3)
+
+
 def get_embedding(name, input_shape, **kwargs):
     """Build the embedding network called ``name`` (see the table above)."""
     if name not in EMBEDDINGS:

@@ -1,0 +1,140 @@
+"""SiameseCCR benchmark: generate CAPTCHAs, train, match templates, compare with classifier baselines.
+
+Prints one JSON object: data set sizes and fonts, training time and pairs/s per round, top-1/5/10
+for few-shot (test A vs support A), one-shot on unseen level-2 characters (test B vs support B),
+the merged A+B library, the held-out font (against training-font templates and against
+same-font templates), the LeNet-5-like and 11-layer CNN baselines on test A, and the time per
+query against 6,763 templates (the whole GB2312 set).
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/captcha_template_matching.py --scale 0.05
+
+``--scale`` keeps that share of the GB2312 characters (1.0 = the paper's 15,020 training images).
+The trained model is saved to ``<models dir>/siamese_ccr_captcha.keras`` and the JSON to
+``<reports dir>/captcha_template_matching.json`` (the notebook 11_chinese_captcha reuses both).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from siamese_tf import captcha_recognition as ccr  # noqa: E402
+from siamese_tf import captchas, settings  # noqa: E402
+from siamese_tf.libraries import TemplateLibrary  # noqa: E402
+from siamese_tf.models import save_model  # noqa: E402
+from siamese_tf.pipelines import machine_description  # noqa: E402
+
+
+def _round(value, digits=4):
+    if isinstance(value, dict):
+        return {key: _round(item, digits) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_round(item, digits) for item in value]
+    if isinstance(value, float):
+        return round(value, digits)
+    return value
+
+
+def run(arguments):
+    settings.seed_everything(arguments.seed)
+    dataset_dir = Path(arguments.dataset_dir or settings.data_dir() / f"captcha_cicc_scale{arguments.scale}_seed{arguments.seed}")
+    started = time.perf_counter()
+    metadata = captchas.generate_captcha_dataset(dataset_dir, scale=arguments.scale, seed=arguments.seed,
+                                                 progress=arguments.progress)
+    generation_seconds = time.perf_counter() - started
+    split = {name: captchas.load_captcha_split(dataset_dir, name) for name in captchas.SPLITS
+             if metadata["split_sizes"].get(name)}
+
+    config = ccr.CCRConfig(architecture=arguments.architecture, random_epochs=arguments.random_epochs,
+                           mining_rounds=arguments.mining_rounds, mining_epochs=arguments.mining_epochs,
+                           steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
+                           widths=tuple(int(width) for width in arguments.widths.split(",")))
+    model, report = ccr.train_siamese_ccr(split["train"].images, split["train"].labels, config,
+                                          verbose=2 if arguments.progress else 0)
+    models_dir = settings.models_dir(arguments.models_dir)
+    save_model(model, models_dir / "siamese_ccr_captcha.keras")
+
+    def evaluate(queries, templates):
+        return ccr.evaluate_template_matching(model, queries.images, queries.labels, templates.images, templates.labels)
+
+    results = {
+        "few_shot_test_a": evaluate(split["test_a"], split["support_a"]),
+        "one_shot_test_b": evaluate(split["test_b"], split["support_b"]),
+    }
+    merged = ccr.build_template_library(model, split["support_a"].images, split["support_a"].labels)
+    merged.add(images=ccr.center_crop(split["support_b"].images), labels=split["support_b"].labels)
+    for name in ("test_a", "test_b"):
+        results[f"merged_library_{name}"] = ccr.evaluate_template_matching(
+            model, split[name].images, split[name].labels, library=merged)
+    if "test_b_held_out_font" in split:
+        results["held_out_font_vs_training_font_templates"] = evaluate(split["test_b_held_out_font"], split["support_b"])
+        results["held_out_font_vs_same_font_templates"] = evaluate(split["test_b_held_out_font"],
+                                                                   split["support_b_held_out_font"])
+    timing = ccr.time_matching(model, num_templates=6763, num_queries=arguments.timing_queries)
+
+    baselines = {}
+    for name in ("lenet5", "cnn11"):
+        if arguments.baseline_epochs > 0:
+            _, figures = ccr.train_classifier_baseline(name, split["train"].images, split["train"].labels,
+                                                       split["test_a"].images, split["test_a"].labels,
+                                                       epochs=arguments.baseline_epochs, seed=arguments.seed)
+            figures["losses"] = figures["losses"][-1:]
+            baselines[name] = figures
+
+    output = {
+        "benchmark": "captcha_template_matching",
+        "paper": {"few_shot_top_1": 0.9917, "one_shot_top_1": 0.9859, "ms_per_query": [14, 26],
+                  "hardware": "Tesla K80, 76 hours of training"},
+        "machine": machine_description(),
+        "data": {"scale": arguments.scale, "seed": arguments.seed, "generation_seconds": generation_seconds,
+                 "split_sizes": metadata["split_sizes"], "num_level_1": metadata["num_level_1"],
+                 "num_level_2": metadata["num_level_2"], "training_fonts": metadata["training_fonts"],
+                 "held_out_font": metadata["held_out_font"], "dropped_characters": metadata["dropped_characters"]},
+        "config": {key: value for key, value in vars(config).items()},
+        "parameters": int(model.embedding.count_params()),
+        "training": report["rounds"],
+        "training_seconds": sum(round_["seconds"] for round_ in report["rounds"]),
+        "results": results,
+        "timing_6763_templates": timing,
+        "baselines": baselines,
+    }
+    output = _round(output)
+    reports_dir = settings.reports_dir(arguments.reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "captcha_template_matching.json").write_text(json.dumps(output, indent=1, ensure_ascii=False))
+    if report["confusers"] is not None:
+        classes, confusers = report["confusers"]
+        np.savez(reports_dir / "captcha_confusers.npz", classes=classes, confusers=confusers)
+    print(json.dumps(output))
+    return output
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--architecture", default="siamese_ccr_15", choices=ccr.ARCHITECTURES)
+    parser.add_argument("--widths", default="16,32,64,128", help="bottleneck widths of the 4 stages")
+    parser.add_argument("--mode", default="in_batch", choices=("in_batch", "pairs"))
+    parser.add_argument("--random-epochs", type=int, default=4)
+    parser.add_argument("--mining-rounds", type=int, default=2)
+    parser.add_argument("--mining-epochs", type=int, default=2)
+    parser.add_argument("--steps-per-epoch", type=int, default=50)
+    parser.add_argument("--baseline-epochs", type=int, default=15)
+    parser.add_argument("--timing-queries", type=int, default=256)
+    parser.add_argument("--dataset-dir", default=None)
+    parser.add_argument("--models-dir", default=None)
+    parser.add_argument("--reports-dir", default=None)
+    parser.add_argument("--progress", action="store_true")
+    run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""SiameseCCR: few-shot and one-shot Chinese CAPTCHA recognition by template matching.
+
+After Chen et al., "SiameseCCR: a novel method for one-shot and few-shot Chinese CAPTCHA
+recognition using deep Siamese network". A Siamese residual network (``siamese_ccr_15/27/39`` in
+:mod:`siamese_tf.embeddings`) with the L1 head ``sigmoid(|v1 - v2| w + b)`` and binary
+cross-entropy (label convention: 1 = same character, 0 = different) learns whether two CAPTCHA
+images show the same character. Recognition embeds one template per character once
+(:class:`siamese_tf.libraries.TemplateLibrary`) and picks the template most similar to the query,
+so characters never seen in training are recognised from a single template (one-shot).
+
+Training follows the paper's algorithm: first balanced random same/different pairs, then a set
+number of rounds in which each character's negatives come from its ``top_k`` most similar wrong
+characters under the current model (hard negative mining, :func:`confusable_classes`). Two
+modes: ``"pairs"`` (the paper's image pairs, :class:`CaptchaPairBatches`) and ``"in_batch"``
+(class-balanced batches where every pair is scored from one embedding pass,
+:class:`CaptchaClassBatches`; a hard-negative batch groups each character with some of its
+confusable characters). In-batch training scores far more pairs per second on a CPU.
+
+Images are 48x48 gray in [0, 1]; training uses random 44x44 crops, evaluation the centre crop.
+Baselines: :func:`lenet5_classifier` and :func:`cnn11_classifier`, plain softmax classifiers
+trained on the same images (:func:`train_classifier_baseline`).
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+from keras import layers
+
+from siamese_tf import heads as heads_module
+from siamese_tf.libraries import TemplateLibrary
+from siamese_tf.models import build_siamese_model
+from siamese_tf.samplers import ClassBalancedBatches, PairBatches, sample_pairs
+from siamese_tf.training import compile_siamese, train_siamese
+
+CROP_SIZE = 44
+ARCHITECTURES = ("siamese_ccr_15", "siamese_ccr_27", "siamese_ccr_39")
+
+
+def _check_images(images, name="images"):
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, H, W, C), got {images.shape}")
+    return images
+
+
+def center_crop(images, size=CROP_SIZE):
+    """The centre ``size`` x ``size`` window of each image (N, H, W, C)."""
+    images = _check_images(images)
+    height, width = images.shape[1:3]
+    if size > min(height, width):
+        raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[:, top:top + size, left:left + size]
+
+
+class RandomCrop:
+    """``(image, rng) -> image``: a random ``size`` x ``size`` window (the paper's 44x44 of 48x48)."""
+
+    def __init__(self, size=CROP_SIZE):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"crop size must be a positive integer, got {size!r}")
+        self.size = size
+
+    def __call__(self, image, rng):
+        height, width = image.shape[:2]
+        if self.size > min(height, width):
+            raise ValueError(f"crop size {self.size} is larger than the image ({height}x{width})")
+        top = int(rng.integers(0, height - self.size + 1))
+        left = int(rng.integers(0, width - self.size + 1))
+        return image[top:top + self.size, left:left + self.size]
+
+
+def confusable_classes(model, images, labels, top_k=10, batch_size=256):
+    """Each class's ``top_k`` most similar *other* classes under ``model`` (hard negatives).
+
+    One template per class (its first image, centre-cropped) is embedded; classes are ranked by
+    the head's similarity between templates. Returns ``(classes, confusers)``: the sorted class
+    labels (C,) and a (C, min(top_k, C - 1)) array of class labels, most similar first.
+    """
+    images = _check_images(images)
+    labels = np.asarray(labels).reshape(-1)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    classes, first_positions = np.unique(labels, return_index=True)
+    if len(classes) < 2:
+        raise ValueError(f"Hard negatives need at least 2 classes, got {len(classes)}")
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    templates = images[first_positions]
+    crop = model.input_image_shape[0]
+    if templates.shape[1] != crop:
+        templates = center_crop(templates, crop)
+    embeddings = model.embed(templates, batch_size=batch_size)
+    library = TemplateLibrary(model, embeddings, np.arange(len(classes)))
+    similarities = library.similarities(embeddings)
+    np.fill_diagonal(similarities, -np.inf)  # a class is never its own negative
+    top_k = min(top_k, len(classes) - 1)
+    order = np.argsort(-similarities, axis=1, kind="stable")[:, :top_k]
+    return classes, classes[order]
+
+
+def hard_negative_pairs(labels, classes, confusers, num_pairs, rng, positive_fraction=0.5):
+    """Index pairs whose negatives come from each anchor's confusable classes (1 = same, 0 = different).
+
+    Positives are balanced random same-class pairs (as :func:`siamese_tf.samplers.sample_pairs`);
+    each negative takes a random anchor image and an image of a class drawn from its anchor's
+    row of ``confusers`` (see :func:`confusable_classes`).
+    """
+    labels = np.asarray(labels).reshape(-1)
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    num_positive = int(round(num_pairs * positive_fraction))
+    num_negative = num_pairs - num_positive
+    first_positive, second_positive, _ = sample_pairs(labels, max(num_positive, 1), rng, positive_fraction=1.0)
+    first_positive, second_positive = first_positive[:num_positive], second_positive[:num_positive]
+    members = {label: np.flatnonzero(labels == label) for label in classes}
+    row_of = {label: row for row, label in enumerate(classes)}
+    anchors = rng.integers(0, len(labels), size=num_negative)
+    partners = np.empty(num_negative, np.int64)
+    for position, anchor in enumerate(anchors):
+        row = confusers[row_of[labels[anchor]]]
+        negative_class = row[int(rng.integers(len(row)))]
+        choices = members[negative_class]
+        partners[position] = choices[int(rng.integers(len(choices)))]
+    first = np.concatenate([first_positive, anchors])
+    second = np.concatenate([second_positive, partners])
+    pair_labels = np.concatenate([np.ones(num_positive, np.int64), np.zeros(num_negative, np.int64)])
+    order = rng.permutation(num_pairs)
+    return first[order], second[order], pair_labels[order]
+
+
+class CaptchaPairBatches(PairBatches):
+    """:class:`~siamese_tf.samplers.PairBatches` of random crops, with optional hard negatives.
+
+    Without ``confusers`` the pairs are balanced random pairs; with ``(classes, confusers)``
+    from :func:`confusable_classes` the negatives are hard (:func:`hard_negative_pairs`).
+    """
+
+    def __init__(self, images, labels, pairs_per_epoch, batch_size=32, seed=0, crop_size=CROP_SIZE, confusers=None):
+        super().__init__(images, labels, pairs_per_epoch, batch_size, seed, augment=RandomCrop(crop_size))
+        self.crop_size = crop_size
+        self.confusers = confusers
+
+    def epoch_pairs(self, epoch):
+        if self.confusers is None:
+            return super().epoch_pairs(epoch)
+        with self._lock:
+            if self._cached_epoch == epoch:
+                return self._cached_pairs
+        classes, confusers = self.confusers
+        pairs = hard_negative_pairs(self.labels, classes, confusers, self.pairs_per_epoch,
+                                    np.random.default_rng([self.seed, int(epoch), 1]))
+        with self._lock:
+            self._cached_epoch, self._cached_pairs = epoch, pairs
+        return pairs
+
+    def _signature(self):
+        import tensorflow as tf
+
+        spec = tf.TensorSpec(shape=(None, self.crop_size, self.crop_size, self.images.shape[-1]), dtype=tf.float32)
+        return (spec, spec), tf.TensorSpec(shape=(None,), dtype=tf.float32)
+
+
+class CaptchaClassBatches(ClassBalancedBatches):
+    """:class:`~siamese_tf.samplers.ClassBalancedBatches` of random crops, with optional hard-negative groups.
+
+    With ``confusers`` (from :func:`confusable_classes`) a batch is built from groups of
+    ``group_size`` classes: a random class plus ``group_size - 1`` of its confusable classes, so
+    most different-character pairs in the batch are hard ones.
+    """
+
+    def __init__(self, images, labels, classes_per_batch=16, images_per_class=4, steps_per_epoch=100, seed=0,
+                 crop_size=CROP_SIZE, confusers=None, group_size=4):
+        super().__init__(images, labels, classes_per_batch, images_per_class, steps_per_epoch, seed,
+                         augment=RandomCrop(crop_size))
+        if not isinstance(group_size, int) or group_size < 2:
+            raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
+        self.crop_size = crop_size
+        self.group_size = group_size
+        self.confusers = confusers
+        if confusers is not None:
+            classes, rows = confusers
+            self._confuser_rows = {int(label): np.asarray(row) for label, row in zip(classes, rows)}
+
+    def _hard_classes(self, rng):
+        """Class positions for one batch: groups of a random class and its confusable classes."""
+        eligible_labels = self.index.classes[self.eligible]
+        chosen = []
+        while len(chosen) < self.classes_per_batch:
+            seed_label = int(eligible_labels[int(rng.integers(len(eligible_labels)))])
+            if seed_label in chosen:
+                continue
+            group = [seed_label]
+            row = [int(c) for c in self._confuser_rows.get(seed_label, ()) if int(c) not in chosen and int(c) != seed_label]
+            row = [c for c in row if c in self._eligible_set]
+            picks = rng.permutation(len(row))[:self.group_size - 1]
+            group += [row[i] for i in picks]
+            chosen += group[:self.classes_per_batch - len(chosen)]
+        return np.searchsorted(self.index.classes, np.asarray(chosen))
+
+    def batch(self, epoch, step):
+        if self.confusers is None:
+            return super().batch(epoch, step)
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        if not hasattr(self, "_eligible_set"):
+            self._eligible_set = {int(c) for c in self.index.classes[self.eligible]}
+        rng = np.random.default_rng([self.seed, int(epoch), int(step), 1])
+        indices = []
+        for class_position in self._hard_classes(rng):
+            size = self.index.sizes[class_position]
+            members = self.index.order[self.index.offsets[class_position]:self.index.offsets[class_position] + size]
+            indices.append(rng.choice(members, size=self.images_per_class, replace=size < self.images_per_class))
+        indices = np.concatenate(indices)
+        images = np.stack([self.augment(image, rng) for image in self.images[indices]])
+        return images.astype(np.float32, copy=False), self.labels[indices].astype(np.int32)
+
+    def _signature(self):
+        import tensorflow as tf
+
+        return (tf.TensorSpec(shape=(None, self.crop_size, self.crop_size, self.images.shape[-1]), dtype=tf.float32),
+                tf.TensorSpec(shape=(None,), dtype=tf.int32))
+
+
+@dataclasses.dataclass
+class CCRConfig:
+    """Settings of :func:`train_siamese_ccr` (``mode`` "in_batch" is the CPU default).
+
+    The first round trains on random pairs for ``random_epochs``; each of ``mining_rounds``
+    later rounds recomputes every class's ``top_k`` confusable classes and trains
+    ``mining_epochs`` more on hard negatives.
+    """
+
+    architecture: str = "siamese_ccr_15"
+    widths: tuple = (16, 32, 64, 128)
+    embedding_dim: int = 256
+    mode: str = "in_batch"
+    random_epochs: int = 4
+    mining_rounds: int = 2
+    mining_epochs: int = 2
+    steps_per_epoch: int = 100
+    classes_per_batch: int = 16
+    images_per_class: int = 4
+    group_size: int = 4
+    pairs_batch_size: int = 32
+    top_k: int = 10
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"Unknown architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
+        if self.mode not in ("pairs", "in_batch"):
+            raise ValueError(f"mode must be 'pairs' or 'in_batch', got {self.mode!r}")
+        for name in ("random_epochs", "steps_per_epoch", "top_k", "classes_per_batch", "images_per_class"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("mining_rounds", "mining_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+
+
+def build_siamese_ccr(config=None):
+    """A SiameseCCR model (residual branch + L1 head), compiled for ``config.mode`` with BCE."""
+    config = config or CCRConfig()
+    model = build_siamese_model(config.architecture, "l1", input_shape=(CROP_SIZE, CROP_SIZE, 1),
+                                name=config.architecture.replace("_", "-"), widths=tuple(config.widths),
+                                embedding_dim=config.embedding_dim)
+    return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode)
+
+
+def _batches(images, labels, config, seed, confusers):
+    if config.mode == "in_batch":
+        return CaptchaClassBatches(images, labels, config.classes_per_batch, config.images_per_class,
+                                   config.steps_per_epoch, seed, confusers=confusers, group_size=config.group_size)
+    pairs = config.steps_per_epoch * config.pairs_batch_size
+    return CaptchaPairBatches(images, labels, pairs, config.pairs_batch_size, seed, confusers=confusers)
+
+
+def train_siamese_ccr(train_images, train_labels, config=None, model=None, verbose=0):
+    """Train SiameseCCR with the paper's algorithm: random pairs, then rounds of hard negative mining.
+
+    Args:
+        train_images: (N, 48, 48, 1) gray images in [0, 1] (random 44x44 crops are taken).
+        train_labels: (N,) character labels (4 images per character in the paper).
+        config: :class:`CCRConfig`.
+        model: continue training this model instead of building one.
+
+    Returns:
+        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``pairs_per_second``
+        (pairs scored per second of training) and the ``confusers`` of the last mining round.
+    """
+    config = config or CCRConfig()
+    train_images = _check_images(train_images, "train_images")
+    train_labels = np.asarray(train_labels).reshape(-1)
+    model = model or build_siamese_ccr(config)
+    report = {"rounds": [], "confusers": None}
+    confusers = None
+    for round_number in range(1 + config.mining_rounds):
+        if round_number > 0:
+            confusers = confusable_classes(model, train_images, train_labels, config.top_k)
+        epochs = config.random_epochs if round_number == 0 else config.mining_epochs
+        if epochs == 0:
+            continue
+        batches = _batches(train_images, train_labels, config, config.seed + 1000 * round_number, confusers)
+        started = time.perf_counter()
+        history = train_siamese(model, batches, epochs, verbose=verbose)
+        seconds = time.perf_counter() - started
+        pairs_per_step = batches.pairs_per_batch if config.mode == "in_batch" else config.pairs_batch_size
+        report["rounds"].append({
+            "round": round_number, "kind": "random" if round_number == 0 else "hard_negatives",
+            "epochs": epochs, "losses": [float(v) for v in history.history["loss"]], "seconds": seconds,
+            "pairs_per_second": pairs_per_step * batches.steps_per_epoch * epochs / seconds,
+        })
+    report["confusers"] = confusers
+    return model, report
+
+
+def build_template_library(model, template_images, template_labels, class_names=None):
+    """Embed one template per character (centre-cropped) into a :class:`TemplateLibrary`."""
+    template_images = _check_images(template_images, "template_images")
+    return TemplateLibrary.from_images(model, center_crop(template_images, model.input_image_shape[0]),
+                                       template_labels, class_names)
+
+
+def evaluate_template_matching(model, query_images, query_labels, template_images=None, template_labels=None,
+                               ks=(1, 5, 10), library=None):
+    """Top-k accuracy of template matching and the time per query.
+
+    Returns a dict with ``top_1``/``top_5``/``top_10``, ``num_queries``, ``num_templates``,
+    ``embed_ms_per_query`` (embedding network) and ``match_ms_per_query`` (scoring against every
+    template and ranking, via :meth:`TemplateLibrary.match`).
+    """
+    if library is None:
+        library = build_template_library(model, template_images, template_labels)
+    queries = center_crop(_check_images(query_images, "query_images"), model.input_image_shape[0])
+    query_labels = np.asarray(query_labels).reshape(-1)
+    started = time.perf_counter()
+    query_embeddings = model.embed(queries, batch_size=256)
+    embed_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    figures = library.top_k_accuracy(query_embeddings=query_embeddings, query_labels=query_labels, ks=ks)
+    match_seconds = time.perf_counter() - started
+    figures.update({
+        "num_queries": int(len(query_labels)), "num_templates": len(library),
+        "embed_ms_per_query": 1000 * embed_seconds / max(1, len(query_labels)),
+        "match_ms_per_query": 1000 * match_seconds / max(1, len(query_labels)),
+    })
+    return figures
+
+
+def xla_top_k_matcher(model, library_embeddings, k=10, chunk_size=16):
+    """A compiled (XLA) ranker: query embeddings (Q, D) -> (indices, scores) of the top-k templates.
+
+    For the L1 head the score ``w . |q - t| + b`` ranks templates like the sigmoid probability
+    (sigmoid is monotonic), so the sigmoid is skipped; distance heads rank by negative distance.
+    """
+    import tensorflow as tf
+
+    library = tf.constant(np.asarray(library_embeddings, np.float32))
+    k = min(int(k), int(library.shape[0]))
+    head = model.head
+
+    @tf.function(jit_compile=True)
+    def rank(queries):
+        if head.output_kind == "probability":
+            weights = head.classifier.kernel[:, 0]
+            scores = tf.reduce_sum(tf.abs(queries[:, None, :] - library[None]) * weights, axis=-1)
+            scores = scores + head.classifier.bias[0]
+        else:
+            scores = -head.score_matrix(queries, library)
+        return tf.math.top_k(scores, k=k)
+
+    def match(query_embeddings):
+        query_embeddings = np.asarray(query_embeddings, np.float32)
+        indices, scores = [], []
+        for start in range(0, len(query_embeddings), chunk_size):
+            chunk = query_embeddings[start:start + chunk_size]
+            if len(chunk) < chunk_size:  # one compiled shape: pad the last chunk
+                chunk = np.concatenate([chunk, np.zeros((chunk_size - len(chunk), chunk.shape[1]), np.float32)])
+            result = rank(tf.constant(chunk))
+            indices.append(result.indices.numpy())
+            scores.append(result.values.numpy())
+        count = len(query_embeddings)
+        return np.concatenate(indices)[:count], np.concatenate(scores)[:count]
+
+    return match
+
+
+def time_matching(model, num_templates=6763, num_queries=256, seed=0, repeats=3, library_embeddings=None):
+    """Milliseconds per query to rank ``num_templates`` templates: TemplateLibrary path and XLA path.
+
+    Embeddings are random (matching cost does not depend on their values) unless
+    ``library_embeddings`` is given. Returns medians over ``repeats``.
+    """
+    rng = np.random.default_rng(seed)
+    dimension = int(model.embedding.outputs[0].shape[-1])
+    if library_embeddings is None:
+        library_embeddings = rng.random((num_templates, dimension), dtype=np.float32)
+    library_embeddings = np.asarray(library_embeddings, np.float32)
+    queries = rng.random((num_queries, dimension), dtype=np.float32)
+    library = TemplateLibrary(model, library_embeddings, np.arange(len(library_embeddings)))
+    matcher = xla_top_k_matcher(model, library_embeddings, k=10)
+    matcher(queries[:16])  # compile outside the timing
+    library.match(query_embeddings=queries[:8], top_k=10)
+    timings = {"template_library": [], "xla": []}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        library.match(query_embeddings=queries, top_k=10)
+        timings["template_library"].append(1000 * (time.perf_counter() - started) / num_queries)
+        started = time.perf_counter()
+        matcher(queries)
+        timings["xla"].append(1000 * (time.perf_counter() - started) / num_queries)
+    return {"num_templates": int(len(library_embeddings)), "num_queries": num_queries,
+            "template_library_ms_per_query": float(np.median(timings["template_library"])),
+            "xla_ms_per_query": float(np.median(timings["xla"]))}
+
+
+# --- Baselines: plain classifiers trained on the same few images per character ---
+
+
+def lenet5_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), name="lenet5"):
+    """LeNet-5-like classifier: Conv 6@5 - pool - Conv 16@5 - pool - Dense 120 - Dense 84 - softmax."""
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(6, 5, activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(16, 5, activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(120, activation="relu")(x)
+    x = layers.Dense(84, activation="relu")(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def cnn11_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), filters=(32, 64, 128, 256), name="cnn11"):
+    """11-layer CNN classifier: 4 blocks of two 3x3 convolutions (batch norm, pooling), 2 dense + softmax."""
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for width in filters:
+        for _ in range(2):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(512, activation="relu")(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Dense(512, activation="relu")(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+BASELINES = {"lenet5": lenet5_classifier, "cnn11": cnn11_classifier}
+
+
+def train_classifier_baseline(name, train_images, train_labels, test_images, test_labels, epochs=20,
+                              batch_size=64, learning_rate=1e-3, seed=0, ks=(1, 5, 10)):
+    """Train a baseline classifier on random crops; returns ``(model, figures)`` with top-k on the test set.
+
+    Labels are mapped to 0..C-1 in sorted order of the training labels; test images of classes
+    absent from training count as errors.
+    """
+    if name not in BASELINES:
+        raise ValueError(f"Unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    train_images = _check_images(train_images, "train_images")
+    classes, targets = np.unique(np.asarray(train_labels).reshape(-1), return_inverse=True)
+    keras.utils.set_random_seed(seed)
+    model = BASELINES[name](len(classes))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    crop = RandomCrop()
+    started = time.perf_counter()
+    losses = []
+    for _ in range(epochs):
+        order = rng.permutation(len(targets))
+        epoch_losses = []
+        for start in range(0, len(order), batch_size):
+            window = order[start:start + batch_size]
+            batch = np.stack([crop(image, rng) for image in train_images[window]])
+            epoch_losses.append(float(model.train_on_batch(batch, targets[window])))
+        losses.append(float(np.mean(epoch_losses)))
+    seconds = time.perf_counter() - started
+    test = center_crop(test_images)
+    probabilities = np.concatenate([np.asarray(model(test[start:start + 256], training=False))
+                                    for start in range(0, len(test), 256)])
+    top = classes[np.argsort(-probabilities, axis=1)[:, :max(ks)]]
+    hits = top == np.asarray(test_labels).reshape(-1)[:, None]
+    figures = {f"top_{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+    figures.update({"train_seconds": seconds, "losses": losses, "parameters": int(model.count_params())})
+    return model, figures
+
+
+def confusion_examples(matches_labels, query_labels, max_examples=16):
+    """Positions of wrongly matched queries and their (true, predicted) labels, for a gallery."""
+    predicted = np.asarray(matches_labels)[:, 0]
+    query_labels = np.asarray(query_labels).reshape(-1)
+    wrong = np.flatnonzero(predicted != query_labels)[:max_examples]
+    return wrong, query_labels[wrong], predicted[wrong]

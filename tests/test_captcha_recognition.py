@@ -1,0 +1,155 @@
+"""SiameseCCR: residual branches, crops, hard negative mining, batches, matching, baselines."""
+
+import keras
+import numpy as np
+import pytest
+
+from siamese_tf import captcha_recognition as ccr
+from siamese_tf.embeddings import get_embedding
+from siamese_tf.heads import L1SimilarityHead
+from siamese_tf.libraries import TemplateLibrary
+from siamese_tf.models import SiameseModel
+
+
+def _weighted_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+@pytest.mark.parametrize("name, depth", [("siamese_ccr_15", 15), ("siamese_ccr_27", 27), ("siamese_ccr_39", 39)])
+def test_siamese_ccr_depths_count_like_the_paper(name, depth):
+    embedding = get_embedding(name, (44, 44, 1))
+    assert tuple(embedding.outputs[0].shape) == (None, 256)
+    # Main-path convolutions and the feature layer, plus the head's dense layer; the 1x1 projection
+    # shortcuts are not counted (as in ResNet).
+    main_path = [layer for layer in _weighted_layers(embedding) if "shortcut" not in layer.name]
+    assert len(main_path) + 1 == depth
+
+
+def test_siamese_ccr_rejects_bad_settings():
+    with pytest.raises(ValueError, match="widths"):
+        get_embedding("siamese_ccr", (44, 44, 1), widths=(8, 8))
+    with pytest.raises(ValueError, match="embedding_dim"):
+        get_embedding("siamese_ccr_15", (44, 44, 1), embedding_dim=0)
+
+
+def test_center_and_random_crops_take_44_of_48():
+    images = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
+    centre = ccr.center_crop(images)
+    assert centre.shape == (2, 44, 44, 1)
+    np.testing.assert_array_equal(centre[0, 0, 0], images[0, 2, 2])  # (48 - 44) / 2 = 2
+    crop = ccr.RandomCrop(44)(images[1], np.random.default_rng(0))
+    assert crop.shape == (44, 44, 1)
+    top, left = divmod(int(crop[0, 0, 0] - images[1, 0, 0, 0]), 48)
+    assert 0 <= top <= 4 and 0 <= left <= 4
+    np.testing.assert_array_equal(crop, images[1, top:top + 44, left:left + 44])
+    with pytest.raises(ValueError, match="larger"):
+        ccr.center_crop(images, 50)
+
+
+def _mean_intensity_model():
+    """Embedding = mean intensity; head sigmoid(-|a - b|): similarity falls with the brightness gap."""
+    inputs = keras.Input((44, 44, 1))
+    embedding = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    head = L1SimilarityHead()
+    model = SiameseModel(embedding, head)
+    head.classifier.set_weights([np.array([[-1.0]], np.float32), np.array([0.0], np.float32)])
+    return model
+
+
+def test_confusable_classes_rank_the_most_similar_other_classes():
+    model = _mean_intensity_model()
+    brightness = {7: 0.1, 3: 0.2, 9: 0.5, 4: 0.9}
+    labels = np.array([7, 3, 9, 4, 7, 3])
+    images = np.stack([np.full((48, 48, 1), brightness[label], np.float32) for label in labels])
+    classes, confusers = ccr.confusable_classes(model, images, labels, top_k=2)
+    assert classes.tolist() == [3, 4, 7, 9]
+    # Hand-computed from the brightness gaps: 3 (0.2) -> 7 (0.1), 9 (0.5); 4 (0.9) -> 9, 3; ...
+    assert confusers.tolist() == [[7, 9], [9, 3], [3, 9], [3, 7]]
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ccr.confusable_classes(model, images[:1], labels[:1])
+
+
+def test_hard_negative_pairs_take_negatives_from_the_confusers():
+    labels = np.repeat(np.arange(6), 3)
+    classes = np.arange(6)
+    confusers = np.array([[1], [0], [3], [2], [5], [4]])  # each class's only confuser
+    first, second, pair_labels = ccr.hard_negative_pairs(labels, classes, confusers, 200, 0)
+    assert len(first) == 200 and pair_labels.sum() == 100
+    same = labels[first] == labels[second]
+    np.testing.assert_array_equal(same, pair_labels == 1)
+    negatives = pair_labels == 0
+    np.testing.assert_array_equal(labels[second][negatives], confusers[labels[first][negatives], 0])
+    assert not np.any(first[pair_labels == 1] == second[pair_labels == 1])
+
+
+def test_class_batches_group_each_class_with_its_confusers():
+    labels = np.repeat(np.arange(20), 4)
+    images = np.random.default_rng(0).random((80, 48, 48, 1), dtype=np.float32)
+    classes = np.arange(20)
+    confusers = np.stack([(classes + offset) % 20 for offset in (1, 2, 3, 4, 5)], axis=1)
+    batches = ccr.CaptchaClassBatches(images, labels, classes_per_batch=8, images_per_class=2, steps_per_epoch=3,
+                                      seed=1, confusers=(classes, confusers), group_size=4)
+    batch_images, batch_labels = batches.batch(0, 0)
+    assert batch_images.shape == (16, 44, 44, 1)
+    order = list(dict.fromkeys(batch_labels.tolist()))
+    assert len(order) == 8  # distinct classes, two images each
+    assert np.bincount(batch_labels, minlength=20)[order].tolist() == [2] * 8
+    for group_start in (0, 4):
+        seed_class = order[group_start]
+        assert set(order[group_start + 1:group_start + 4]) <= set(confusers[seed_class].tolist())
+    again_images, _ = batches.batch(0, 0)
+    np.testing.assert_array_equal(batch_images, again_images)  # seeded by (seed, epoch, step)
+
+
+def test_xla_matcher_ranks_like_the_template_library():
+    model = _mean_intensity_model()
+    rng = np.random.default_rng(1)
+    library_embeddings = rng.random((30, 1), dtype=np.float32)
+    queries = rng.random((5, 1), dtype=np.float32)
+    library = TemplateLibrary(model, library_embeddings, np.arange(30))
+    expected = library.match(query_embeddings=queries, top_k=3).labels
+    indices, _ = ccr.xla_top_k_matcher(model, library_embeddings, k=3, chunk_size=4)(queries)
+    np.testing.assert_array_equal(indices, expected)
+    # Hand check: the best template is the one with the closest value.
+    np.testing.assert_array_equal(indices[:, 0], np.abs(queries - library_embeddings[:, 0]).argmin(axis=1))
+
+
+def test_evaluate_template_matching_counts_hits():
+    model = _mean_intensity_model()
+    templates = np.stack([np.full((48, 48, 1), value, np.float32) for value in (0.1, 0.4, 0.8)])
+    queries = np.stack([np.full((48, 48, 1), value, np.float32) for value in (0.12, 0.5, 0.7, 0.3)])
+    figures = ccr.evaluate_template_matching(model, queries, [0, 1, 2, 2], templates, [0, 1, 2], ks=(1, 2))
+    # 0.12 -> 0.1 (right), 0.5 -> 0.4 (right), 0.7 -> 0.8 (right), 0.3 -> 0.4 (wrong; 0.8 is third)
+    assert figures["top_1"] == 0.75 and figures["top_2"] == 0.75
+    assert figures["num_queries"] == 4 and figures["num_templates"] == 3
+
+
+def test_baseline_classifiers_have_5_and_11_weighted_layers():
+    assert len(_weighted_layers(ccr.lenet5_classifier(10))) == 5
+    cnn = ccr.cnn11_classifier(10)
+    assert len(_weighted_layers(cnn)) == 11 and tuple(cnn.outputs[0].shape) == (None, 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        ccr.lenet5_classifier(1)
+
+
+def test_config_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="architecture"):
+        ccr.CCRConfig(architecture="resnet")
+    with pytest.raises(ValueError, match="mode"):
+        ccr.CCRConfig(mode="triplets")
+    with pytest.raises(ValueError, match="mining_rounds"):
+        ccr.CCRConfig(mining_rounds=-1)
+
+
+def test_training_runs_random_then_hard_negative_rounds():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(8), 4)
+    images = rng.random((32, 48, 48, 1), dtype=np.float32)
+    config = ccr.CCRConfig(random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
+                           classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=3)
+    model, report = ccr.train_siamese_ccr(images, labels, config)
+    assert [round_["kind"] for round_ in report["rounds"]] == ["random", "hard_negatives"]
+    classes, confusers = report["confusers"]
+    assert classes.tolist() == list(range(8)) and confusers.shape == (8, 3)
+    assert not np.any(confusers == classes[:, None])
+    assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
