@@ -43,6 +43,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--classes-per-batch", type=int, default=32, help="conv4: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=4, help="conv4: drawings per character (K)")
     parser.add_argument("--learning-rate", type=float, default=None, help="default conv4 2e-3, koch 1e-4 (adam)")
+    parser.add_argument("--filters", type=int, default=64, help="conv4: filters in each of the 4 blocks")
     parser.add_argument("--image-size", type=int, default=None, help="side in pixels (conv4 28, koch 105)")
     parser.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as classes")
     parser.add_argument("--no-augment", action="store_true", help="no random affine distortions")
@@ -81,7 +82,7 @@ def main(argv=None):
     if method == "conv4":
         minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (300 if arguments.full else 1000))
-        model = omniglot.build_conv4_model((side, side, 1))
+        model = omniglot.build_conv4_model((side, side, 1), filters=(arguments.filters,) * 4)
         config = dict(num_epochs=epochs, steps_per_epoch=2 if smoke else 100,
                       classes_per_batch=8 if smoke else arguments.classes_per_batch,
                       images_per_class=4 if smoke else arguments.images_per_class,
@@ -112,6 +113,7 @@ def main(argv=None):
         "setting": "smoke" if smoke else ("full" if arguments.full else "cpu_default"),
         "config": {key: value for key, value in config.items() if key != "verbose"},
         "image_size": side,
+        "filters": arguments.filters if method == "conv4" else None,
         "inverted": invert,
         "rotations_as_classes": (not arguments.no_rotations) and method == "conv4",
         "train_alphabets": sorted(set(omniglot.class_alphabets(train_set))),

@@ -287,6 +287,11 @@ def test_train_conv4_tiny_logs_one_shot_accuracy(background):
     assert len(history.history["val_one_shot_accuracy"]) == 2 and budget.steps == 4
     assert all(0.0 <= value <= 1.0 for value in one_shot.history)
     assert one_shot.best_accuracy == max(one_shot.history)
+    momenta = [layer.momentum for layer in model.embedding.layers if "batch_normalization" in layer.name]
+    assert momenta == [0.9] * 4
+    # the scorer's compiled embedding agrees with SiameseModel.embed
+    np.testing.assert_allclose(omniglot.ModelScorer(model).features(held.images[:5]), model.embed(held.images[:5]),
+                               atol=1e-5)
 
 
 class _FakeVariable:
