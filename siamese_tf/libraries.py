@@ -31,9 +31,12 @@ class TemplateLibrary:
         labels: (M,) integer class labels; several templates may share a class (few-shot).
         class_names: optional names, indexed by label.
         memory_budget_bytes: bound on the temporary (chunk, M, D) array of an L1 head.
+        index: optional search index over the same embeddings (see :meth:`build_index` and
+            :mod:`siamese_tf.indexes`): an exact index makes :meth:`similarities` use its
+            XLA-compiled scoring; any index answers :meth:`nearest`.
     """
 
-    def __init__(self, model, embeddings, labels, class_names=None, memory_budget_bytes=256 * 2**20):
+    def __init__(self, model, embeddings, labels, class_names=None, memory_budget_bytes=256 * 2**20, index=None):
         embeddings = np.asarray(embeddings, np.float32)
         labels = np.asarray(labels).astype(np.int64)
         if embeddings.ndim != 2:
@@ -45,6 +48,9 @@ class TemplateLibrary:
         self.labels = labels
         self.class_names = list(class_names) if class_names is not None else None
         self.memory_budget_bytes = memory_budget_bytes
+        if index is not None and len(index) != len(embeddings):
+            raise ValueError(f"The index holds {len(index)} entries but the library has {len(embeddings)} templates")
+        self.index = index
 
     @classmethod
     def from_images(cls, model, images, labels, class_names=None, batch_size=256, **kwargs):
@@ -64,7 +70,34 @@ class TemplateLibrary:
             raise ValueError(f"{len(new)} new templates but {len(labels)} labels")
         self.embeddings = np.concatenate([self.embeddings, new]) if len(self) else new
         self.labels = np.concatenate([self.labels, labels])
+        if self.index is not None:
+            self.index.add(new)
         return self
+
+    def build_index(self, kind="auto", **kwargs):
+        """Index the templates for fast search: "exact" (XLA-compiled exact scoring), "faiss"
+        (approximate, for very large libraries; needs faiss-cpu) or "auto" (exact up to 100,000
+        templates). Extra arguments go to the index class. Returns the index."""
+        from siamese_tf.indexes import build_index
+
+        self.index = build_index(self.model, self.embeddings, kind=kind, **kwargs)
+        return self.index
+
+    def nearest(self, query_images=None, query_embeddings=None, k=5):
+        """The ``k`` most similar *templates* of each query through the index (built on first use).
+
+        Returns :class:`Matches` with template ``indices``, their class ``labels`` and
+        ``similarities`` (Q, k), best first; higher = same.
+        """
+        if (query_images is None) == (query_embeddings is None):
+            raise ValueError("Pass either query_images or query_embeddings to nearest()")
+        if query_embeddings is None:
+            query_embeddings = self.model.embed(query_images)
+        if self.index is None:
+            self.build_index()
+        similarities, indices = self.index.search(query_embeddings, k)
+        labels = np.where(indices >= 0, self.labels[np.maximum(indices, 0)], -1)
+        return Matches(indices=indices, labels=labels, similarities=similarities)
 
     def _chunk_size(self):
         if self.model.output_kind == "distance":
@@ -76,6 +109,8 @@ class TemplateLibrary:
         """(Q, M) similarities of query embeddings against every template."""
         if len(self) == 0:
             raise ValueError("The template library is empty: add templates first")
+        if self.index is not None and getattr(self.index, "kind", None) == "exact":
+            return np.asarray(self.index.similarities(query_embeddings), np.float64)
         scores = heads_module.score_library(self.model.head, query_embeddings, self.embeddings,
                                             chunk_size=self._chunk_size())
         return heads_module.to_similarity(scores, self.model.head)

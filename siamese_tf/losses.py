@@ -29,6 +29,24 @@ def contrastive_loss(y_true, distance, margin=1.0):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class PairBinaryCrossentropy(BinaryCrossentropy):
+    """Keras' binary cross-entropy for a vector of pair probabilities (label 1 = same).
+
+    Keras averages the last axis first, so (B,) labels would give one scalar, which Keras does not
+    divide between ``tf.distribute`` replicas (each replica's gradient would count fully: twice
+    the step on two devices). A trailing axis makes it one loss per pair, reduced and scaled per
+    replica as usual; on one device the value is the same.
+    """
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred)
+        if len(y_pred.shape) == 1:
+            y_pred = ops.expand_dims(y_pred, -1)
+            y_true = ops.reshape(y_true, (-1, 1))
+        return super().call(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ContrastiveLoss(keras.losses.Loss):
     """Contrastive loss class around :func:`contrastive_loss` (label 1 = same pair)."""
 
@@ -45,6 +63,16 @@ class ContrastiveLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"margin": self.margin})
         return config
+
+
+def _scale_for_replicas(value):
+    """``value / replicas`` inside a multi-replica ``tf.distribute`` strategy, else ``value``."""
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value if replicas == 1 else value * ops.cast(1.0 / replicas, value.dtype)
 
 
 # --- In-batch losses: every pair of a class-balanced batch, scored from one embedding pass ---
@@ -156,10 +184,14 @@ class InBatchLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         if self.kind == "binary_crossentropy":
-            return in_batch_binary_crossentropy(y_true, y_pred)
-        if self.kind == "contrastive":
-            return in_batch_contrastive(y_true, y_pred, self.margin)
-        return triplet_loss(y_true, y_pred, self.margin, self.mining)
+            value = in_batch_binary_crossentropy(y_true, y_pred)
+        elif self.kind == "contrastive":
+            value = in_batch_contrastive(y_true, y_pred, self.margin)
+        else:
+            value = triplet_loss(y_true, y_pred, self.margin, self.mining)
+        # Already a scalar, which Keras leaves unscaled: divide it between tf.distribute replicas
+        # here, as Keras does for per-sample losses (a no-op on one device).
+        return _scale_for_replicas(value)
 
     def get_config(self):
         config = super().get_config()

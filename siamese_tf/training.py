@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese_tf.losses import ContrastiveLoss, InBatchLoss
+from siamese_tf.losses import ContrastiveLoss, InBatchLoss, PairBinaryCrossentropy
 
 MODES = ("pairs", "in_batch")
 
@@ -43,7 +43,7 @@ def default_loss(model, margin=None, mode="pairs", loss=None, mining="batch_hard
     if mode == "in_batch":
         return InBatchLoss(loss, margin=margin, mining=mining)
     if loss == "binary_crossentropy":
-        return keras.losses.BinaryCrossentropy(name="binary_crossentropy")
+        return PairBinaryCrossentropy(name="binary_crossentropy")
     if loss == "contrastive":
         return ContrastiveLoss(margin=1.0 if margin is None else margin)
     raise ValueError(f"Loss {loss!r} needs mode='in_batch' (it compares several pairs per anchor)")

@@ -1,0 +1,396 @@
+"""Speed and scale benchmark: per-pair vs in-batch training, matching at any gallery size.
+
+Prints one JSON object:
+
+- ``matmul``: the measured float32 matrix-multiply peak (``tf.matmul``, GFLOP/s).
+- ``training``: for each embedding network, the seed-style per-pair loop (``PairBatches``,
+  ``mode="pairs"``) and the in-batch mode (``ClassBalancedBatches``, ``mode="in_batch"``) on
+  the same network and machine: median step time, pairs scored per second, images embedded per
+  second, the pairs/s ratio, and the share of the matmul peak that training reaches (FLOPs of
+  the embedding network, forward + backward = 3 x forward, counted per layer).
+- ``l1_matching``: L1-sigmoid head against a 6,763-template library (D = 256): numpy,
+  ``heads.score_library``, and :func:`siamese_tf.indexes.l1_head_scores` with and without XLA.
+- ``indexes``: per-query latency of exact and FAISS search at 10k, 100k and 1M entries
+  (synthetic clustered embeddings), with recall against exact search; the L1 head through FAISS
+  (scaled-L1 candidates, exact re-ranking).
+- ``time_to_accuracy`` (``--time-to-accuracy``): minutes to reach 92% 20-way one-shot on
+  held-out Omniglot alphabets with each training mode.
+
+Steps are timed with a callback (between consecutive batch ends), after warm-up steps, and
+summarized by medians: ``fit()`` as a whole would include tracing and the tf.data stall of
+ENVIRONMENT_NOTES trap 1.
+
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/throughput.py [--smoke] [--sections ...]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from siamese_tf import heads as heads_module  # noqa: E402
+from siamese_tf import indexes  # noqa: E402
+from siamese_tf.embeddings import EMBEDDINGS  # noqa: E402
+from siamese_tf.models import build_siamese_model  # noqa: E402
+from siamese_tf.pipelines import machine_description  # noqa: E402
+from siamese_tf.samplers import ClassBalancedBatches, PairBatches  # noqa: E402
+from siamese_tf.training import compile_siamese, train_siamese  # noqa: E402
+
+SECTIONS = ("matmul", "training", "l1_matching", "indexes")
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def median_seconds(function, repeats, warmup=2, with_cpu=False):
+    """Median wall-clock seconds of ``function()``; with ``with_cpu`` also the median process CPU
+    seconds (all threads), which a busy shared machine inflates much less than wall time."""
+    for _ in range(warmup):
+        function()
+    times, cpu_times = [], []
+    for _ in range(repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        function()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    if with_cpu:
+        return float(np.median(times)), float(np.median(cpu_times))
+    return float(np.median(times))
+
+
+# --- matrix-multiply peak ---------------------------------------------------------------------
+
+def matmul_peak(sizes=(1024, 2048), repeats=7):
+    """Median GFLOP/s of ``tf.matmul`` (float32) per size; the best is the peak we compare to."""
+    results = {}
+    for size in sizes:
+        a = tf.random.normal((size, size))
+        b = tf.random.normal((size, size))
+        seconds = median_seconds(lambda: tf.matmul(a, b).numpy(), repeats)
+        results[str(size)] = round(2 * size ** 3 / seconds / 1e9, 1)
+    return {"gflops_by_size": results, "peak_gflops": max(results.values())}
+
+
+# --- FLOPs of an embedding network -------------------------------------------------------------
+
+def forward_flops(model):
+    """Multiply-adds x 2 of the conv / dense layers of ``model`` for one image (others ignored)."""
+    total = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kernel = layer.kernel.shape  # (kh, kw, in, multiplier)
+            out = layer.output.shape
+            total += 2 * out[1] * out[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3]
+        elif isinstance(layer, keras.layers.Conv2D):
+            kernel = layer.kernel.shape  # (kh, kw, in / groups, out)
+            out = layer.output.shape
+            total += 2 * out[1] * out[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3]
+        elif isinstance(layer, keras.layers.Dense):
+            kernel = layer.kernel.shape
+            leading = int(np.prod([d for d in layer.output.shape[1:-1]] or [1]))
+            total += 2 * leading * kernel[0] * kernel[1]
+    return int(total)
+
+
+# --- training throughput ------------------------------------------------------------------------
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall-clock time at the end of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def median_step_seconds(model, batches, warmup_steps):
+    timer = StepTimer()
+    train_siamese(model, batches, 1, callbacks=[timer], verbose=0)
+    intervals = np.diff(timer.ends)[warmup_steps:]
+    return float(np.median(intervals)), len(intervals)
+
+
+def training_throughput(embedding_name, input_shape, embedding_kwargs, pair_batch_size, classes_per_batch,
+                        images_per_class, steps, warmup_steps, peak_gflops, jit_modes=(False,), seed=0):
+    """Per-pair vs in-batch training on one embedding network; returns a dict of figures."""
+    rng = np.random.default_rng(seed)
+    num_classes = 200
+    # Content does not change the arithmetic: random images, 20 per class.
+    images = rng.random((num_classes * 20,) + tuple(input_shape), dtype=np.float32)
+    labels = np.repeat(np.arange(num_classes), 20)
+
+    def fresh_model(mode, jit_compile=False):
+        keras.utils.set_random_seed(seed)
+        model = build_siamese_model(embedding_name, "l1", input_shape=input_shape, **embedding_kwargs)
+        return compile_siamese(model, mode=mode, jit_compile=jit_compile)
+
+    model = fresh_model("pairs")
+    flops_per_image = forward_flops(model.embedding)
+    result = {"embedding": embedding_name, "input_shape": list(input_shape),
+              "parameters": int(model.embedding.count_params()),
+              "forward_mflops_per_image": round(flops_per_image / 1e6, 2),
+              "note": "training FLOPs per image = 3 x forward (forward + backward); the head and BN are not counted"}
+    total_steps = steps + warmup_steps + 1
+    log(f"[training] {embedding_name} pairs mode, batch {pair_batch_size}")
+    pair_batches = PairBatches(images, labels, pairs_per_epoch=pair_batch_size * total_steps,
+                               batch_size=pair_batch_size, seed=seed)
+    step_seconds, measured = median_step_seconds(model, pair_batches, warmup_steps)
+    images_per_step = 2 * pair_batch_size
+    result["pairs"] = _mode_figures(step_seconds, measured, pair_batch_size, images_per_step,
+                                    flops_per_image, peak_gflops, f"{pair_batch_size} pairs per batch")
+    for jit_compile in jit_modes:
+        log(f"[training] {embedding_name} in-batch mode, P={classes_per_batch} K={images_per_class} jit={jit_compile}")
+        model = fresh_model("in_batch", jit_compile)
+        class_batches = ClassBalancedBatches(images, labels, classes_per_batch, images_per_class,
+                                             steps_per_epoch=total_steps, seed=seed)
+        step_seconds, measured = median_step_seconds(model, class_batches, warmup_steps)
+        key = "in_batch_xla" if jit_compile else "in_batch"
+        result[key] = _mode_figures(step_seconds, measured, class_batches.pairs_per_batch, class_batches.batch_size,
+                                    flops_per_image, peak_gflops,
+                                    f"P={classes_per_batch} x K={images_per_class} = {class_batches.batch_size} "
+                                    f"images, {class_batches.pairs_per_batch} pairs per batch")
+    result["pairs_per_second_ratio"] = round(result["in_batch"]["pairs_per_second"]
+                                             / result["pairs"]["pairs_per_second"], 1)
+    result["images_per_second_ratio"] = round(result["in_batch"]["images_per_second"]
+                                              / result["pairs"]["images_per_second"], 2)
+    if "in_batch_xla" in result:
+        result["xla_speedup"] = round(result["in_batch"]["median_step_seconds"]
+                                      / result["in_batch_xla"]["median_step_seconds"], 2)
+    return result
+
+
+def _mode_figures(step_seconds, measured, pairs_per_step, images_per_step, flops_per_image, peak_gflops, batch):
+    achieved_gflops = images_per_step * 3 * flops_per_image / step_seconds / 1e9
+    return {
+        "batch": batch,
+        "median_step_seconds": round(step_seconds, 4),
+        "steps_measured": measured,
+        "pairs_per_second": round(pairs_per_step / step_seconds, 1),
+        "images_per_second": round(images_per_step / step_seconds, 1),
+        "achieved_gflops": round(achieved_gflops, 2),
+        "share_of_matmul_peak": round(achieved_gflops / peak_gflops, 3) if peak_gflops else None,
+    }
+
+
+# --- L1 head against a template library --------------------------------------------------------
+
+def l1_matching(num_templates=6763, dim=256, num_queries=1000, single_repeats=100, seed=0):
+    rng = np.random.default_rng(seed)
+    library = rng.random((num_templates, dim), dtype=np.float32)
+    queries = rng.random((num_queries, dim), dtype=np.float32)
+    head = heads_module.L1SimilarityHead(name="head")
+    head.build((None, dim), (None, dim))
+    weights, bias = indexes.head_weights_from(head)
+    library_tensor = tf.constant(library)
+    result = {"templates": num_templates, "dim": dim, "queries": num_queries}
+
+    def numpy_scores(batch):
+        return 1.0 / (1.0 + np.exp(-(np.abs(batch[:, None, :] - library[None]) @ weights + bias)))
+
+    reference = numpy_scores(queries[:8])
+    checks = {}
+    methods = {
+        "numpy": lambda batch: numpy_scores(batch),
+        "score_library": lambda batch: heads_module.score_library(head, batch, library, chunk_size=16),
+        "tf_function": lambda batch: indexes.l1_head_scores(batch, library_tensor, weights, bias, jit_compile=False),
+        "tf_function_xla": lambda batch: indexes.l1_head_scores(batch, library_tensor, weights, bias, jit_compile=True),
+    }
+    for name, method in methods.items():
+        log(f"[l1_matching] {name}")
+        checks[name] = float(np.abs(method(queries[:8]) - reference).max())
+        single, single_cpu = median_seconds(lambda: method(queries[rng.integers(num_queries)][None]),
+                                            single_repeats if name != "numpy" else 20, with_cpu=True)
+        batch_count = num_queries if name != "numpy" else 100
+        batched, batched_cpu = median_seconds(lambda: method(queries[:batch_count]), 3, warmup=1, with_cpu=True)
+        result[name] = {"single_query_ms": round(single * 1e3, 3),
+                        "single_query_cpu_ms": round(single_cpu * 1e3, 3),
+                        "batched_ms_per_query": round(batched / batch_count * 1e3, 4),
+                        "batched_cpu_ms_per_query": round(batched_cpu / batch_count * 1e3, 4),
+                        "max_abs_difference_vs_numpy": checks[name]}
+    return result
+
+
+# --- indexes at 10k, 100k, 1M ------------------------------------------------------------------
+
+def clustered_embeddings(count, dim, rng, members_per_class=10, noise=0.5):
+    """Synthetic embeddings: classes of ``members_per_class`` around random centres."""
+    num_classes = max(1, count // members_per_class)
+    centres = rng.standard_normal((num_classes, dim), dtype=np.float32)
+    labels = np.arange(count) % num_classes
+    embeddings = centres[labels] + noise * rng.standard_normal((count, dim), dtype=np.float32)
+    return embeddings, labels, centres
+
+
+def _latency(index, queries, k, single_count):
+    """Median single-query wall ms, batched wall ms per query, median single-query CPU ms, results."""
+    index.search(queries[:2], k)  # warm-up (tracing, XLA compilation)
+    single, single_cpu = [], []
+    for query in queries[:single_count]:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        index.search(query[None], k)
+        single.append(time.perf_counter() - start)
+        single_cpu.append(time.process_time() - cpu_start)
+    start = time.perf_counter()
+    _, found = index.search(queries, k)
+    batched = (time.perf_counter() - start) / len(queries)
+    return float(np.median(single)) * 1e3, batched * 1e3, float(np.median(single_cpu)) * 1e3, found
+
+
+def _recall(found, truth):
+    hits = [len(set(a[a >= 0]) & set(b)) for a, b in zip(found, truth)]
+    return float(np.mean(hits) / truth.shape[1])
+
+
+def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200, single_count=50, k=10,
+                    l1_sizes=(100_000, 1_000_000), seed=0):
+    faiss = indexes._import_faiss()
+    result = {"dim": dim, "k": k, "queries": num_queries, "faiss_version": faiss.__version__,
+              "faiss_threads": faiss.omp_get_max_threads(),
+              "data": "synthetic: classes of 10 around standard-normal centres, noise 0.5 per dimension",
+              "euclidean": {}, "cosine": {}, "l1_head": {}}
+    rng = np.random.default_rng(seed)
+    largest = max(sizes)
+    all_embeddings, all_labels, centres = clustered_embeddings(largest, dim, rng)
+    query_classes = rng.integers(0, len(centres), num_queries)
+    queries = (centres[query_classes] + 0.5 * rng.standard_normal((num_queries, dim), dtype=np.float32))
+    for metric in ("euclidean", "cosine"):
+        for size in sizes:
+            embeddings = all_embeddings[:size]
+            entry = {}
+            log(f"[indexes] {metric} {size}: exact")
+            exact = indexes.ExactIndex(dim, metric).add(embeddings)
+            single_ms, batched_ms, cpu_ms, truth = _latency(exact, queries, k, single_count)
+            entry["exact"] = {"single_query_ms": round(single_ms, 3), "single_query_cpu_ms": round(cpu_ms, 3),
+                              "batched_ms_per_query": round(batched_ms, 4)}
+            del exact
+            types = ["flat", "ivf"] if size <= 100_000 else ["ivf"]
+            if size == 100_000 and metric == "euclidean":
+                types.append("hnsw")
+            for index_type in types:
+                log(f"[indexes] {metric} {size}: faiss {index_type}")
+                start = time.perf_counter()
+                index = indexes.FaissIndex(dim, metric, index_type=index_type).add(embeddings)
+                build_seconds = time.perf_counter() - start
+                single_ms, batched_ms, cpu_ms, found = _latency(index, queries, k, single_count)
+                entry[f"faiss_{index_type}"] = {
+                    "build_seconds": round(build_seconds, 1), "single_query_ms": round(single_ms, 3),
+                    "single_query_cpu_ms": round(cpu_ms, 3),
+                    "batched_ms_per_query": round(batched_ms, 4), f"recall_at_{k}_vs_exact": round(_recall(found, truth), 4),
+                    **({"nlist": index.nlist, "nprobe": index.nprobe} if index_type == "ivf" else {}),
+                }
+                del index
+            result[metric][str(size)] = entry
+    # The L1 head: exact (XLA) vs FAISS scaled-L1 candidates + exact re-ranking. 10% of the
+    # weights are positive (they reward a difference), which the candidate search cannot use.
+    weights = -np.abs(rng.standard_normal(dim)).astype(np.float32) * 0.1
+    positive = rng.random(dim) < 0.1
+    weights[positive] = np.abs(weights[positive])
+    head_weights = (weights, 2.0)
+    for size in l1_sizes:
+        embeddings = all_embeddings[:size]
+        entry = {}
+        log(f"[indexes] l1_head {size}: exact (XLA)")
+        exact = indexes.ExactIndex(dim, "l1_head", head_weights=head_weights).add(embeddings)
+        truth_queries = queries[:50]
+        single_ms, batched_ms, cpu_ms, truth = _latency(exact, truth_queries, k, 20)
+        entry["exact_xla"] = {"single_query_ms": round(single_ms, 3), "single_query_cpu_ms": round(cpu_ms, 3),
+                              "batched_ms_per_query": round(batched_ms, 4)}
+        del exact
+        for index_type in (("flat", "ivf") if size <= 100_000 else ("ivf",)):
+            log(f"[indexes] l1_head {size}: faiss {index_type} + re-rank")
+            start = time.perf_counter()
+            index = indexes.FaissIndex(dim, "l1_head", index_type=index_type, head_weights=head_weights,
+                                       rerank=100).add(embeddings)
+            build_seconds = time.perf_counter() - start
+            single_ms, batched_ms, cpu_ms, found = _latency(index, truth_queries, k, 20)
+            entry[f"faiss_{index_type}_rerank100"] = {
+                "build_seconds": round(build_seconds, 1), "single_query_ms": round(single_ms, 3),
+                "single_query_cpu_ms": round(cpu_ms, 3),
+                "batched_ms_per_query": round(batched_ms, 4),
+                "recall_at_1_vs_exact": round(float(np.mean(found[:, 0] == truth[:, 0])), 4),
+                f"recall_at_{k}_vs_exact": round(_recall(found, truth), 4),
+            }
+            del index
+        result["l1_head"][str(size)] = entry
+    result["l1_head"]["weights"] = "90% negative, 10% positive (|N(0,1)| x 0.1), bias 2.0; truth from 50 queries"
+    return result
+
+
+# --- time to accuracy ---------------------------------------------------------------------------
+
+def run_time_to_accuracy(budget_minutes, smoke=False):
+    raise NotImplementedError
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check that it runs")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--koch", action="store_true", help="also the Koch network at 105x105 (slow on CPU)")
+    parser.add_argument("--time-to-accuracy", action="store_true",
+                        help="minutes to 92%% 20-way one-shot on held-out Omniglot alphabets, both modes")
+    parser.add_argument("--budget-minutes", type=float, default=10.0, help="per mode, for --time-to-accuracy")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+
+    report = {"benchmark": "throughput", "smoke": args.smoke, "machine": machine_description(),
+              "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                          "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
+              "label_convention": "1 = same",
+              "load_average_at_start": [round(value, 2) for value in os.getloadavg()]}
+    started = time.perf_counter()
+    peak = None
+    if "matmul" in args.sections or "training" in args.sections:
+        log("[matmul]")
+        report["matmul"] = matmul_peak((256, 512) if args.smoke else (1024, 2048), 3 if args.smoke else 7)
+        peak = report["matmul"]["peak_gflops"]
+    if "training" in args.sections:
+        steps, warmup = (3, 1) if args.smoke else (15, 3)
+        networks = []
+        if "siamese_ccr" in EMBEDDINGS and not args.smoke:
+            networks.append(("siamese_ccr", (44, 44, 1), {}))
+        networks.append(("small_cnn", (44, 44, 1), {"embedding_dim": 256}))
+        if args.koch:
+            networks.append(("koch", (105, 105, 1), {}))
+        report["training"] = []
+        for name, shape, kwargs in networks:
+            is_koch = name == "koch"
+            report["training"].append(training_throughput(
+                name, shape, kwargs, pair_batch_size=32, classes_per_batch=16, images_per_class=4,
+                steps=(6 if is_koch else steps) if not args.smoke else steps, warmup_steps=warmup,
+                peak_gflops=peak, jit_modes=(False,) if is_koch else (False, True)))
+    if "l1_matching" in args.sections:
+        report["l1_matching"] = l1_matching(num_queries=64 if args.smoke else 1000,
+                                            single_repeats=10 if args.smoke else 100)
+    if "indexes" in args.sections:
+        if args.smoke:
+            report["indexes"] = index_latencies(sizes=(2_000, 5_000), dim=32, num_queries=20, single_count=5,
+                                                l1_sizes=(5_000,))
+        else:
+            report["indexes"] = index_latencies()
+    if args.time_to_accuracy:
+        report["time_to_accuracy"] = run_time_to_accuracy(args.budget_minutes, smoke=args.smoke)
+    report["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
