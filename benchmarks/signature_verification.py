@@ -1,0 +1,161 @@
+"""Signature verification on unseen writers: SigNet, DeepSign and a MobileNetV2 branch, side by side.
+
+Reproduces the comparison of Wang & Ko ("DeepSign", with the SigNet baseline of Dey et al. 2017) on
+the shared 50-writer set (``signatures/signatures_50writers.zip``): writer-disjoint train /
+validation / test splits, genuine-genuine (1) vs genuine-forgery (0) pairs, contrastive loss on
+Euclidean distance (margin 1), the threshold chosen on validation writers by maximum accuracy, and
+accuracy, precision, recall and AUROC on the test writers. Also the paper's Table 4: parameters
+and ``.keras`` file sizes. Prints one JSON object; writes it, the ROC plot and a distance gallery
+to the reports folder and the trained models to ``<models>/signatures/``.
+
+    TF_CPP_MIN_LOG_LEVEL=2 SIAMESE_TF_DATA_DIR=../shared/data .venv/bin/python benchmarks/signature_verification.py
+    SIAMESE_TF_SMOKE=1 ... (tiny: 2 short epochs per model, small images)
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from siamese_tf import settings, signatures  # noqa: E402
+
+PAPER_TABLE = {  # Wang & Ko (DeepSign), Dey et al. (2017)
+    "signet": {"parameters": 6_460_000, "cedar_accuracy": 1.00},
+    "deepsign": {"parameters": 256_992, "megabytes": 1.1, "combined_accuracy": 0.85, "combined_auroc": 0.93,
+                 "cedar_accuracy": "0.74-0.76"},
+}
+BAR = {"accuracy": 0.90, "auroc": 0.95, "file_megabytes": 1.0}
+
+
+def parse_arguments(argv=None):
+    smoke = settings.smoke_mode()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="folder holding signatures/ (default: SIAMESE_TF_DATA_DIR)")
+    parser.add_argument("--models", nargs="+", default=["deepsign", "signet", "mobilenet_v2"])
+    parser.add_argument("--image-size", nargs=2, type=int, default=[68, 100] if smoke else [72, 108],
+                        metavar=("HEIGHT", "WIDTH"), help="training input of all branches (SigNet's own is 155 220)")
+    parser.add_argument("--epochs", type=int, default=2 if smoke else 12)
+    parser.add_argument("--steps-per-epoch", type=int, default=2 if smoke else 20)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--random-forgery-weight", type=float, default=0.5)
+    parser.add_argument("--augment", type=int, default=1, help="1: small affine jitter on training images")
+    parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models-dir", default=None)
+    parser.add_argument("--reports-dir", default=None)
+    return parser.parse_args(argv)
+
+
+def signature_augmenter():
+    """Small affine jitter that keeps a signature a signature: no mirror, no brightness change."""
+    from siamese_tf.augmentations import Augmenter
+
+    return Augmenter(flip=False, brightness=0.0, contrast=0.0, max_rotation=5.0, max_shift=0.05, max_scale=0.1,
+                     max_shear=0.1, independent_axes=True)
+
+
+def main(argv=None):
+    arguments = parse_arguments(argv)
+    from siamese_tf import plots
+    from siamese_tf.pipelines import machine_description
+
+    archive = settings.data_dir(arguments.data_dir) / "signatures" / "signatures_50writers.zip"
+    models_dir = settings.models_dir(arguments.models_dir) / "signatures"
+    reports_dir = settings.reports_dir(arguments.reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    image_size = tuple(arguments.image_size)
+
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        everything = signatures.load_signatures(archive, image_size=image_size)
+    loading_seconds = time.perf_counter() - start
+    train_set, validation_set, test_set = signatures.split_writers(everything, (0.6, 0.2, 0.2), seed=arguments.seed)
+    signatures.check_writers_disjoint(train_set, validation_set, test_set)
+
+    def pair_counts(part):
+        labels = signatures.signature_pairs(part)[2]
+        return {"writers": part.num_writers, "images": len(part), "genuine_pairs": int(labels.sum()),
+                "forgery_pairs": int((labels == 0).sum())}
+
+    report = {
+        "benchmark": "signature_verification",
+        "machine": machine_description(),
+        "smoke": settings.smoke_mode(),
+        "data": {
+            "archive": archive.name, "writers": everything.num_writers, "images": len(everything),
+            "skipped_files": len(everything.skipped), "excluded_writers": len(everything.excluded_writers),
+            "warnings": [str(warning.message)[:300] for warning in caught if "iCCP" not in str(warning.message)],
+            "loading_seconds": round(loading_seconds, 1),
+            "train": pair_counts(train_set), "validation": pair_counts(validation_set), "test": pair_counts(test_set),
+            "writers_overlap": False,
+        },
+        "config": {
+            "image_size": list(image_size), "epochs": arguments.epochs, "steps_per_epoch": arguments.steps_per_epoch,
+            "batch": "6 writers x (6 genuine + 4 forgeries), every same-writer pair scored in the batch",
+            "loss": "contrastive on Euclidean distance, margin 1 (genuine-genuine = 1, genuine-forgery = 0)",
+            "random_forgery_weight": arguments.random_forgery_weight, "augment": bool(arguments.augment),
+            "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
+            "threshold": "max accuracy on validation-writer pairs",
+            "model_selection": "epoch with the best validation-writer AUROC",
+        },
+        "paper": PAPER_TABLE,
+        "bar": BAR,
+        "models": {},
+    }
+    curves, trained = {}, {}
+    for name in arguments.models:
+        print(f"training {name} at {image_size[0]}x{image_size[1]} ...", file=sys.stderr, flush=True)
+        model, record = signatures.train_signature_branch(
+            name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
+            learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
+            augment=signature_augmenter() if arguments.augment else None, max_minutes=arguments.max_minutes,
+            seed=arguments.seed, log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True),
+        )
+        figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)
+        sizes = signatures.model_size(model, models_dir / f"{name}.keras")
+        embedding_sizes = signatures.model_size(model.embedding, models_dir / f"{name}_embedding.keras")
+        curves[name] = (similarities, labels)
+        trained[name] = (model, similarities, labels)
+        report["models"][name] = {
+            "input_shape": list(model.input_image_shape),
+            "initialisation": record["weights_source"] if name == "mobilenet_v2" else "random (trained from scratch)",
+            "test": {key: round(float(value), 4) for key, value in figures.items() if isinstance(value, float)},
+            "test_counts": {key: int(value) for key, value in figures.items() if isinstance(value, int)},
+            "size": sizes,
+            "embedding_file_bytes": embedding_sizes["file_bytes"],
+            "training": {key: (round(value, 4) if isinstance(value, float) else value) for key, value in record.items()
+                         if key not in ("loss", "val_auc")},
+            "loss_per_epoch": [round(value, 4) for value in record["loss"]],
+            "validation_auroc_per_epoch": [round(value, 4) for value in record["val_auc"]],
+            "bar_reached": bool(figures["accuracy"] >= BAR["accuracy"] and figures["auc"] >= BAR["auroc"]
+                                and sizes["file_megabytes"] < BAR["file_megabytes"]),
+        }
+        print(f"  {name}: {report['models'][name]['test']}", file=sys.stderr, flush=True)
+
+    plots.plot_roc(curves, path=reports_dir / "signature_roc.png", title="Signature verification, unseen writers")
+    gallery_model = "deepsign" if "deepsign" in trained else next(iter(trained))
+    model, similarities, labels = trained[gallery_model]
+    first, second, _ = signatures.signature_pairs(test_set)
+    groups = signatures.distance_gallery_indices(-similarities, per_group=4)
+    chosen = np.concatenate([groups["low"], groups["middle"], groups["high"]])
+    plots.plot_pairs(test_set.images[first[chosen]], test_set.images[second[chosen]], labels[chosen],
+                     -similarities[chosen], max_pairs=len(chosen), path=reports_dir / "signature_gallery.png")
+    report["figures"] = {"roc": "signature_roc.png", "gallery": f"signature_gallery.png ({gallery_model}; "
+                         "4 lowest, 4 middle, 4 highest test distances; titles: label and distance)"}
+    report["total_seconds"] = round(time.perf_counter() - start, 1)
+    (reports_dir / "signature_verification.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

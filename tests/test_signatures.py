@@ -1,0 +1,335 @@
+"""Signature verification: preprocessing, loaders (writer folders, CEDAR, zip), bad input, writer splits,
+pairs, batches, the in-batch loss and the three branches (SigNet, DeepSign, MobileNetV2).
+
+Label convention: 1 = two genuine signatures of one writer, 0 = a forgery against a genuine one.
+"""
+
+import warnings
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from siamese_tf import signatures
+from siamese_tf.embeddings import get_embedding
+from siamese_tf.errors import SiameseDataError
+
+SMALL = (32, 48)
+
+
+def _signature_image(seed, height=60, width=120, offset=0):
+    """A white page with a dark scribble (a polyline), dark ink ~20, paper ~235."""
+    rng = np.random.default_rng(seed)
+    page = np.full((height, width), 235, np.uint8)
+    points = np.stack([np.linspace(10, width - 10, 6), rng.uniform(15, height - 15, 6) + offset], 1).astype(np.int32)
+    cv2.polylines(page, [points], False, 20, thickness=3)
+    return page
+
+
+def _write_png(path, image):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+
+
+def _writer_folder_tree(root):
+    """Writer 001: 3 genuine + 2 forgeries; 002: 2 + 1; 003: 1 genuine (left out); 004: no forgeries (left out);
+    one corrupt file, one blank page and one extremely wide image in writer 001 (all three skipped)."""
+    layout = {"001": 3, "001_forg": 2, "002": 2, "002_forg": 1, "003": 1, "003_forg": 2, "004": 3}
+    for folder, count in layout.items():
+        for index in range(count):
+            _write_png(root / folder / f"{index:02d}.png", _signature_image(hash((folder, index)) % 1000))
+    (root / "001" / "corrupt.png").write_bytes(b"this is not a png")
+    _write_png(root / "001" / "blank.png", np.full((60, 120), 235, np.uint8))
+    wide = np.full((10, 600), 235, np.uint8)
+    cv2.line(wide, (5, 5), (595, 5), 20, 2)
+    _write_png(root / "001" / "wide.png", wide)
+    return root
+
+
+# --- preprocessing -----------------------------------------------------------------------------
+
+def test_preprocess_makes_ink_one_and_paper_zero():
+    page = np.full((50, 100), 230, np.uint8)
+    page[20:30, 10:90] = 15  # a thick bar of ink
+    result = signatures.preprocess_signature(page, image_size=(20, 40), crop_to_ink=False, max_aspect_distortion=None)
+    assert result.shape == (20, 40, 1) and result.dtype == np.float32
+    # rows 20..29 of 50 map to rows 8..11 of 20; columns 10..89 of 100 to 4..35 of 40
+    assert np.all(result[9:11, 6:34, 0] == 1.0)
+    assert np.all(result[:6, :, 0] == 0.0) and np.all(result[14:, :, 0] == 0.0)
+
+
+def test_preprocess_crop_to_ink_fills_the_frame():
+    page = np.full((100, 200), 230, np.uint8)
+    page[40:60, 50:150] = 10  # 20 x 100 box of ink, aspect 5
+    result = signatures.preprocess_signature(page, image_size=(10, 50), median_kernel=1)
+    assert np.all(result == 1.0)  # after cropping, the whole input is ink
+    blurred = signatures.preprocess_signature(page, image_size=(10, 50))
+    assert blurred[0, 0, 0] < 1.0 and np.all(blurred[2:8, 2:48] == 1.0)  # the median rounds only the corners
+
+
+def test_preprocess_median_blur_removes_a_speck_and_steps_are_returned():
+    page = np.full((40, 80), 230, np.uint8)
+    page[15:25, 10:70] = 10
+    page[3, 3] = 10  # an isolated dark pixel
+    _, steps = signatures.preprocess_signature(page, image_size=(40, 80), crop_to_ink=False, return_steps=True)
+    assert steps["binary"][3, 3] == 0  # the threshold keeps the speck as ink ...
+    assert steps["median_blur"][3, 3] == 255  # ... and the 3x3 median removes it
+    assert set(steps) == {"gray", "binary", "median_blur", "cropped", "resized", "inverted"}
+
+
+def test_preprocess_rejects_blank_and_extreme_aspect_ratio_and_bad_settings():
+    with pytest.raises(SiameseDataError, match="blank"):
+        signatures.preprocess_signature(np.full((30, 60), 200, np.uint8), SMALL, name="empty.png")
+    wide = np.full((10, 400), 230, np.uint8)
+    wide[4:6, 5:395] = 10
+    with pytest.raises(SiameseDataError, match="aspect ratio"):
+        signatures.preprocess_signature(wide, (155, 220), name="wide.png")
+    with pytest.raises(ValueError, match="median_kernel"):
+        signatures.preprocess_signature(_signature_image(0), SMALL, median_kernel=2)
+
+
+# --- loaders and bad input ---------------------------------------------------------------------
+
+def test_writer_folder_loader_counts_skips_and_exclusions(tmp_path):
+    root = _writer_folder_tree(tmp_path / "signatures")
+    with pytest.warns(UserWarning) as caught:
+        loaded = signatures.load_signatures(root, image_size=SMALL)
+    messages = " ".join(str(warning.message) for warning in caught)
+    assert "skipped 3 file(s)" in messages and "left out 2 writer(s)" in messages
+    assert loaded.writer_names == ["001", "002"]
+    assert loaded.counts() == {"001": (3, 2), "002": (2, 1)}
+    assert len(loaded) == 8 and loaded.image_shape == (32, 48, 1)
+    reasons = dict((name, reason) for name, reason in loaded.excluded_writers)
+    assert "1 genuine" in reasons["003"] and "0 forgeries" in reasons["004"]
+    skipped_names = sorted(path.rsplit("/", 1)[-1] for path, _ in loaded.skipped)
+    assert skipped_names == ["blank.png", "corrupt.png", "wide.png"]
+
+
+def test_zip_reads_like_the_folder(tmp_path):
+    root = _writer_folder_tree(tmp_path / "signatures")
+    archive = tmp_path / "signatures.zip"
+    with zipfile.ZipFile(archive, "w") as writer:
+        for file in sorted(root.rglob("*.png")):
+            writer.write(file, "signatures/" + file.relative_to(root).as_posix())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_folder = signatures.load_signatures(root, image_size=SMALL)
+        from_zip = signatures.load_signatures(archive, image_size=SMALL)
+    assert from_zip.writer_names == from_folder.writer_names
+    np.testing.assert_array_equal(from_zip.images, from_folder.images)
+    np.testing.assert_array_equal(from_zip.genuine, from_folder.genuine)
+
+
+def test_cedar_layout(tmp_path):
+    root = tmp_path / "cedar"
+    for writer in (1, 2):
+        for index in (1, 2, 3):
+            _write_png(root / "full_org" / f"original_{writer}_{index}.png", _signature_image(writer * 10 + index))
+        for index in (1, 2):
+            _write_png(root / "full_forg" / f"forgeries_{writer}_{index}.png", _signature_image(writer * 20 + index))
+    _write_png(root / "full_org" / "notes_1.png", _signature_image(99))
+    with pytest.warns(UserWarning, match="skipped 1 file"):
+        loaded = signatures.load_signatures(root, image_size=SMALL)
+    assert loaded.writer_names == ["1", "2"]
+    assert loaded.counts() == {"1": (3, 2), "2": (3, 2)}
+
+
+def test_no_usable_writer_and_unknown_layout(tmp_path):
+    for index in range(2):
+        _write_png(tmp_path / "only" / "005" / f"{index}.png", _signature_image(index))
+    with pytest.warns(UserWarning, match="left out 1 writer"), pytest.raises(SiameseDataError, match="no usable writer"):
+        signatures.load_signatures(tmp_path / "only", image_size=SMALL)
+    with pytest.raises(ValueError, match="layout"):
+        signatures.load_signatures(tmp_path / "only", layout="gpds")
+    with pytest.raises(FileNotFoundError):
+        signatures.load_signatures(tmp_path / "missing")
+
+
+# --- splits and pairs --------------------------------------------------------------------------
+
+def _toy_set(genuine_counts=(3, 4, 2, 3, 2), forgery_counts=(2, 1, 3, 2, 1)):
+    writers, genuine = [], []
+    for writer, (genuine_count, forgery_count) in enumerate(zip(genuine_counts, forgery_counts)):
+        writers += [writer] * (genuine_count + forgery_count)
+        genuine += [True] * genuine_count + [False] * forgery_count
+    count = len(writers)
+    images = np.arange(count, dtype=np.float32).reshape(count, 1, 1, 1) * np.ones((1, 4, 4, 1), np.float32)
+    return signatures.SignatureSet(images, writers, genuine, [f"{w:03d}" for w in range(len(genuine_counts))],
+                                   [f"image{index}" for index in range(count)])
+
+
+def test_signature_pairs_match_the_paper_counts():
+    toy = _toy_set()
+    first, second, labels = signatures.signature_pairs(toy)
+    # per writer: C(g, 2) genuine pairs and g * f forgery pairs
+    expected_positive = 3 + 6 + 1 + 3 + 1
+    expected_negative = 3 * 2 + 4 * 1 + 2 * 3 + 3 * 2 + 2 * 1
+    assert labels.sum() == expected_positive and (labels == 0).sum() == expected_negative
+    assert np.all(toy.writers[first] == toy.writers[second])  # never across writers
+    assert np.all(toy.genuine[first])  # the first image is always genuine
+    assert np.all(toy.genuine[second] == (labels == 1))  # second is genuine exactly for label 1
+    assert len(set(zip(first.tolist(), second.tolist()))) == len(labels)  # no duplicates
+    assert np.all(first != second)
+
+
+def test_split_writers_is_disjoint_and_complete():
+    toy = _toy_set()
+    train, validation, test = signatures.split_writers(toy, (0.6, 0.2, 0.2), seed=3)
+    names = [set(part.writer_names) for part in (train, validation, test)]
+    assert not (names[0] & names[1]) and not (names[0] & names[2]) and not (names[1] & names[2])
+    assert set.union(*names) == set(toy.writer_names)
+    assert len(train) + len(validation) + len(test) == len(toy)
+    # relabelled sets keep each image with its own writer and kind
+    for part in (train, validation, test):
+        for image, writer, genuine in zip(part.images, part.writers, part.genuine):
+            original = int(image[0, 0, 0])
+            assert toy.writer_names[toy.writers[original]] == part.writer_names[writer]
+            assert toy.genuine[original] == genuine
+
+
+def test_check_writers_disjoint_catches_overlap_even_with_leading_zeros():
+    toy = _toy_set()
+    first = toy.select_writers([0, 1])
+    renamed = toy.select_writers([2])
+    renamed.writer_names = ["1"]  # "001" and "1" are the same writer
+    with pytest.raises(SiameseDataError, match="writer-disjoint"):
+        signatures.check_writers_disjoint(first, renamed)
+    signatures.check_writers_disjoint(first, toy.select_writers([2, 3]))  # no error
+
+
+def test_real_signatures_split_by_writer(shared_data_dir):
+    archive = shared_data_dir / "signatures" / "signatures_50writers.zip"
+    if not archive.exists():
+        pytest.skip(f"{archive} not found")
+    loaded = signatures.load_signatures(archive, image_size=(16, 24))
+    assert loaded.num_writers == 50 and not loaded.excluded_writers
+    assert len(loaded) + len(loaded.skipped) == 1267
+    assert all(genuine >= 2 and forged >= 1 for genuine, forged in loaded.counts().values())
+    splits = signatures.split_writers(loaded, seed=0)
+    signatures.check_writers_disjoint(*splits)
+    assert [part.num_writers for part in splits] == [30, 10, 10]
+    ink_fraction = loaded.images.mean()
+    assert 0.02 < ink_fraction < 0.6  # ink is the minority, and present
+
+
+# --- batches and loss --------------------------------------------------------------------------
+
+def test_signature_pair_batches_are_balanced_and_epoch_seeded():
+    toy = _toy_set()
+    pairs = signatures.signature_pairs(toy)
+    batches = signatures.SignaturePairBatches(toy.images, pairs, pairs_per_epoch=20, batch_size=8, seed=1)
+    assert batches.steps_per_epoch == 3
+    first, second, labels = batches.epoch_pairs(4)
+    assert labels.sum() == 10 and len(labels) == 20
+    again = batches.epoch_pairs(4)
+    np.testing.assert_array_equal(first, again[0])
+    (first_images, second_images), batch_labels = batches.batch(4, 2)
+    assert first_images.shape == (4, 4, 4, 1) and batch_labels.shape == (4,)
+    with pytest.raises(SiameseDataError, match="both labels"):
+        signatures.SignaturePairBatches(toy.images, (pairs[0][:2], pairs[1][:2], np.ones(2)), 10)
+
+
+def test_writer_batches_compose_writers_with_genuine_and_forgeries():
+    toy = _toy_set()
+    batches = signatures.SignatureWriterBatches(toy, writers_per_batch=3, genuine_per_writer=2,
+                                                forgeries_per_writer=1, steps_per_epoch=2, seed=0)
+    images, codes = batches.batch(0, 1)
+    assert images.shape == (9, 4, 4, 1)
+    writers, genuine = codes.astype(int) // 2, codes.astype(int) % 2 == 1
+    assert len(set(writers.tolist())) == 3
+    for writer in set(writers.tolist()):
+        assert genuine[writers == writer].sum() == 2 and (~genuine[writers == writer]).sum() == 1
+    # the codes agree with the images' own writers
+    originals = images[:, 0, 0, 0].astype(int)
+    np.testing.assert_array_equal(writers, toy.writers[originals])
+    np.testing.assert_array_equal(genuine, toy.genuine[originals])
+    with pytest.raises(ValueError, match="writers_per_batch"):
+        signatures.SignatureWriterBatches(toy, writers_per_batch=6)
+
+
+def test_writer_contrastive_loss_by_hand():
+    # images: 0, 1 genuine of writer 0; 2 forgery of writer 0; 3 genuine of writer 1
+    codes = signatures.signature_codes([0, 0, 0, 1], [True, True, False, True])
+    np.testing.assert_array_equal(codes, [1, 1, 0, 3])
+    distances = np.array([[0.0, 0.4, 0.3, 0.9],
+                          [0.4, 0.0, 1.2, 0.2],
+                          [0.3, 1.2, 0.0, 0.5],
+                          [0.9, 0.2, 0.5, 0.0]], np.float32)
+    # positives: (0,1) twice, d = 0.4 -> 0.5 * 0.16 = 0.08
+    # skilled: (0,2),(2,0) d = 0.3 -> 0.5 * 0.49 = 0.245 ; (1,2),(2,1) d = 1.2 -> 0 ; mean 0.1225
+    expected = 0.5 * (0.08 + 0.1225)
+    value = float(signatures.writer_contrastive_loss(codes, distances))
+    assert value == pytest.approx(expected, abs=1e-6)
+    # random forgeries (genuine of different writers): (0,3) d=0.9 -> 0.005, (1,3) d=0.2 -> 0.32; mean 0.1625
+    with_random = float(signatures.writer_contrastive_loss(codes, distances, random_forgery_weight=2.0))
+    assert with_random == pytest.approx(expected + 2.0 * 0.1625, abs=1e-6)
+
+
+def test_distance_gallery_indices():
+    distances = np.array([5.0, 1.0, 3.0, 9.0, 7.0, 2.0, 8.0])
+    groups = signatures.distance_gallery_indices(distances, per_group=2)
+    assert groups["low"].tolist() == [1, 5]
+    assert groups["high"].tolist() == [6, 3]
+    assert sorted(distances[groups["middle"]].tolist()) == [3.0, 5.0]
+    with pytest.raises(ValueError):
+        signatures.distance_gallery_indices(distances, per_group=3)
+
+
+# --- branches ----------------------------------------------------------------------------------
+
+def _parameters(model):
+    return int(model.count_params())
+
+
+def test_signet_matches_the_paper_parameter_count():
+    assert _parameters(get_embedding("signet", (155, 220, 1))) == 6_460_864  # 6.46 M in Dey et al. 2017
+    with pytest.raises(ValueError, match="at least 67"):
+        get_embedding("signet", (66, 100, 1))
+
+
+def test_deepsign_size_and_unit_norm_output():
+    model = get_embedding("deepsign", (48, 72, 1))
+    assert abs(_parameters(model) - 256_992) / 256_992 < 0.01  # the paper's count, within 1 %
+    outputs = np.asarray(model(np.random.default_rng(0).random((3, 48, 72, 1), dtype=np.float32)))
+    assert outputs.shape == (3, 128)
+    np.testing.assert_allclose(np.linalg.norm(outputs, axis=1), 1.0, atol=1e-5)
+
+
+def test_mobilenet_v2_branch_adapter_and_errors(tmp_path):
+    model = get_embedding("mobilenet_v2", (32, 48, 1), alpha=0.35)
+    assert model.weights_source == "random"
+    adapter = model.get_layer("gray_to_rgb")
+    assert adapter.input.shape[-1] == 1 and adapter.output.shape[-1] == 3
+    # training=True: batch statistics (a fresh network's moving statistics make its features tiny)
+    outputs = np.asarray(model(np.random.default_rng(0).random((2, 32, 48, 1), dtype=np.float32), training=True))
+    np.testing.assert_allclose(np.linalg.norm(outputs, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="weights"):
+        get_embedding("mobilenet_v2", (32, 48, 1), weights=str(tmp_path / "missing.h5"))
+    with pytest.raises(ValueError, match="1-channel"):
+        get_embedding("mobilenet_v2", (32, 48, 3))
+
+
+def test_signet_saves_and_loads_with_its_normalisation(tmp_path):
+    from siamese_tf.models import build_siamese_model, load_model
+
+    model = build_siamese_model("signet", "euclidean", input_shape=(67, 67, 1))  # the smallest SigNet input
+    images = np.random.default_rng(1).random((2, 67, 67, 1), dtype=np.float32)
+    sizes = signatures.model_size(model, tmp_path / "signet.keras")
+    assert sizes["parameters"] == _parameters(model.embedding) and sizes["file_bytes"] > 4 * sizes["parameters"]
+    loaded = load_model(tmp_path / "signet.keras")
+    np.testing.assert_allclose(loaded.embed(images), model.embed(images), atol=1e-5)
+
+
+def test_evaluate_signature_model_sets_a_distance_threshold():
+    from siamese_tf.models import build_siamese_model
+
+    toy = _toy_set()
+    model = build_siamese_model("deepsign", "euclidean", input_shape=(32, 32, 1))
+    toy.images = np.random.default_rng(2).random((len(toy), 32, 32, 1), dtype=np.float32)
+    validation, test = toy.select_writers([0, 1, 2]), toy.select_writers([3, 4])
+    figures, similarities, labels = signatures.evaluate_signature_model(model, validation, test)
+    assert len(similarities) == len(labels) == (3 + 3 * 2) + (1 + 2 * 1)  # writers 3 and 4
+    assert figures["distance_threshold"] == pytest.approx(-model.thresholds["detection"])
+    assert np.all(similarities <= 0)  # similarity = -distance
+    assert 0.0 <= figures["auc"] <= 1.0 and 0.0 <= figures["accuracy"] <= 1.0
