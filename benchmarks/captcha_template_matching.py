@@ -27,8 +27,7 @@ import numpy as np  # noqa: E402
 
 from siamese_tf import captcha_recognition as ccr  # noqa: E402
 from siamese_tf import captchas, settings  # noqa: E402
-from siamese_tf.libraries import TemplateLibrary  # noqa: E402
-from siamese_tf.models import save_model  # noqa: E402
+from siamese_tf.models import load_model, save_model  # noqa: E402
 from siamese_tf.pipelines import machine_description  # noqa: E402
 
 
@@ -56,9 +55,17 @@ def run(arguments):
                            mining_rounds=arguments.mining_rounds, mining_epochs=arguments.mining_epochs,
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
-    model, report = ccr.train_siamese_ccr(split["train"].images, split["train"].labels, config,
-                                          verbose=2 if arguments.progress else 0)
     models_dir = settings.models_dir(arguments.models_dir)
+    if arguments.model:
+        # Evaluate a model trained earlier (its training figures come from that run's JSON).
+        model = load_model(arguments.model)
+        ccr.recalibrate_batch_norm(model.embedding, split["train"].images, ccr.CROP_SIZE, seed=arguments.seed)
+        previous = Path(arguments.model).with_suffix(".json")
+        report = json.loads(previous.read_text()) if previous.exists() else {"rounds": [], "confusers": None}
+        report["confusers"] = None
+    else:
+        model, report = ccr.train_siamese_ccr(split["train"].images, split["train"].labels, config,
+                                              verbose=2 if arguments.progress else 0)
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
     def evaluate(queries, templates):
@@ -99,6 +106,7 @@ def run(arguments):
                  "held_out_font": metadata["held_out_font"], "dropped_characters": metadata["dropped_characters"]},
         "config": {key: value for key, value in vars(config).items()},
         "parameters": int(model.embedding.count_params()),
+        "evaluated_model": arguments.model,
         "training": report["rounds"],
         "training_seconds": sum(round_["seconds"] for round_ in report["rounds"]),
         "results": results,
@@ -129,6 +137,7 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=50)
     parser.add_argument("--baseline-epochs", type=int, default=15)
     parser.add_argument("--timing-queries", type=int, default=256)
+    parser.add_argument("--model", default=None, help="evaluate this trained .keras model instead of training")
     parser.add_argument("--dataset-dir", default=None)
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)

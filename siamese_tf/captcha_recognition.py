@@ -17,6 +17,9 @@ modes: ``"pairs"`` (the paper's image pairs, :class:`CaptchaPairBatches`) and ``
 confusable characters). In-batch training scores far more pairs per second on a CPU.
 
 Images are 48x48 gray in [0, 1]; training uses random 44x44 crops, evaluation the centre crop.
+After each training round the batch-normalisation statistics are recomputed on the training
+images (:func:`recalibrate_batch_norm`): short CPU runs leave the moving averages far from the
+data and the inference-mode embedding collapses without it.
 Baselines: :func:`lenet5_classifier` and :func:`cnn11_classifier`, plain softmax classifiers
 trained on the same images (:func:`train_classifier_baseline`).
 """
@@ -70,6 +73,41 @@ class RandomCrop:
         top = int(rng.integers(0, height - self.size + 1))
         left = int(rng.integers(0, width - self.size + 1))
         return image[top:top + self.size, left:left + self.size]
+
+
+def recalibrate_batch_norm(network, images, crop_size=None, max_images=1024, seed=0):
+    """Set every BatchNormalization layer's moving statistics to those of ``images`` (in place).
+
+    Short CPU runs end long before the moving averages (momentum 0.99) forget their initial
+    values (mean 0, variance 1); layers with small activations then see far too large a
+    variance at inference and the embedding collapses. One training-mode pass over up to
+    ``max_images`` images (centre-cropped to ``crop_size``) with momentum 0 replaces the
+    moving statistics by that batch's, without touching any weight. Returns the number of
+    layers recalibrated.
+    """
+    images = _check_images(images)
+    rng = np.random.default_rng(seed)
+    if len(images) > max_images:
+        images = images[np.sort(rng.choice(len(images), max_images, replace=False))]
+    if crop_size is not None and images.shape[1] != crop_size:
+        images = center_crop(images, crop_size)
+    batch_norms = [layer for layer in _all_layers(network) if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in batch_norms]
+    try:
+        for layer in batch_norms:
+            layer.momentum = 0.0
+        network(images, training=True)
+    finally:
+        for layer, momentum in zip(batch_norms, saved):
+            layer.momentum = momentum
+    return len(batch_norms)
+
+
+def _all_layers(network):
+    for layer in network.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def confusable_classes(model, images, labels, top_k=10, batch_size=256):
@@ -306,6 +344,7 @@ def train_siamese_ccr(train_images, train_labels, config=None, model=None, verbo
         batches = _batches(train_images, train_labels, config, config.seed + 1000 * round_number, confusers)
         started = time.perf_counter()
         history = train_siamese(model, batches, epochs, verbose=verbose)
+        recalibrate_batch_norm(model.embedding, train_images, CROP_SIZE, seed=config.seed + round_number)
         seconds = time.perf_counter() - started
         pairs_per_step = batches.pairs_per_batch if config.mode == "in_batch" else config.pairs_batch_size
         report["rounds"].append({
@@ -485,6 +524,7 @@ def train_classifier_baseline(name, train_images, train_labels, test_images, tes
             batch = np.stack([crop(image, rng) for image in train_images[window]])
             epoch_losses.append(float(model.train_on_batch(batch, targets[window])))
         losses.append(float(np.mean(epoch_losses)))
+    recalibrate_batch_norm(model, train_images, CROP_SIZE, seed=seed)
     seconds = time.perf_counter() - started
     test = center_crop(test_images)
     probabilities = np.concatenate([np.asarray(model(test[start:start + 256], training=False))

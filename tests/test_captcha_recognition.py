@@ -153,3 +153,18 @@ def test_training_runs_random_then_hard_negative_rounds():
     assert classes.tolist() == list(range(8)) and confusers.shape == (8, 3)
     assert not np.any(confusers == classes[:, None])
     assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
+
+
+def test_batch_norm_recalibration_sets_the_statistics_of_the_data():
+    inputs = keras.Input((4, 4, 2))
+    network = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.99)(inputs))
+    batch_norm = network.layers[-1]
+    rng = np.random.default_rng(0)
+    images = np.concatenate([rng.normal(3.0, 0.1, (20, 4, 4, 1)), rng.normal(-1.0, 2.0, (20, 4, 4, 1))],
+                            axis=-1).astype(np.float32)
+    assert ccr.recalibrate_batch_norm(network, images) == 1
+    # Moving statistics now equal the data's per-channel mean and (biased) variance ...
+    np.testing.assert_allclose(np.asarray(batch_norm.moving_mean), images.mean(axis=(0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(batch_norm.moving_variance), images.var(axis=(0, 1, 2)), rtol=1e-3)
+    # ... and the layer keeps its momentum.
+    assert batch_norm.momentum == 0.99
