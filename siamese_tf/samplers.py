@@ -188,6 +188,17 @@ class _EpochSeededBatches:
         options.autotune.enabled = False
         return dataset.prefetch(2).with_options(options)
 
+    def frozen_dataset(self, epoch=0):
+        """A ``tf.data.Dataset`` that serves the batches of ``epoch`` on every pass (validation)."""
+        import tensorflow as tf
+
+        batches = [self.batch(epoch, step) for step in range(self.steps_per_epoch)]
+        dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=self._signature())
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
+
     def _on_train_begin(self):
         with self._lock:
             # A pass prefetched at the end of an earlier fit() was never used for training.

@@ -99,7 +99,9 @@ def train_siamese(model, train_batches, num_epochs, validation_pairs=None, check
         train_batches: :class:`~siamese_tf.samplers.PairBatches` (pairs; ``mode="pairs"``) or
             :class:`~siamese_tf.samplers.ClassBalancedBatches` (``mode="in_batch"``).
         num_epochs: total epochs; a resumed run continues up to this number.
-        validation_pairs: ``((first, second), labels)`` numpy arrays, or a dataset.
+        validation_pairs: ``((first, second), labels)`` numpy arrays (pairs mode), batches of
+            validation classes (``PairBatches`` / ``ClassBalancedBatches``, served frozen at
+            epoch 0), or a dataset.
         checkpoint_dir: folder for the resumable backup and ``best.keras``; None for neither.
         early_stopping_patience: stop after this many epochs without a better validation loss.
         callbacks: more Keras callbacks.
@@ -123,7 +125,12 @@ def train_siamese(model, train_batches, num_epochs, validation_pairs=None, check
     all_callbacks = [train_batches.callback()]
     validation_data = validation_pairs
     if isinstance(validation_pairs, tuple):
+        if in_batch_loss:
+            raise ValueError("In-batch training validates on ClassBalancedBatches of validation classes, not on pairs")
         validation_data = pairs_to_dataset(validation_pairs, validation_batch_size)
+    elif hasattr(validation_pairs, "frozen_dataset"):
+        # The same validation batches every epoch, so validation losses compare across epochs.
+        validation_data = validation_pairs.frozen_dataset(epoch=0)
     monitor = "val_loss" if validation_data is not None else "loss"
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)

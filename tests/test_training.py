@@ -144,3 +144,23 @@ def test_mode_mismatch_between_compile_and_batches_is_an_error():
     model = compile_siamese(_model(), mode="pairs")
     with pytest.raises(ValueError, match="compiled for mode='pairs' but got ClassBalancedBatches"):
         train_siamese(model, ClassBalancedBatches(images, labels, 2, 2, 1), 1)
+
+
+def test_in_batch_validation_uses_the_same_frozen_batches_every_epoch():
+    from siamese_tf.samplers import ClassBalancedBatches
+
+    settings.seed_everything(0)
+    images, labels = _toy_data()
+    validation = ClassBalancedBatches(images, labels, 3, 2, steps_per_epoch=2, seed=9)
+    frozen = validation.frozen_dataset(epoch=0)
+    passes = [[labels_batch.numpy() for _, labels_batch in frozen] for _ in range(2)]
+    for first_pass, second_pass in zip(*passes):
+        np.testing.assert_array_equal(first_pass, second_pass)
+    np.testing.assert_array_equal(passes[0][1], validation.batch(0, 1)[1])
+
+    model = compile_siamese(_model("euclidean"), mode="in_batch")
+    train = ClassBalancedBatches(images, labels, 2, 3, steps_per_epoch=2)
+    history = train_siamese(model, train, 2, validation_pairs=validation, verbose=0)
+    assert len(history.history["val_loss"]) == 2
+    with pytest.raises(ValueError, match="validates on ClassBalancedBatches"):
+        train_siamese(model, train, 1, validation_pairs=make_pairs(images, labels, 8), verbose=0)
