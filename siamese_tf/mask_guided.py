@@ -368,3 +368,71 @@ def plot_embedding_by_domain(model, data, domain_ids=None, columns=3, max_points
     if path is not None:
         figure.savefig(path, dpi=100)
     return figure
+
+
+# --- the whole experiment -----------------------------------------------------------------------
+
+def run_chairlift_comparison(num_seen_domains=12, num_unseen_domains=4, train_per_domain=100,
+                             validation_per_domain=20, test_per_domain=60, image_size=(48, 48), siamese_epochs=16,
+                             classifier_epochs=16, batch_size=32, learning_rate=1e-3, margin=1.0, seed=0,
+                             data=None, progress=True, verbose=0):
+    """Generate chairlifts, train the mask-guided Siamese network and the softmax baseline, test both.
+
+    Both models train on the seen domains' training images only; both are tested on the seen
+    domains' test images and on the test images of ``num_unseen_domains`` chairlifts never seen
+    in training (the Siamese model only needs their two masks). ``data`` reuses a
+    :func:`~siamese_tf.chairlifts.generate_chairlift_data` result with at least
+    ``num_seen_domains + num_unseen_domains`` domains (the first ones are the seen ones).
+
+    Returns a dict: ``data`` (splits), ``seen`` / ``unseen`` domain ids, ``siamese`` and
+    ``classifier`` models, ``siamese_history`` / ``classifier_history`` (loss lists), ``results``
+    ``{"seen"|"unseen": {"siamese"|"classifier": {"rows": [...], "summary": {...}}}}`` and
+    ``seconds_per_epoch``.
+    """
+    import time
+
+    from siamese_tf.chairlifts import generate_chairlift_data
+    from siamese_tf.settings import seed_everything
+
+    total_domains = num_seen_domains + num_unseen_domains
+    if data is None:
+        data = generate_chairlift_data(total_domains, train_per_domain, validation_per_domain, test_per_domain,
+                                       image_size=image_size, seed=seed, progress=progress)
+    if len(data["train"].domain_names) < total_domains:
+        raise ValueError(f"data holds {len(data['train'].domain_names)} domains; {total_domains} are needed")
+    seen, unseen = list(range(num_seen_domains)), list(range(num_seen_domains, total_domains))
+    train = data["train"].select_domains(seen)
+    validation = data["validation"].select_domains(seen)
+    tests = {"seen": data["test"].select_domains(seen)}
+    if unseen:
+        tests["unseen"] = data["test"].select_domains(unseen)
+    image_shape = train.image_shape
+
+    seed_everything(seed)
+    siamese = build_mask_guided_siamese(image_shape, learning_rate=learning_rate, margin=margin)
+    start = time.perf_counter()
+    siamese_history = train_mask_guided_siamese(siamese, train, siamese_epochs, validation_data=validation,
+                                                batch_size=batch_size, seed=seed, verbose=verbose)
+    siamese_seconds = (time.perf_counter() - start) / siamese_epochs
+
+    seed_everything(seed)
+    classifier = build_classifier(image_shape, learning_rate=learning_rate)
+    start = time.perf_counter()
+    history = train_classifier(classifier, train, classifier_epochs, validation_data=validation,
+                               batch_size=batch_size, seed=seed, verbose=verbose)
+    classifier_seconds = (time.perf_counter() - start) / classifier_epochs
+
+    results = {}
+    for name, test in tests.items():
+        results[name] = {}
+        for method, predicted in (("siamese", predict_with_masks(siamese, test)),
+                                  ("classifier", predict_classifier(classifier, test))):
+            rows, summary = per_domain_accuracy(test, predicted)
+            results[name][method] = {"rows": rows, "summary": summary}
+    return {
+        "data": data, "seen": seen, "unseen": unseen, "siamese": siamese, "classifier": classifier,
+        "siamese_history": siamese_history,
+        "classifier_history": {key: list(map(float, values)) for key, values in history.history.items()},
+        "results": results,
+        "seconds_per_epoch": {"siamese": siamese_seconds, "classifier": classifier_seconds},
+    }
