@@ -254,7 +254,7 @@ def _recall(found, truth):
 
 
 def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200, single_count=50, k=10,
-                    l1_sizes=(100_000, 1_000_000), seed=0):
+                    l1_sizes=(100_000, 1_000_000), seed=0, partial=None):
     faiss = indexes._import_faiss()
     result = {"dim": dim, "k": k, "queries": num_queries, "faiss_version": faiss.__version__,
               "faiss_threads": faiss.omp_get_max_threads(),
@@ -292,6 +292,8 @@ def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200
                 }
                 del index
             result[metric][str(size)] = entry
+            if partial:
+                partial(result)
     # The L1 head: exact (XLA) vs FAISS scaled-L1 candidates + exact re-ranking. 10% of the
     # weights are positive (they reward a difference), which the candidate search cannot use.
     weights = -np.abs(rng.standard_normal(dim)).astype(np.float32) * 0.1
@@ -324,25 +326,103 @@ def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200
             }
             del index
         result["l1_head"][str(size)] = entry
+        if partial:
+            partial(result)
     result["l1_head"]["weights"] = "90% negative, 10% positive (|N(0,1)| x 0.1), bias 2.0; truth from 50 queries"
     return result
 
 
 # --- time to accuracy ---------------------------------------------------------------------------
 
-def run_time_to_accuracy(budget_minutes, smoke=False):
-    raise NotImplementedError
+class AccuracyClock(keras.callbacks.Callback):
+    """Every ``eval_every`` steps, N-way accuracy on fixed held-out episodes; the clock counts
+    training time only (evaluation is paused out). Stops at ``target`` or after ``budget_seconds``."""
+
+    def __init__(self, images, episodes, eval_every, target, budget_seconds):
+        super().__init__()
+        self.images, self.episodes = images, episodes
+        self.eval_every, self.target, self.budget_seconds = eval_every, target, budget_seconds
+        self.curve, self.steps, self.training_seconds = [], 0, 0.0
+        self.reached_seconds = None
+        self._resumed = None
+
+    def on_train_begin(self, logs=None):
+        self._resumed = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.steps % self.eval_every:
+            return
+        self.training_seconds += time.perf_counter() - self._resumed
+        from siamese_tf.omniglot import ModelScorer, evaluate_episodes
+
+        accuracy = evaluate_episodes(ModelScorer(self.model), self.images, self.episodes)["accuracy"]
+        self.curve.append({"steps": self.steps, "training_minutes": round(self.training_seconds / 60, 3),
+                           "accuracy": round(accuracy, 4)})
+        log(f"[time_to_accuracy] step {self.steps}: {accuracy:.3f} after {self.training_seconds / 60:.2f} min")
+        if accuracy >= self.target and self.reached_seconds is None:
+            self.reached_seconds = self.training_seconds
+            self.model.stop_training = True
+        if self.training_seconds >= self.budget_seconds:
+            self.model.stop_training = True
+        self._resumed = time.perf_counter()
+
+
+def run_time_to_accuracy(budget_minutes, smoke=False, target=0.92, side=28, seed=0):
+    """Minutes of training to ``target`` 20-way one-shot accuracy on held-out Omniglot alphabets
+    (Balinese, Early_Aramaic; the same 20 within-alphabet episodes for both modes).
+
+    Same network (the 4-block conv net at 28x28, 64-d, Euclidean head), same augmentation, same
+    contrastive loss family: ``pairs`` trains on batches of 32 pairs (two embeddings per pair),
+    ``in_batch`` on P=32 x K=4 class-balanced batches (every pair of 128 images scored).
+    """
+    from siamese_tf import omniglot
+    from siamese_tf.samplers import ClassBalancedBatches, PairBatches
+
+    data = omniglot.load_background_small(image_size=(side, side), invert=True,
+                                          max_images_per_class=6 if smoke else None)
+    train_set, held_out = omniglot.split_alphabets(data)
+    train_set = omniglot.add_rotations(train_set)
+    episodes = omniglot.sample_one_shot_episodes(held_out, n_way=5 if smoke else 20,
+                                                 num_episodes=2 if smoke else 20, seed=seed)
+    augment = omniglot.conv4_augmenter()
+    result = {"target": target, "n_way": episodes.n_way, "tasks": episodes.num_tasks,
+              "held_out_alphabets": list(omniglot.HELD_OUT_ALPHABETS), "train_classes": train_set.num_classes,
+              "image_side": side, "budget_minutes_per_mode": budget_minutes}
+    for mode in ("pairs", "in_batch"):
+        keras.utils.set_random_seed(seed)
+        model = omniglot.build_conv4_model((side, side, 1))
+        compile_siamese(model, mode=mode, loss="contrastive", margin=1.0)
+        if mode == "pairs":
+            batches = PairBatches(train_set.images, train_set.labels, pairs_per_epoch=32 * 100, batch_size=32,
+                                  seed=seed, augment=augment)
+        else:
+            batches = ClassBalancedBatches(train_set.images, train_set.labels, classes_per_batch=32,
+                                           images_per_class=4, steps_per_epoch=100, seed=seed, augment=augment)
+        clock = AccuracyClock(held_out.images, episodes, eval_every=5 if smoke else 50, target=target,
+                              budget_seconds=60 * budget_minutes)
+        log(f"[time_to_accuracy] {mode}")
+        train_siamese(model, batches, 2 if smoke else 1000, callbacks=[clock], verbose=0)
+        result[mode] = {
+            "minutes_to_target": None if clock.reached_seconds is None else round(clock.reached_seconds / 60, 2),
+            "best_accuracy": max((point["accuracy"] for point in clock.curve), default=None),
+            "training_minutes": round(clock.training_seconds / 60, 2), "steps": clock.steps,
+            "curve": clock.curve,
+        }
+    return result
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check that it runs")
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS,
+                        help="sections to run (none: only --time-to-accuracy)")
     parser.add_argument("--koch", action="store_true", help="also the Koch network at 105x105 (slow on CPU)")
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help="minutes to 92%% 20-way one-shot on held-out Omniglot alphabets, both modes")
     parser.add_argument("--budget-minutes", type=float, default=10.0, help="per mode, for --time-to-accuracy")
-    parser.add_argument("--output", type=Path, help="also write the JSON here")
+    parser.add_argument("--output", type=Path, help="also write the JSON here (rewritten after every section)")
+    parser.add_argument("--steps", type=int, default=15, help="measured training steps per mode (after warm-up)")
     args = parser.parse_args(argv)
 
     report = {"benchmark": "throughput", "smoke": args.smoke, "machine": machine_description(),
@@ -351,13 +431,19 @@ def main(argv=None):
               "label_convention": "1 = same",
               "load_average_at_start": [round(value, 2) for value in os.getloadavg()]}
     started = time.perf_counter()
+
+    def save_partial():
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(report, indent=2) + "\n")
+
     peak = None
     if "matmul" in args.sections or "training" in args.sections:
         log("[matmul]")
         report["matmul"] = matmul_peak((256, 512) if args.smoke else (1024, 2048), 3 if args.smoke else 7)
         peak = report["matmul"]["peak_gflops"]
     if "training" in args.sections:
-        steps, warmup = (3, 1) if args.smoke else (15, 3)
+        steps, warmup = (3, 1) if args.smoke else (args.steps, 3)
         networks = []
         if "siamese_ccr" in EMBEDDINGS and not args.smoke:
             networks.append(("siamese_ccr", (44, 44, 1), {}))
@@ -371,15 +457,18 @@ def main(argv=None):
                 name, shape, kwargs, pair_batch_size=32, classes_per_batch=16, images_per_class=4,
                 steps=(6 if is_koch else steps) if not args.smoke else steps, warmup_steps=warmup,
                 peak_gflops=peak, jit_modes=(False,) if is_koch else (False, True)))
+            save_partial()
     if "l1_matching" in args.sections:
         report["l1_matching"] = l1_matching(num_queries=64 if args.smoke else 1000,
                                             single_repeats=10 if args.smoke else 100)
+        save_partial()
     if "indexes" in args.sections:
         if args.smoke:
             report["indexes"] = index_latencies(sizes=(2_000, 5_000), dim=32, num_queries=20, single_count=5,
                                                 l1_sizes=(5_000,))
         else:
-            report["indexes"] = index_latencies()
+            report["indexes"] = index_latencies(partial=lambda value: (report.__setitem__("indexes", value),
+                                                                       save_partial()))
     if args.time_to_accuracy:
         report["time_to_accuracy"] = run_time_to_accuracy(args.budget_minutes, smoke=args.smoke)
     report["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
