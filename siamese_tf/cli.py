@@ -42,6 +42,7 @@ def build_parser():
     demo.add_argument("--smoke", action="store_true", help="tiny run (same as SIAMESE_TF_SMOKE=1)")
     demo.add_argument("--epochs", type=int, help="override the number of epochs")
     demo.add_argument("--head", choices=["l1", "euclidean", "cosine"], help="override the similarity head")
+    demo.add_argument("--mode", choices=["pairs", "in_batch"], help="override the training mode")
 
     capture = commands.add_parser("capture", help="save face crops from a camera, a video file or an image folder")
     capture.add_argument("--source", type=_source, default=0, help="camera index, video file or image folder")
@@ -110,6 +111,9 @@ def _run_demo(arguments):
         overrides["num_epochs"] = arguments.epochs
     if arguments.head:
         overrides["head"] = arguments.head
+        overrides["normalize"] = arguments.head != "l1"
+    if arguments.mode:
+        overrides["mode"] = arguments.mode
     report = run_face_verification(FaceVerificationConfig.default(**overrides), data_dir=arguments.data_dir,
                                    models_dir=arguments.models_dir, reports_dir=arguments.reports_dir)
     summary = {key: report[key] for key in ("training_seconds", "test_pair_verification",

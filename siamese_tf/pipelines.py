@@ -46,14 +46,20 @@ class FaceVerificationConfig:
     channels: int = 1
     embedding: str = "small_cnn"
     embedding_dim: int = 64
-    head: str = "l1"
-    margin: float = 1.0
+    normalize: bool = True  # unit-length embeddings (helps distance heads)
+    head: str = "euclidean"  # "l1" (BCE, the seed notebooks) or "euclidean"/"cosine" (contrastive)
+    loss: str = "triplet"  # batch-hard triplet; None: the head's default (BCE for "l1", contrastive)
+    mode: str = "in_batch"  # "pairs" (two embeddings per pair) or "in_batch" (all pairs of a P x K batch)
+    margin: float = None  # None: 1.0 for contrastive, 0.2 for triplet
     train_subjects: int = 16
     validation_subjects: int = 4
     test_subjects: int = 10
     num_epochs: int = 30
-    pairs_per_epoch: int = 2048
-    batch_size: int = 32
+    pairs_per_epoch: int = 2048  # mode="pairs"
+    batch_size: int = 32  # mode="pairs"
+    classes_per_batch: int = 8  # mode="in_batch": P subjects x K images per batch
+    images_per_class: int = 4
+    steps_per_epoch: int = 40  # mode="in_batch"
     learning_rate: float = 1e-3
     early_stopping_patience: int = 8
     augment: bool = True
@@ -68,7 +74,7 @@ class FaceVerificationConfig:
     @classmethod
     def smoke(cls, **overrides):
         """A configuration that runs in well under a minute (CI, quick checks)."""
-        values = dict(num_epochs=2, pairs_per_epoch=128, validation_pairs=120, test_pairs=200,
+        values = dict(num_epochs=2, pairs_per_epoch=128, steps_per_epoch=4, validation_pairs=120, test_pairs=200,
                       num_tasks=50, early_stopping_patience=0)
         values.update(overrides)
         return cls(**values)
@@ -143,7 +149,7 @@ def run_face_verification(config=None, data_dir=None, models_dir=None, reports_d
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.datasets import load_identity_folders
     from siamese_tf.models import build_siamese_model, save_model
-    from siamese_tf.samplers import PairBatches, make_pairs, sample_n_way_tasks
+    from siamese_tf.samplers import ClassBalancedBatches, PairBatches, make_pairs, sample_n_way_tasks
     from siamese_tf.training import compile_siamese, train_siamese
 
     config = config or FaceVerificationConfig.default()
@@ -155,15 +161,28 @@ def run_face_verification(config=None, data_dir=None, models_dir=None, reports_d
     faces = load_identity_folders(locate_face_data(data_dir), image_size=config.image_size, channels=config.channels)
     train, validation, test = _split_subjects(faces, config)
     model = build_siamese_model(config.embedding, config.head, (*config.image_size, config.channels),
-                                embedding_dim=config.embedding_dim, name="face_verification")
-    compile_siamese(model, learning_rate=config.learning_rate, margin=config.margin)
-    train_batches = PairBatches(train.images, train.labels, config.pairs_per_epoch, config.batch_size,
-                                seed=config.seed, augment=Augmenter() if config.augment else None)
+                                embedding_dim=config.embedding_dim, normalize=config.normalize,
+                                name="face_verification")
+    compile_siamese(model, learning_rate=config.learning_rate, margin=config.margin, mode=config.mode,
+                    loss=config.loss)
+    augmenter = Augmenter() if config.augment else None
+    if config.mode == "in_batch":
+        train_batches = ClassBalancedBatches(train.images, train.labels, config.classes_per_batch,
+                                             config.images_per_class, config.steps_per_epoch, seed=config.seed,
+                                             augment=augmenter)
+        validation_batches = ClassBalancedBatches(
+            validation.images, validation.labels, min(config.classes_per_batch, validation.num_classes),
+            config.images_per_class, steps_per_epoch=8, seed=config.seed + 1)
+    else:
+        train_batches = PairBatches(train.images, train.labels, config.pairs_per_epoch, config.batch_size,
+                                    seed=config.seed, augment=augmenter)
+        validation_batches = None
     validation_pairs = make_pairs(validation.images, validation.labels, config.validation_pairs, seed=config.seed)
     test_pairs = make_pairs(test.images, test.labels, config.test_pairs, seed=config.seed + 1)
 
     started = time.perf_counter()
-    history = train_siamese(model, train_batches, config.num_epochs, validation_pairs=validation_pairs,
+    history = train_siamese(model, train_batches, config.num_epochs,
+                            validation_pairs=validation_batches or validation_pairs,
                             checkpoint_dir=models_dir / "face_verification_checkpoints",
                             early_stopping_patience=config.early_stopping_patience or None, verbose=verbose)
     training_seconds = time.perf_counter() - started
