@@ -114,7 +114,10 @@ def _run_demo(arguments):
         overrides["normalize"] = arguments.head != "l1"
     if arguments.mode:
         overrides["mode"] = arguments.mode
-    report = run_face_verification(FaceVerificationConfig.default(**overrides), data_dir=arguments.data_dir,
+    config = FaceVerificationConfig.default(**overrides)
+    if config.loss == "triplet" and (config.head == "l1" or config.mode == "pairs"):
+        config.loss = None  # triplets need in-batch distances: fall back to the head's own loss
+    report = run_face_verification(config, data_dir=arguments.data_dir,
                                    models_dir=arguments.models_dir, reports_dir=arguments.reports_dir)
     summary = {key: report[key] for key in ("training_seconds", "test_pair_verification",
                                             "test_n_way_one_shot", "test_reference_rule", "model_path")}
