@@ -623,10 +623,663 @@ print(type(reloaded).__name__, "reloaded; scores unchanged")
     ]
 
 
+# --------------------------------------------------------------------------------------------
+# 04 training
+# --------------------------------------------------------------------------------------------
+
+MODELS_DIR_CODE = """MODELS_DIR = settings.pick(Path(os.environ.get("SIAMESE_TF_MODELS_DIR", "../models")),  # the repository's models/
+                         Path(tempfile.mkdtemp(prefix="siamese_course_models_")))       # smoke runs keep nothing"""
+
+
+def notebook_04():
+    return [
+        header("04", "Training a Siamese network", """
+The seeds train their Siamese network on (anchor, other) pairs with binary cross-entropy: the L1
+head outputs the probability that the pair is the same person, and the label says whether it is.
+This notebook trains that network on ORL faces with `siamese_tf.training`:
+
+- one parameter picks the head, and with it the loss: `"l1"` (probability, binary cross-entropy,
+  as the seeds) or `"euclidean"` / `"cosine"` (a distance, contrastive loss);
+- training runs on the GPU when there is one, and checkpoints every epoch: we pull the plug
+  half-way and resume exactly where it stopped;
+- training curves, a first look at people the network never saw, and the saved model;
+- an option that scores far more pairs per step: in-batch training.
+"""),
+        code(SETUP + """
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from siamese_tf import metrics, settings
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.datasets import load_identity_folders, split_by_identity
+from siamese_tf.models import build_siamese_model, save_model
+from siamese_tf.pipelines import locate_face_data
+from siamese_tf.plots import plot_roc, plot_score_histogram, plot_training_curves
+from siamese_tf.samplers import ClassBalancedBatches, PairBatches, make_pairs
+from siamese_tf.training import compile_siamese, train_siamese
+"""),
+        md("""
+## Parameters
+
+A step of 32 pairs takes about 0.35 s on this 2-core CPU, so the full run trains for a few
+minutes; smoke mode trains a handful of steps, only to prove that everything runs.
+"""),
+        code("""
+HEAD = "l1"                 # "l1": sigmoid(Dense(|a - b|)) + binary cross-entropy (the seeds)
+                            # "euclidean" or "cosine": a distance + the contrastive loss
+EMBEDDING = "small_cnn"     # "koch" is the seeds' 39-million-parameter network: too slow for a CPU course
+IMAGE_SIZE = (56, 46)
+EMBEDDING_DIM = 64
+NUM_EPOCHS = settings.pick(8, 2)
+STOP_AFTER_EPOCHS = settings.pick(4, 1)   # the simulated crash
+PAIRS_PER_EPOCH = settings.pick(1024, 64)
+BATCH_SIZE = 32
+VALIDATION_PAIRS = settings.pick(400, 64)
+TEST_PAIRS = settings.pick(1000, 100)
+LEARNING_RATE = 1e-3
+IN_BATCH_HEAD = "euclidean"               # the option at the end
+IN_BATCH_STEPS_PER_EPOCH = settings.pick(32, 4)
+SEED = 0
+""" + MODELS_DIR_CODE + """
+CHECKPOINT_DIR = MODELS_DIR / "face_verification_checkpoints"
+"""),
+        md("""
+## 1. Devices
+
+TensorFlow places the work on a GPU by itself when it sees one; nothing in the code changes.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+print("TensorFlow", tf.__version__, "| Keras", keras.__version__)
+print("devices:", ", ".join(device.name for device in tf.config.list_logical_devices()))
+gpus = tf.config.list_physical_devices("GPU")
+print(f"training on {len(gpus)} GPU(s)" if gpus else "no GPU: training runs on the CPU")
+"""),
+        md("""
+## 2. Data
+
+ORL faces, split by person (as in `02_preprocessing_and_pairs.ipynb`): the network trains on 16
+people, the 4 validation people watch over training, and the 10 test people stay unseen until
+the end.
+"""),
+        code("""
+settings.seed_everything(SEED)
+faces = load_identity_folders(locate_face_data(), image_size=IMAGE_SIZE)
+train, validation, test = split_by_identity(faces, fractions=(16 / 30, 4 / 30, 10 / 30), seed=SEED)
+print("train:", ", ".join(train.class_names))
+print("validation:", ", ".join(validation.class_names))
+print("test:", ", ".join(test.class_names))
+"""),
+        code("""
+train_batches = PairBatches(train.images, train.labels, PAIRS_PER_EPOCH, BATCH_SIZE, seed=SEED, augment=Augmenter())
+validation_pairs = make_pairs(validation.images, validation.labels, VALIDATION_PAIRS, seed=SEED)
+test_pairs = make_pairs(test.images, test.labels, TEST_PAIRS, seed=SEED + 1)
+"""),
+        md("""
+## 3. Model and loss
+
+`build_siamese_model` joins an embedding network and a head; `compile_siamese` picks the loss that
+fits the head: binary cross-entropy for a probability, the contrastive loss for a distance.
+"""),
+        code("""
+def new_model():
+    model = build_siamese_model(EMBEDDING, HEAD, (*IMAGE_SIZE, 1), embedding_dim=EMBEDDING_DIM,
+                                name="face_verification")
+    return compile_siamese(model, learning_rate=LEARNING_RATE)
+
+
+model = new_model()
+print(f"{model.count_params():,} parameters | head output: {model.output_kind} | loss: {model.loss.name}")
+"""),
+        md("""
+## 4. Train, stop, resume
+
+`train_siamese(..., checkpoint_dir=...)` backs the model and optimizer up at the end of every
+epoch and keeps the best model (lowest validation loss) as `best.keras`. To see the backup at
+work we stop the run after `STOP_AFTER_EPOCHS` epochs, as a crash or a closed laptop would (the
+small callback below raises `KeyboardInterrupt`, which is also what the notebook's stop button
+does).
+"""),
+        code("""
+class StopAfterEpochs(keras.callbacks.Callback):
+    \"\"\"Interrupt training once `epochs` epochs have finished (and been backed up).\"\"\"
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epochs:
+            raise KeyboardInterrupt(f"simulated stop after {epoch} epochs")
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+try:
+    train_siamese(model, train_batches, NUM_EPOCHS, validation_pairs=validation_pairs,
+                  checkpoint_dir=CHECKPOINT_DIR, callbacks=[StopAfterEpochs(STOP_AFTER_EPOCHS)], verbose=2)
+except KeyboardInterrupt as stop:
+    print("stopped:", stop)
+epochs_before_the_stop = model.history.history
+"""),
+        code("""
+print(sorted(path.name for path in CHECKPOINT_DIR.iterdir()))
+"""),
+        md("""
+A new process knows nothing of the old model, so we build everything again from scratch and call
+`train_siamese` with the same `checkpoint_dir`: it restores weights, optimizer and epoch number
+from `backup/` and runs only the missing epochs. `PairBatches` draws epoch `e` from `(seed, e)`,
+so the resumed run sees the very pairs the uninterrupted one would have seen. When training
+ends normally the backup is removed; `best.keras` stays.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+model = new_model()
+train_batches = PairBatches(train.images, train.labels, PAIRS_PER_EPOCH, BATCH_SIZE, seed=SEED, augment=Augmenter())
+resumed = train_siamese(model, train_batches, NUM_EPOCHS, validation_pairs=validation_pairs,
+                        checkpoint_dir=CHECKPOINT_DIR, verbose=2)
+"""),
+        code("""
+assert len(resumed.history["loss"]) == NUM_EPOCHS - STOP_AFTER_EPOCHS  # only the missing epochs ran
+print(sorted(path.name for path in CHECKPOINT_DIR.iterdir()))
+"""),
+        md("""
+## 5. Training curves
+
+Both halves of the run together. Training loss should fall; the validation curves are measured on
+people the network does not train on, so they are the honest ones (and noisy: 4 people).
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+history = {key: epochs_before_the_stop[key] + resumed.history[key] for key in resumed.history}
+plot_training_curves(history)
+"""),
+        md("""
+## 6. A first look at unseen people
+
+Similarities (higher = same) of the test pairs: same-person pairs should sit to the right of
+different-person pairs. How well they separate, as the area under the ROC curve (1.0 = perfectly,
+0.5 = a coin). Choosing a decision threshold is the topic of `05_evaluation_and_thresholds.ipynb`.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+(test_first, test_second), test_labels = test_pairs
+test_similarities = model.similarity_pairs(test_first, test_second)
+print(f"test ROC AUC: {metrics.roc_auc(test_similarities, test_labels):.3f}")
+plot_score_histogram(test_similarities, test_labels)
+"""),
+        md("""
+## 7. Save
+
+One `.keras` file holds the embedding network, the head and (after `05`) the chosen thresholds.
+The command line uses it directly:
+`python -m siamese_tf verify --model models/face_verification.keras --image me.jpg --references data/verification_images`.
+"""),
+        code("""
+model_path = save_model(model, MODELS_DIR / "face_verification.keras")
+print(model_path.name, "saved")
+"""),
+        md("""
+## 8. Option: in-batch training
+
+Pair training embeds two images for every pair it scores: 32 pairs cost 64 embeddings. In-batch
+training embeds a batch of single images once (here 8 people x 4 photos) and scores **every** pair
+in it: 32 embeddings give 496 pairs, 112 of them same-person pairs. `ClassBalancedBatches` serves
+such batches and `compile_siamese(..., mode="in_batch")` picks the matching loss. With a distance
+head (contrastive loss on unit-length embeddings) this recipe usually learns far faster on a CPU;
+we train it for as many steps as the run above and compare both on the test people.
+"""),
+        code("""
+in_batch_batches = ClassBalancedBatches(train.images, train.labels, classes_per_batch=8, images_per_class=4,
+                                        steps_per_epoch=IN_BATCH_STEPS_PER_EPOCH, seed=SEED, augment=Augmenter())
+print(f"{in_batch_batches.batch_size} images -> {in_batch_batches.pairs_per_batch} pairs per step")
+in_batch_model = build_siamese_model(EMBEDDING, IN_BATCH_HEAD, (*IMAGE_SIZE, 1), embedding_dim=EMBEDDING_DIM,
+                                     normalize=True, name="face_verification_in_batch")
+compile_siamese(in_batch_model, learning_rate=LEARNING_RATE, mode="in_batch")
+print(f"head output: {in_batch_model.output_kind} | loss: {in_batch_model.loss.name}")
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+in_batch_history = train_siamese(in_batch_model, in_batch_batches, NUM_EPOCHS, verbose=2)
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+in_batch_similarities = in_batch_model.similarity_pairs(test_first, test_second)
+for name, similarities in (("pairs, " + HEAD, test_similarities), ("in-batch, " + IN_BATCH_HEAD, in_batch_similarities)):
+    equal_error, _ = metrics.equal_error_rate(similarities, test_labels)
+    print(f"{name:22s} test AUC {metrics.roc_auc(similarities, test_labels):.3f}, equal error rate {equal_error:.3f}")
+plot_roc({f"pairs, {HEAD}": (test_similarities, test_labels),
+          f"in-batch, {IN_BATCH_HEAD}": (in_batch_similarities, test_labels)}, title="ROC on the 10 test people")
+"""),
+        code("""
+print(save_model(in_batch_model, MODELS_DIR / "face_verification_in_batch.keras").name, "saved")
+"""),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# 05 evaluation and thresholds
+# --------------------------------------------------------------------------------------------
+
+TRAIN_IN_BATCH_CODE = """# NBVAL_IGNORE_OUTPUT
+settings.seed_everything(SEED)
+model = build_siamese_model("small_cnn", HEAD, (*IMAGE_SIZE, 1), embedding_dim=EMBEDDING_DIM, normalize=True,
+                            name="face_verification")
+compile_siamese(model, mode="in_batch")
+batches = ClassBalancedBatches(train.images, train.labels, classes_per_batch=8, images_per_class=4,
+                               steps_per_epoch=STEPS_PER_EPOCH, seed=SEED, augment=Augmenter())
+history = train_siamese(model, batches, NUM_EPOCHS, verbose=2)"""
+
+
+def notebook_05():
+    return [
+        header("05", "Evaluation and choosing thresholds", """
+A Siamese network outputs a score; an application needs a yes/no. The seeds' app used two
+thresholds: a **detection threshold** (does the input match *one* of the person's validation
+images?) and a **verification threshold** (does it match enough of them?). This notebook measures
+a trained network on people it never saw and chooses both thresholds properly:
+
+- ROC curve, area under it (AUC), equal error rate (EER), score histograms;
+- thresholds chosen on the *validation* people only, by accuracy, EER or a target false accept
+  rate, and stored inside the model;
+- the test people used once, at the end; N-way one-shot identification on them.
+"""),
+        code(SETUP + """
+from pathlib import Path
+import tempfile
+
+import numpy as np
+
+from siamese_tf import metrics, settings
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.datasets import load_identity_folders, split_by_identity
+from siamese_tf.models import build_siamese_model, load_model, save_model
+from siamese_tf.pipelines import locate_face_data, reference_rule_scores
+from siamese_tf.plots import plot_n_way_task, plot_roc, plot_score_histogram
+from siamese_tf.samplers import ClassBalancedBatches, make_pairs, sample_n_way_tasks
+from siamese_tf.training import compile_siamese, train_siamese
+from siamese_tf.verification import choose_verification_threshold
+"""),
+        md("""
+## Parameters
+
+The notebook trains its own network (the in-batch recipe of `04_training.ipynb`, section 8: a
+distance head, contrastive loss), so it runs on its own. To evaluate a model you saved instead,
+replace the training cell by `model = load_model("../models/face_verification.keras")`, trained on
+the same split.
+"""),
+        code("""
+HEAD = "euclidean"                        # similarity = -distance; "l1" gives probabilities
+IMAGE_SIZE = (56, 46)
+EMBEDDING_DIM = 64
+NUM_EPOCHS = settings.pick(8, 2)
+STEPS_PER_EPOCH = settings.pick(32, 4)
+VALIDATION_PAIRS = settings.pick(800, 120)
+TEST_PAIRS = settings.pick(2000, 200)
+TARGET_FAR = 0.01                         # for the "far" threshold: at most 1 impostor in 100 accepted
+REFERENCE_IMAGES = 5                      # the app's validation images per person
+N_WAY = 10
+NUM_TASKS = settings.pick(1000, 50)
+SEED = 0
+""" + MODELS_DIR_CODE),
+        md("""
+## 1. Data and a trained network
+
+The same split by person as in `02` and `04`: 16 training, 4 validation, 10 test people.
+"""),
+        code("""
+faces = load_identity_folders(locate_face_data(), image_size=IMAGE_SIZE)
+train, validation, test = split_by_identity(faces, fractions=(16 / 30, 4 / 30, 10 / 30), seed=SEED)
+print(f"validation people: {', '.join(validation.class_names)} | test people: {', '.join(test.class_names)}")
+"""),
+        code(TRAIN_IN_BATCH_CODE),
+        md("""
+## 2. Scores on validation and test pairs
+
+`similarity_pairs` turns head outputs into similarities, higher = same: a probability head's
+output as it is, a distance negated. Everything below works on that scale.
+"""),
+        code("""
+(validation_first, validation_second), validation_labels = make_pairs(
+    validation.images, validation.labels, VALIDATION_PAIRS, seed=SEED)
+(test_first, test_second), test_labels = make_pairs(test.images, test.labels, TEST_PAIRS, seed=SEED + 1)
+validation_similarities = model.similarity_pairs(validation_first, validation_second)
+test_similarities = model.similarity_pairs(test_first, test_second)
+print(f"{len(validation_labels)} validation pairs, {len(test_labels)} test pairs; half of each are same-person pairs")
+"""),
+        md("""
+## 3. ROC, AUC and EER
+
+Every threshold trades false accepts (an impostor gets in: the false accept rate, FAR) against
+false rejects (you are turned away: FRR). The ROC curve shows all the trades at once; its area
+(AUC) is the chance that a random same pair scores above a random different pair. The equal error
+rate is the point where FAR = FRR: one number to compare models by.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+for name, similarities, labels in (("validation", validation_similarities, validation_labels),
+                                   ("test", test_similarities, test_labels)):
+    equal_error, _ = metrics.equal_error_rate(similarities, labels)
+    print(f"{name:10s} AUC {metrics.roc_auc(similarities, labels):.3f} | EER {equal_error:.3f}")
+plot_roc({"validation people": (validation_similarities, validation_labels),
+          "test people": (test_similarities, test_labels)})
+"""),
+        md("""
+## 4. Choosing the detection threshold, on validation people only
+
+The threshold is a setting of the model, so it must be chosen like any other setting: on data
+that the final test does not use. Choosing it on the test pairs would make the test report how
+well the threshold fits *those* pairs. Three ways to choose:
+
+- `"accuracy"`: the most validation pairs right;
+- `"eer"`: where false accepts and false rejects are equally frequent;
+- `"far"`: the most true accepts while at most `TARGET_FAR` of impostors get in (security first).
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+choices = {}
+for method in ("accuracy", "eer", "far"):
+    choices[method] = metrics.choose_threshold(validation_similarities, validation_labels, method=method,
+                                               target_far=TARGET_FAR if method == "far" else None)
+    on_test = metrics.binary_metrics(test_similarities, test_labels, choices[method])
+    print(f"{method:8s} threshold {choices[method]:+.3f} -> on test people: accuracy {on_test['accuracy']:.3f}, "
+          f"FAR {on_test['false_accept_rate']:.3f}, FRR {on_test['false_reject_rate']:.3f}")
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+plot_score_histogram(validation_similarities, validation_labels, threshold=choices["accuracy"])
+"""),
+        md("""
+`metrics.calibrate` does the choice and stores it in `model.thresholds`, which is saved inside the
+`.keras` file, so an application loads the model and its thresholds together.
+"""),
+        code("""
+detection_threshold = metrics.calibrate(model, validation_first, validation_second, validation_labels,
+                                        method="accuracy")
+print(sorted(model.thresholds), "| method:", model.thresholds["method"])
+assert model.thresholds["detection"] == detection_threshold
+"""),
+        md("""
+## 5. The verification threshold: N validation images
+
+The app compares the input with each of the person's `REFERENCE_IMAGES` validation images,
+counts the *detections* (similarity above the detection threshold) and verifies the input when
+the fraction of detections exceeds the verification threshold. One lucky match is not enough;
+neither must every photo match.
+
+`reference_rule_scores` plays that game on the validation people: each person's first 5 photos
+are the references, each of their other photos is a genuine attempt (label 1), and as many photos
+of the other people are impostor attempts (label 0). We pick the fraction that gets most attempts
+right.
+"""),
+        code("""
+validation_fractions, validation_attempts = reference_rule_scores(
+    model, validation, REFERENCE_IMAGES, detection_threshold, seed=SEED)
+verification_threshold = choose_verification_threshold(validation_fractions, validation_attempts)
+model.thresholds["verification"] = verification_threshold
+print(f"{len(validation_attempts)} validation attempts ({int(validation_attempts.sum())} genuine)")
+print(sorted(model.thresholds))
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+print(f"detection threshold {detection_threshold:+.3f}, verification threshold {verification_threshold:.2f}")
+test_fractions, test_attempts = reference_rule_scores(model, test, REFERENCE_IMAGES, detection_threshold, seed=SEED)
+on_test = metrics.binary_metrics(test_fractions, test_attempts, verification_threshold)
+print(f"test people, {len(test_attempts)} attempts: accuracy {on_test['accuracy']:.3f}, "
+      f"FAR {on_test['false_accept_rate']:.3f}, FRR {on_test['false_reject_rate']:.3f}")
+"""),
+        md("""
+## 6. The test people, once
+
+`evaluate_verification` gives the whole report for the stored detection threshold.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+report = metrics.evaluate_verification(model, test_first, test_second, test_labels)
+{name: round(value, 3) for name, value in report.items()}
+"""),
+        md("""
+## 7. N-way one-shot identification
+
+The other classic use of a Siamese network (Koch et al. 2015): show it one photo each of N
+people it has never seen and a new photo of one of them; it answers with the most similar one.
+Chance is 1/N.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+metrics.evaluate_n_way(model, test.images, test.labels, n_way=N_WAY, num_tasks=NUM_TASKS, seed=SEED)
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+query, supports, correct = sample_n_way_tasks(test.labels, N_WAY, 1, seed=SEED + 3)
+task_embeddings = model.embed(np.concatenate([test.images[query], test.images[supports[0]]]))
+task_similarities = model.similarity_to_library(task_embeddings[:1], task_embeddings[1:])[0]
+plot_n_way_task(test.images[query[0]], test.images[supports[0]], task_similarities, int(correct[0]))
+"""),
+        md("""
+## 8. Save the model with its thresholds
+"""),
+        code("""
+model_path = save_model(model, MODELS_DIR / "face_verification_calibrated.keras")
+reloaded = load_model(model_path)
+assert reloaded.thresholds == model.thresholds
+print(model_path.name, "holds", sorted(reloaded.thresholds))
+"""),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# 06 real-time verification
+# --------------------------------------------------------------------------------------------
+
+def notebook_06():
+    return [
+        header("06", "Real-time verification", """
+The seeds end with an app: a webcam loop that, on a key press, saves the current frame as the
+input image, compares it with the person's validation images and prints *verified* or not. This
+notebook runs that loop with `siamese_tf.verification.Verifier`:
+
+- a saved model (with its two thresholds) and a folder of validation images of *you*;
+- frames from a camera or, when none opens (and always in smoke mode), from a stand-in clip of
+  ORL photos: you, then other people, taking turns;
+- each frame cropped, verified and shown with matplotlib (`cv2.imshow` does not exist in the
+  headless OpenCV build).
+"""),
+        code(SETUP + """
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from siamese_tf import metrics, settings
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.captures import FrameSource, crop_face, save_image_atomic
+from siamese_tf.datasets import load_identity_folders, read_image, split_by_identity
+from siamese_tf.errors import CameraUnavailableError
+from siamese_tf.models import build_siamese_model, save_model
+from siamese_tf.pipelines import locate_face_data, reference_rule_scores
+from siamese_tf.plots import plot_verification
+from siamese_tf.samplers import ClassBalancedBatches, make_pairs
+from siamese_tf.training import compile_siamese, train_siamese
+from siamese_tf.verification import Verifier, choose_verification_threshold
+"""),
+        md("""
+## Parameters
+"""),
+        code("""
+TRY_CAMERA = settings.pick(True, False)   # smoke mode always plays the stand-in clip
+CAMERA_INDEX = 0
+MAX_FRAMES = 10                           # frames to verify before the loop ends
+CROP_SIZE = (112, 92)                     # (height, width) cut around the face: ORL's shape
+FACE_MARGIN = 0.1                         # room around the detected face, as a share of its size
+REFERENCE_IMAGES = 5                      # validation images of you
+HEAD = "euclidean"                        # the network, trained below as in 05
+IMAGE_SIZE = (56, 46)
+EMBEDDING_DIM = 64
+NUM_EPOCHS = settings.pick(8, 2)
+STEPS_PER_EPOCH = settings.pick(32, 4)
+VALIDATION_PAIRS = settings.pick(800, 120)
+SEED = 0
+
+WORK_DIR = Path(tempfile.mkdtemp(prefix="siamese_course_06_"))
+APPLICATION_DIR = WORK_DIR / "application_data"      # the seeds' folder names
+VERIFICATION_DIR = APPLICATION_DIR / "verification_images"
+INPUT_DIR = APPLICATION_DIR / "input_image"
+"""),
+        md("""
+## 1. A saved model with its thresholds
+
+The app loads a saved model. To stand alone, this notebook makes one: the network and the two
+thresholds of `05_evaluation_and_thresholds.ipynb`, in four short cells. (With a model of your
+own, skip them and set `model_path` to it.)
+"""),
+        code("""
+faces = load_identity_folders(locate_face_data(), image_size=IMAGE_SIZE)
+train, validation, test = split_by_identity(faces, fractions=(16 / 30, 4 / 30, 10 / 30), seed=SEED)
+print("test people (never trained on):", ", ".join(test.class_names))
+"""),
+        code(TRAIN_IN_BATCH_CODE),
+        code("""
+(validation_first, validation_second), validation_labels = make_pairs(
+    validation.images, validation.labels, VALIDATION_PAIRS, seed=SEED)
+detection_threshold = metrics.calibrate(model, validation_first, validation_second, validation_labels)
+fractions, attempts = reference_rule_scores(model, validation, REFERENCE_IMAGES, detection_threshold, seed=SEED)
+model.thresholds["verification"] = choose_verification_threshold(fractions, attempts)
+model_path = save_model(model, WORK_DIR / "face_verification.keras")
+print(model_path.name, "saved with thresholds", sorted(model.thresholds))
+"""),
+        md("""
+## 2. Enrol: validation images of you
+
+A test person plays *you*: the network never saw them. Their first `REFERENCE_IMAGES` photos go
+into `verification_images/`, cropped exactly as the camera frames will be (the same face finder
+and margin): inputs and references must look alike apart from the person.
+"""),
+        code("""
+photos = load_identity_folders(locate_face_data(), image_size=None)   # full-size frames for the stand-in
+YOU = test.class_names[0]
+your_photos = photos.images[photos.labels == photos.class_names.index(YOU)]
+for photo in your_photos[:REFERENCE_IMAGES]:
+    save_image_atomic(crop_face(photo, CROP_SIZE, margin=FACE_MARGIN), VERIFICATION_DIR)
+
+verifier = Verifier.from_folder(model_path, VERIFICATION_DIR)
+print(f"you are {YOU}: {len(verifier.validation_images)} validation images of shape "
+      f"{verifier.validation_images.shape[1:]}, {verifier.skipped} skipped")
+"""),
+        md("""
+## 3. The camera, or its stand-in
+
+The stand-in clip is a folder of numbered frames: your other photos, each followed by a photo of
+another test person. A real camera shows whoever sits in front of it.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+source = None
+if TRY_CAMERA:
+    try:
+        with FrameSource(CAMERA_INDEX):
+            source = CAMERA_INDEX
+        print(f"Camera {CAMERA_INDEX} opens: look into it.")
+    except CameraUnavailableError as error:
+        print(f"No camera: {error}")
+else:
+    print("Smoke mode: not looking for a camera.")
+if source is None:
+    print("The stand-in clip plays the camera.")
+"""),
+        code("""
+others = [name for name in test.class_names if name != YOU]
+clip_dir, clip_people = WORK_DIR / "stand_in_camera", []
+for turn, photo in enumerate(your_photos[REFERENCE_IMAGES:]):
+    impostor = others[turn % len(others)]
+    impostor_photo = photos.images[photos.labels == photos.class_names.index(impostor)][turn]
+    for person, frame in ((YOU, photo), (impostor, impostor_photo)):
+        save_image_atomic(frame, clip_dir, prefix=f"{len(clip_people):03d}_", extension=".png")
+        clip_people.append(person)
+if source is None:
+    source = clip_dir
+print("stand-in clip:", " ".join(clip_people))
+"""),
+        md("""
+## 4. The verification loop
+
+For every frame: cut the face, write it as the input image (as the seeds' app does, so the file
+can be inspected afterwards), read it back at the network's input size, and verify it against the
+enrolled images. The model's stored thresholds decide.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+height, width, channels = verifier.model.input_image_shape
+session = []
+with FrameSource(source) as frames:
+    for frame_number, frame in zip(range(MAX_FRAMES), frames):
+        input_path = save_image_atomic(crop_face(frame, CROP_SIZE, margin=FACE_MARGIN), INPUT_DIR)
+        input_image = read_image(input_path, image_size=(height, width), channels=channels)
+        result = verifier.verify(input_image)
+        session.append((frame, input_image, result))
+        who = f" ({clip_people[frame_number]})" if source == clip_dir else ""
+        print(f"frame {frame_number}{who}: {'VERIFIED' if result.verified else 'not verified'}, "
+              f"{result.detections}/{len(result.similarities)} detections")
+"""),
+        md("""
+What the camera saw, with the decision on top (green: verified):
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+figure, axes = plt.subplots(1, len(session), figsize=(1.3 * len(session), 2.2))
+for axis, (frame, _, result) in zip(np.atleast_1d(axes), session):
+    axis.imshow(frame)
+    axis.set_title("verified" if result.verified else "rejected", fontsize=9,
+                   color="tab:green" if result.verified else "tab:red")
+    axis.axis("off")
+plt.show()
+"""),
+        md("""
+One decision in detail: the input and the validation images, each framed green when it is a
+detection. First a frame of you, then one of somebody else.
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+for _, input_image, result in session[:2]:
+    display(plot_verification(input_image, verifier.validation_images, result))
+"""),
+        code("""
+# NBVAL_IGNORE_OUTPUT
+if source == clip_dir:
+    truth = np.array([person == YOU for person in clip_people[:len(session)]])
+    decisions = np.array([result.verified for _, _, result in session])
+    print(f"{np.sum(decisions == truth)} of {len(session)} frames decided right "
+          f"({np.sum(decisions & truth)} of {truth.sum()} of you verified, "
+          f"{np.sum(decisions & ~truth)} of {np.sum(~truth)} others let in)")
+"""),
+        md("""
+## Running it live
+
+With a camera this loop runs as it is; the seeds' key presses become the frame count (set
+`MAX_FRAMES` higher, and stop the cell to end). From a terminal, one image at a time:
+
+```bash
+python -m siamese_tf verify --model models/face_verification.keras --image input.jpg --references application_data/verification_images
+```
+
+The model here was trained on 16 ORL people. To verify yourself, collect your own anchor and
+positive images (`01_data_collection.ipynb`), train on them together with a public face set, and
+choose the thresholds on validation people as in `05`.
+"""),
+    ]
+
+
 NOTEBOOKS = {
     "01": ("01_data_collection.ipynb", notebook_01),
     "02": ("02_preprocessing_and_pairs.ipynb", notebook_02),
     "03": ("03_l1dist_layer.ipynb", notebook_03),
+    "04": ("04_training.ipynb", notebook_04),
+    "05": ("05_evaluation_and_thresholds.ipynb", notebook_05),
+    "06": ("06_real_time_verification.ipynb", notebook_06),
 }
 
 
