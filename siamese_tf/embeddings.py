@@ -48,10 +48,12 @@ def koch_embedding(input_shape=(105, 105, 1), padding="valid", l2_regularization
 
 
 def small_cnn_embedding(input_shape=(64, 64, 1), embedding_dim=128, filters=(32, 64, 128, 128),
-                        normalize=False, dropout=0.0, name="embedding"):
+                        normalize=False, dropout=0.0, batch_norm_momentum=0.9, name="embedding"):
     """A small CNN (conv-batchnorm-relu-pool blocks, global average pooling, dense) for CPU work.
 
     ``normalize=True`` puts the embedding on the unit sphere (good with a distance head).
+    ``batch_norm_momentum`` is 0.9 rather than Keras' 0.99: short CPU runs take a few hundred
+    steps, and with 0.99 the statistics used at inference are still mostly their initial values.
     """
     _check_input_shape(input_shape, 2 ** len(filters), "small_cnn_embedding")
     if not isinstance(embedding_dim, int) or embedding_dim <= 0:
@@ -60,7 +62,7 @@ def small_cnn_embedding(input_shape=(64, 64, 1), embedding_dim=128, filters=(32,
     x = inputs
     for width in filters:
         x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=batch_norm_momentum)(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)

@@ -77,8 +77,10 @@ class SiameseModel(keras.Model):
     def embed(self, images, batch_size=64):
         """Embed images (N, H, W, C) in batches; returns an (N, D) numpy array."""
         images = self._check_images(images, "images")
+        # predict_on_batch runs a compiled function (eager calls are several times slower) and,
+        # unlike predict() on numpy, does not build a tf.data pipeline (ENVIRONMENT_NOTES trap 1).
         outputs = [
-            np.asarray(self.embedding(images[start:start + batch_size], training=False))
+            np.asarray(self.embedding.predict_on_batch(images[start:start + batch_size]))
             for start in range(0, len(images), batch_size)
         ]
         if not outputs:
