@@ -228,7 +228,8 @@ def clustered_embeddings(count, dim, rng, members_per_class=10, noise=0.5):
     """Synthetic embeddings: classes of ``members_per_class`` around random centres."""
     num_classes = max(1, count // members_per_class)
     centres = rng.standard_normal((num_classes, dim), dtype=np.float32)
-    labels = np.arange(count) % num_classes
+    # Consecutive members: the first n entries hold n // members_per_class whole classes.
+    labels = np.arange(count) // members_per_class
     embeddings = centres[labels] + noise * rng.standard_normal((count, dim), dtype=np.float32)
     return embeddings, labels, centres
 
@@ -258,16 +259,24 @@ def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200
     faiss = indexes._import_faiss()
     result = {"dim": dim, "k": k, "queries": num_queries, "faiss_version": faiss.__version__,
               "faiss_threads": faiss.omp_get_max_threads(),
-              "data": "synthetic: classes of 10 around standard-normal centres, noise 0.5 per dimension",
+              "data": "synthetic: classes of 10 around standard-normal centres, noise 0.5 per dimension; "
+                      "queries are new members of classes in the index",
               "euclidean": {}, "cosine": {}, "l1_head": {}}
     rng = np.random.default_rng(seed)
     largest = max(sizes)
     all_embeddings, all_labels, centres = clustered_embeddings(largest, dim, rng)
-    query_classes = rng.integers(0, len(centres), num_queries)
-    queries = (centres[query_classes] + 0.5 * rng.standard_normal((num_queries, dim), dtype=np.float32))
+    query_noise = 0.5 * rng.standard_normal((num_queries, dim), dtype=np.float32)
+    query_draws = rng.random(num_queries)
+
+    def queries_for(size):
+        # New members of classes that the first ``size`` entries hold (10 members each).
+        query_classes = (query_draws * (size // 10)).astype(np.int64)
+        return centres[query_classes] + query_noise
+
     for metric in ("euclidean", "cosine"):
         for size in sizes:
             embeddings = all_embeddings[:size]
+            queries = queries_for(size)
             entry = {}
             log(f"[indexes] {metric} {size}: exact")
             exact = indexes.ExactIndex(dim, metric).add(embeddings)
@@ -302,6 +311,7 @@ def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200
     head_weights = (weights, 2.0)
     for size in l1_sizes:
         embeddings = all_embeddings[:size]
+        queries = queries_for(size)
         entry = {}
         log(f"[indexes] l1_head {size}: exact (XLA)")
         exact = indexes.ExactIndex(dim, "l1_head", head_weights=head_weights).add(embeddings)
