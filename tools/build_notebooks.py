@@ -948,7 +948,8 @@ output as it is, a distance negated. Everything below works on that scale.
 (test_first, test_second), test_labels = make_pairs(test.images, test.labels, TEST_PAIRS, seed=SEED + 1)
 validation_similarities = model.similarity_pairs(validation_first, validation_second)
 test_similarities = model.similarity_pairs(test_first, test_second)
-print(f"{len(validation_labels)} validation pairs, {len(test_labels)} test pairs; half of each are same-person pairs")
+assert validation_labels.mean() == 0.5 and test_labels.mean() == 0.5
+print("validation and test pairs: half of each are same-person pairs (label 1)")
 """),
         md("""
 ## 3. ROC, AUC and EER
@@ -987,6 +988,11 @@ for method in ("accuracy", "eer", "far"):
     on_test = metrics.binary_metrics(test_similarities, test_labels, choices[method])
     print(f"{method:8s} threshold {choices[method]:+.3f} -> on test people: accuracy {on_test['accuracy']:.3f}, "
           f"FAR {on_test['false_accept_rate']:.3f}, FRR {on_test['false_reject_rate']:.3f}")
+"""),
+        md("""
+Four validation people make an easy, small exam: their scores usually separate better than the
+test people's, so a threshold chosen on them can be a little off for new people. A real system
+calibrates on many more people than it takes to train a course model.
 """),
         code("""
 # NBVAL_IGNORE_OUTPUT
