@@ -17,14 +17,14 @@ import nbformat
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
-# Measured on the 2-core CPU machine while other jobs shared it (see notebooks/README.md).
+# Wall-clock times measured on the 2-core CPU machine (see notebooks/README.md).
 TIMES = {
-    "01": ("about 10 s", "about 10 s"),
-    "02": ("about 15 s", "about 15 s"),
-    "03": ("about 20 s", "about 15 s"),
-    "04": ("about 5 minutes", "about 40 s"),
-    "05": ("about 30 s with a saved model (about 5 minutes when it must train one)", "about 40 s"),
-    "06": ("about 20 s with a saved model (about 5 minutes when it must train one)", "about 40 s"),
+    "01": ("about 15 s", "about 10 s"),
+    "02": ("about 10 s", "about 10 s"),
+    "03": ("about 30 s", "about 15 s"),
+    "04": ("about 4.5 minutes", "about 20 s"),
+    "05": ("about 1 minute, training included", "about 15 s"),
+    "06": ("about 1 minute, training included", "about 15 s"),
 }
 
 SETUP = '''import os
@@ -405,7 +405,7 @@ batches.dataset().element_spec
 '''),
         md("""
 How long does one epoch of augmented pairs take to prepare? Compare it with training: a step of
-32 pairs takes about 0.35 s on this CPU, so the data side is not what slows training down.
+32 pairs takes 0.4 to 0.7 s on this CPU, so the data side is not what slows training down.
 """),
         code('''
 # NBVAL_IGNORE_OUTPUT
@@ -665,7 +665,7 @@ from siamese_tf.training import compile_siamese, train_siamese
         md("""
 ## Parameters
 
-A step of 32 pairs takes about 0.35 s on this 2-core CPU, so the full run trains for a few
+A step of 32 pairs takes 0.4 to 0.7 s on this 2-core CPU, so the full run trains for a few
 minutes; smoke mode trains a handful of steps, only to prove that everything runs.
 """),
         code("""
