@@ -28,17 +28,7 @@ import numpy as np  # noqa: E402
 from siamese_tf import captcha_recognition as ccr  # noqa: E402
 from siamese_tf import captchas, settings  # noqa: E402
 from siamese_tf.models import load_model, save_model  # noqa: E402
-from siamese_tf.pipelines import machine_description  # noqa: E402
-
-
-def _round(value, digits=4):
-    if isinstance(value, dict):
-        return {key: _round(item, digits) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_round(item, digits) for item in value]
-    if isinstance(value, float):
-        return round(value, digits)
-    return value
+from siamese_tf.pipelines import machine_description, round_figures  # noqa: E402
 
 
 def run(arguments):
@@ -113,7 +103,7 @@ def run(arguments):
         "timing_6763_templates": timing,
         "baselines": baselines,
     }
-    output = _round(output)
+    output = round_figures(output)
     reports_dir = settings.reports_dir(arguments.reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     (reports_dir / "captcha_template_matching.json").write_text(json.dumps(output, indent=1, ensure_ascii=False))

@@ -26,20 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from siamese_tf import mask_guided, settings  # noqa: E402
-from siamese_tf.pipelines import machine_description  # noqa: E402
+from siamese_tf.pipelines import machine_description, round_figures  # noqa: E402
 
 PAPER = {"siamese_with_masks": 0.9094, "classifier": 0.8776, "chairlifts": 20, "train_images_per_chairlift": 100,
          "image_size": [200, 200]}
-
-
-def _round(value, digits=4):
-    if isinstance(value, dict):
-        return {key: _round(item, digits) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_round(item, digits) for item in value]
-    if isinstance(value, float):
-        return round(value, digits)
-    return value
 
 
 def _summarise(outcome):
@@ -92,7 +82,7 @@ def run(arguments):
             models = settings.models_dir()
             save_model(outcome["siamese"], models / "mask_guided_siamese.keras")
             outcome["classifier"].save(models / "mask_guided_classifier.keras")
-    return _round(report)
+    return round_figures(report)
 
 
 def main(argv=None):

@@ -239,9 +239,9 @@ def run_face_verification(config=None, data_dir=None, models_dir=None, reports_d
         "training_seconds": round(training_seconds, 1),
         "parameters": int(model.count_params()),
         "thresholds": model.thresholds,
-        "test_pair_verification": _round(pair_figures),
-        "test_n_way_one_shot": _round(n_way_figures),
-        "test_reference_rule": _round(rule_figures),
+        "test_pair_verification": round_figures(pair_figures),
+        "test_n_way_one_shot": round_figures(n_way_figures),
+        "test_reference_rule": round_figures(rule_figures),
         "model_path": str(model_path),
         "plots": {name: str(reports_dir / f"face_{name}.png") for name in figure_paths},
         "machine": machine_description(),
@@ -250,7 +250,14 @@ def run_face_verification(config=None, data_dir=None, models_dir=None, reports_d
     return report
 
 
-def _round(figures, digits=4):
-    return {key: (round(float(value), digits) if isinstance(value, (float, np.floating)) else
-                  int(value) if isinstance(value, (np.integer,)) else value)
-            for key, value in figures.items()}
+def round_figures(value, digits=4):
+    """Round every float in nested dicts/lists (and turn numpy scalars into Python ones) for JSON."""
+    if isinstance(value, dict):
+        return {key: round_figures(item, digits) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [round_figures(item, digits) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), digits)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
