@@ -13,8 +13,10 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # A failed install must not stop the build: the CAPTCHA tests then skip and say why.
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "warning: could not install ${missing[*]}; the CAPTCHA case study needs a CJK font" >&2
+  fi
 else
   echo "note: install these Debian packages for the CAPTCHA case study: ${missing[*]}" >&2
 fi
