@@ -282,22 +282,15 @@ class KochPairBatches(PairBatches):
         super().__init__(images, labels, self.base_pairs_per_epoch * (1 + self.distortions_per_pair),
                          batch_size=batch_size, seed=seed, augment=augment)
 
-    def epoch_pairs(self, epoch):
+    def _sample_epoch_pairs(self, rng):
         """``(first, second, pair_labels, distorted)`` of a whole epoch; ``distorted`` marks copies."""
-        with self._lock:
-            if self._cached_epoch == epoch:
-                return self._cached_pairs
-        rng = np.random.default_rng([self.seed, int(epoch)])
         first, second, pair_labels = sample_koch_pairs(self.labels, self.alphabets_of_classes,
                                                        self.base_pairs_per_epoch, rng, self.within_alphabet_fraction)
         copies = 1 + self.distortions_per_pair
         distorted = np.tile(np.arange(copies) > 0, len(first))
         order = rng.permutation(len(distorted))
-        pairs = (np.repeat(first, copies)[order], np.repeat(second, copies)[order],
-                 np.repeat(pair_labels, copies)[order], distorted[order])
-        with self._lock:
-            self._cached_epoch, self._cached_pairs = epoch, pairs
-        return pairs
+        return (np.repeat(first, copies)[order], np.repeat(second, copies)[order],
+                np.repeat(pair_labels, copies)[order], distorted[order])
 
     def batch(self, epoch, step):
         """The batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""

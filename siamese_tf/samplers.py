@@ -285,14 +285,18 @@ class PairBatches(_EpochSeededBatches):
         sample_pairs(self.labels, 2, 0)
 
     def epoch_pairs(self, epoch):
-        """``(first_indices, second_indices, pair_labels)`` of a whole epoch (1 = same)."""
+        """``(first_indices, second_indices, pair_labels)`` of a whole epoch (1 = same), cached."""
         with self._lock:
             if self._cached_epoch == epoch:
                 return self._cached_pairs
-        pairs = sample_pairs(self.labels, self.pairs_per_epoch, np.random.default_rng([self.seed, int(epoch)]))
+        pairs = self._sample_epoch_pairs(np.random.default_rng([self.seed, int(epoch)]))
         with self._lock:
             self._cached_epoch, self._cached_pairs = epoch, pairs
         return pairs
+
+    def _sample_epoch_pairs(self, rng):
+        """One epoch's pairs from ``rng``; subclasses with another pair recipe override this."""
+        return sample_pairs(self.labels, self.pairs_per_epoch, rng)
 
     def batch(self, epoch, step):
         """The numpy batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
