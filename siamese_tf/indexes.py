@@ -154,7 +154,25 @@ def _top_k(similarities, k):
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
-class ExactIndex:
+class _Index:
+    """What every index shares: building one for a model's head and saving the head's weights."""
+
+    @classmethod
+    def for_model(cls, model, embeddings=None, **kwargs):
+        """An index that reproduces ``model.head``'s scores, optionally filled with ``embeddings``."""
+        metric = metric_for_head(model.head)
+        head_weights = head_weights_from(model.head) if metric == "l1_head" else None
+        index = cls(int(model.embedding.outputs[0].shape[-1]), metric, head_weights=head_weights, **kwargs)
+        if embeddings is not None:
+            index.add(embeddings)
+        return index
+
+    def _save_head(self, path):
+        if self.head_weights is not None:
+            np.savez(path / "head.npz", weights=self.head_weights[0], bias=np.float32(self.head_weights[1]))
+
+
+class ExactIndex(_Index):
     """Exact search: every query is scored against every entry.
 
     Args:
@@ -180,16 +198,6 @@ class ExactIndex:
         self.jit_compile = bool(jit_compile)
         self.embeddings = np.zeros((0, self.dim), np.float32)
         self._library_tensor = None
-
-    @classmethod
-    def for_model(cls, model, embeddings=None, **kwargs):
-        """An index that reproduces ``model.head``'s scores, optionally filled with ``embeddings``."""
-        metric = metric_for_head(model.head)
-        head_weights = head_weights_from(model.head) if metric == "l1_head" else None
-        index = cls(int(model.embedding.outputs[0].shape[-1]), metric, head_weights=head_weights, **kwargs)
-        if embeddings is not None:
-            index.add(embeddings)
-        return index
 
     def __len__(self):
         return len(self.embeddings)
@@ -253,10 +261,6 @@ class ExactIndex:
         (path / _METADATA_FILE).write_text(json.dumps(self._metadata(), indent=2))
         return path
 
-    def _save_head(self, path):
-        if self.head_weights is not None:
-            np.savez(path / "head.npz", weights=self.head_weights[0], bias=np.float32(self.head_weights[1]))
-
     @classmethod
     def _from_folder(cls, path, metadata, head_weights):
         index = cls(metadata["dim"], metadata["metric"], head_weights=head_weights,
@@ -267,7 +271,7 @@ class ExactIndex:
         return index
 
 
-class FaissIndex:
+class FaissIndex(_Index):
     """FAISS-backed search for large libraries (needs the ``faiss-cpu`` package).
 
     Args:
@@ -314,16 +318,6 @@ class FaissIndex:
         self._index = None
         # Raw embeddings are kept for the exact re-ranking of the L1 head only.
         self._raw = np.zeros((0, self.dim), np.float32) if metric == "l1_head" else None
-
-    @classmethod
-    def for_model(cls, model, embeddings=None, **kwargs):
-        """An index for ``model.head``'s scores, optionally filled with ``embeddings``."""
-        metric = metric_for_head(model.head)
-        head_weights = head_weights_from(model.head) if metric == "l1_head" else None
-        index = cls(int(model.embedding.outputs[0].shape[-1]), metric, head_weights=head_weights, **kwargs)
-        if embeddings is not None:
-            index.add(embeddings)
-        return index
 
     def __len__(self):
         return 0 if self._index is None else int(self._index.ntotal)
@@ -429,8 +423,7 @@ class FaissIndex:
             self._faiss.write_index(self._index, str(path / "index.faiss"))
         if self._raw is not None:
             np.save(path / "embeddings.npy", self._raw)
-        if self.head_weights is not None:
-            np.savez(path / "head.npz", weights=self.head_weights[0], bias=np.float32(self.head_weights[1]))
+        self._save_head(path)
         metadata = self._metadata()
         metadata["resolved_type"] = getattr(self, "resolved_type", None)
         (path / _METADATA_FILE).write_text(json.dumps(metadata, indent=2))
