@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from siamese_tf.datasets import decode_image_bytes, natural_sort_key  # noqa: E402
+from siamese_tf.datasets import _check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError  # noqa: E402
 
 DEFAULT_CROP_SIZE = (250, 250)
@@ -183,13 +183,7 @@ class FrameSource:
 
 
 def _check_size(size):
-    try:
-        height, width = (int(value) for value in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (height, width), got {size!r}") from None
-    if height < 1 or width < 1:
-        raise ValueError(f"size must be positive, got {size!r}")
-    return height, width
+    return _check_image_size(size, name="size", allow_none=False)
 
 
 def _crop_with_padding(frame, top, left, height, width, pad_value=0):

@@ -216,15 +216,17 @@ def read_image(source, image_size=None, channels=1, name=None):
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
 
 
-def _check_image_size(image_size):
-    if image_size is None:
+def _check_image_size(image_size, name="image_size", allow_none=True):
+    """``(height, width)`` as two positive ints; errors name the argument ``name``."""
+    if image_size is None and allow_none:
         return None
     try:
         height, width = (int(value) for value in image_size)
     except (TypeError, ValueError):
-        raise ValueError(f"image_size must be (height, width) or None, got {image_size!r}") from None
+        expected = "(height, width) or None" if allow_none else "(height, width)"
+        raise ValueError(f"{name} must be {expected}, got {image_size!r}") from None
     if height < 1 or width < 1:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
+        raise ValueError(f"{name} must be positive, got {image_size!r}")
     return (height, width)
 
 
