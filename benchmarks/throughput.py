@@ -9,7 +9,8 @@ Prints one JSON object:
   second, the pairs/s ratio, and the share of the matmul peak that training reaches (FLOPs of
   the embedding network, forward + backward = 3 x forward, counted per layer).
 - ``l1_matching``: L1-sigmoid head against a 6,763-template library (D = 256): numpy,
-  ``heads.score_library``, and :func:`siamese_tf.indexes.l1_head_scores` with and without XLA.
+  ``heads.score_library``, :func:`siamese_tf.indexes.l1_head_scores` with and without XLA,
+  :class:`siamese_tf.indexes.L1HeadScorer` on FAISS (exact) and an ``ExactIndex`` top-10 search.
 - ``indexes``: per-query latency of exact and FAISS search at 10k, 100k and 1M entries
   (synthetic clustered embeddings), with recall against exact search; the L1 head through FAISS
   (scaled-L1 candidates, exact re-ranking).
@@ -195,6 +196,11 @@ def l1_matching(num_templates=6763, dim=256, num_queries=1000, single_repeats=10
     weights, bias = indexes.head_weights_from(head)
     library_tensor = tf.constant(library)
     result = {"templates": num_templates, "dim": dim, "queries": num_queries}
+    try:
+        indexes._import_faiss()
+        faiss_available = True
+    except ImportError:
+        faiss_available = False
 
     def numpy_scores(batch):
         return 1.0 / (1.0 + np.exp(-(np.abs(batch[:, None, :] - library[None]) @ weights + bias)))
@@ -207,9 +213,17 @@ def l1_matching(num_templates=6763, dim=256, num_queries=1000, single_repeats=10
         "tf_function": lambda batch: indexes.l1_head_scores(batch, library_tensor, weights, bias, jit_compile=False),
         "tf_function_xla": lambda batch: indexes.l1_head_scores(batch, library_tensor, weights, bias, jit_compile=True),
     }
+    if faiss_available:
+        scorer = indexes.L1HeadScorer(library, weights, bias, backend="faiss")
+        exact_index = indexes.ExactIndex(dim, "l1_head", head_weights=(weights, bias), l1_backend="faiss").add(library)
+        methods["faiss_l1"] = scorer.scores
+        # The whole answer a user asks for: scores plus the top-10 templates, through the index.
+        methods["exact_index_top10"] = lambda batch: exact_index.search(batch, k=10)[0]
+        reference_top10 = np.sort(reference, axis=1)[:, ::-1][:, :10]
     for name, method in methods.items():
         log(f"[l1_matching] {name}")
-        checks[name] = float(np.abs(method(queries[:8]) - reference).max())
+        expected = reference_top10 if name == "exact_index_top10" else reference
+        checks[name] = float(np.abs(method(queries[:8]) - expected).max())
         single, single_cpu = median_seconds(lambda: method(queries[rng.integers(num_queries)][None]),
                                             single_repeats if name != "numpy" else 20, with_cpu=True)
         batch_count = num_queries if name != "numpy" else 100

@@ -7,9 +7,15 @@ and one result convention: **similarities, higher = same** (label 1 = same), the
 - ``"euclidean"`` / ``"cosine"``: similarity = -distance (cosine distance = 1 - cos);
 - ``"l1_head"``: the Koch / seed head's probability ``sigmoid(|q - l| . w + b)``.
 
-:class:`ExactIndex` scores every entry. For the L1 head it runs ``sigmoid(|q - L| w + b)`` in a
-``tf.function`` compiled with XLA over query chunks (XLA fuses the (chunk, M, D) difference
-with the reduction, so it never exists in memory); for distances it uses one matrix product.
+:class:`ExactIndex` scores every entry. For the L1 head it uses :class:`L1HeadScorer`: with
+faiss-cpu installed, the head's logit is split by the sign of each weight,
+
+    b + sum_d w_d |q_d - l_d| = b - L1(q * n, l * n) + L1(q * p, l * p),
+    n = max(-w, 0), p = max(w, 0)
+
+so two exact FAISS L1 distance computations (SIMD, on pre-scaled copies of the library) give
+the exact scores; without FAISS it runs ``sigmoid(|q - L| w + b)`` in a ``tf.function``
+compiled with XLA over query chunks. For distances it uses one matrix product.
 
 :class:`FaissIndex` (needs ``faiss-cpu``) answers approximately in sub-linear time: a flat
 (exact) FAISS index, an inverted file (``"ivf"``, k-means cells, ``nprobe`` of them searched)
@@ -101,17 +107,24 @@ def _l1_function(jit_compile):
         import tensorflow as tf
 
         @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-        def l1_scores(queries, library, weights, bias):
+        def l1_logits(queries, library, weights, bias):
             differences = tf.abs(queries[:, None, :] - library[None, :, :])
-            return tf.sigmoid(tf.reduce_sum(differences * weights, axis=-1) + bias)
+            return tf.reduce_sum(differences * weights, axis=-1) + bias
 
-        _L1_FUNCTIONS[jit_compile] = l1_scores
+        _L1_FUNCTIONS[jit_compile] = l1_logits
     return _L1_FUNCTIONS[jit_compile]
 
 
+def _sigmoid(logits):
+    return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))).astype(np.float32)
+
+
 def l1_head_scores(query_embeddings, library_embeddings, weights, bias, chunk_size=None, jit_compile=True,
-                   memory_budget_bytes=64 * 2**20):
+                   memory_budget_bytes=64 * 2**20, logits=False):
     """Exact ``sigmoid(|q - l| . w + b)`` of every query (Q, D) against a library (M, D): (Q, M).
+
+    With ``logits=True`` it returns ``|q - l| . w + b`` before the sigmoid (ranks without the
+    ties a saturated float32 sigmoid makes).
 
     Queries go through in chunks of ``chunk_size`` (by default as many as keep a (chunk, M, D)
     float32 block under ``memory_budget_bytes``, which bounds memory when XLA is off). The last
@@ -139,7 +152,80 @@ def l1_head_scores(query_embeddings, library_embeddings, weights, bias, chunk_si
         rows.append(function(tf.constant(chunk), library, weights, bias).numpy()[:real])
     if not rows:
         return np.zeros((0, count), np.float32)
-    return np.concatenate(rows, axis=0)
+    result = np.concatenate(rows, axis=0)
+    return result if logits else _sigmoid(result)
+
+
+L1_BACKENDS = ("auto", "faiss", "tensorflow")
+
+
+def _faiss_available():
+    try:
+        _import_faiss()
+    except ImportError:
+        return False
+    return True
+
+
+class L1HeadScorer:
+    """Exact scores ``sigmoid(|q - l| . w + b)`` of queries against a fixed library, fast.
+
+    Args:
+        library_embeddings: (M, D) templates.
+        weights: (D,) head weights ``w``; bias: the head's ``b``.
+        backend: "faiss" (two exact FAISS L1 distance passes over pre-scaled copies of the
+            library, see the module docstring), "tensorflow" (:func:`l1_head_scores`, XLA) or
+            "auto" (FAISS when installed).
+        jit_compile: XLA for the TensorFlow backend.
+
+    :meth:`logits` returns the (Q, M) pre-sigmoid scores, :meth:`scores` the probabilities.
+    """
+
+    def __init__(self, library_embeddings, weights, bias, backend="auto", jit_compile=True):
+        if backend not in L1_BACKENDS:
+            raise ValueError(f"Unknown L1 backend {backend!r}; choose one of {L1_BACKENDS}")
+        self.library = _as_matrix(library_embeddings, "library_embeddings")
+        dim = self.library.shape[1]
+        self.weights = np.asarray(weights, np.float32).reshape(-1)
+        if len(self.weights) != dim:
+            raise ValueError(f"head weights have {len(self.weights)} entries but the library is {dim}-d")
+        self.bias = float(bias)
+        if backend == "auto":
+            backend = "faiss" if _faiss_available() else "tensorflow"
+        self.backend = backend
+        self.jit_compile = bool(jit_compile)
+        if backend == "faiss":
+            self._faiss = _import_faiss()
+            # Dimensions with w < 0 lower the score, w > 0 raise it; w = 0 drops out.
+            self._parts = []
+            for sign, scale in ((-1.0, np.maximum(-self.weights, 0.0)), (1.0, np.maximum(self.weights, 0.0))):
+                columns = np.flatnonzero(scale > 0)
+                if len(columns):
+                    scaled = np.ascontiguousarray(self.library[:, columns] * scale[columns])
+                    self._parts.append((sign, columns, scale[columns], scaled))
+        else:
+            self._library_tensor = None
+
+    def logits(self, query_embeddings):
+        """(Q, M) float32 ``b + |q - l| . w``."""
+        queries = _as_matrix(query_embeddings, "query_embeddings", self.library.shape[1])
+        if self.backend != "faiss":
+            import tensorflow as tf
+
+            if self._library_tensor is None:
+                self._library_tensor = tf.constant(self.library)
+            return l1_head_scores(queries, self._library_tensor, self.weights, self.bias,
+                                  jit_compile=self.jit_compile, logits=True)
+        logits = np.full((len(queries), len(self.library)), self.bias, np.float32)
+        for sign, columns, scale, scaled_library in self._parts:
+            scaled_queries = np.ascontiguousarray(queries[:, columns] * scale)
+            distances = self._faiss.pairwise_distances(scaled_queries, scaled_library, metric=self._faiss.METRIC_L1)
+            logits += np.float32(sign) * distances
+        return logits
+
+    def scores(self, query_embeddings):
+        """(Q, M) float32 probabilities ``sigmoid(b + |q - l| . w)`` (higher = same)."""
+        return _sigmoid(self.logits(query_embeddings))
 
 
 def _top_k(similarities, k):
@@ -180,14 +266,18 @@ class ExactIndex(_Index):
         metric: "euclidean", "cosine" (similarity = -distance) or "l1_head" (the L1 head's
             probability; needs ``head_weights``).
         head_weights: ``(w, b)`` of the L1 head, see :func:`head_weights_from`.
-        jit_compile: compile the L1-head scoring with XLA (about 6x faster on CPU here).
+        jit_compile: compile the TensorFlow L1-head scoring with XLA (about 6x faster on CPU).
+        l1_backend: how the L1 head is scored, see :class:`L1HeadScorer` ("auto": FAISS's exact
+            L1 distances when faiss-cpu is installed, else TensorFlow).
 
     ``search`` returns ``(similarities, indices)``, each (Q, k), best first; higher = same.
     """
 
     kind = "exact"
 
-    def __init__(self, dim, metric="euclidean", head_weights=None, jit_compile=True):
+    def __init__(self, dim, metric="euclidean", head_weights=None, jit_compile=True, l1_backend="auto"):
+        if l1_backend not in L1_BACKENDS:
+            raise ValueError(f"Unknown l1_backend {l1_backend!r}; choose one of {L1_BACKENDS}")
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
@@ -196,8 +286,10 @@ class ExactIndex(_Index):
         if self.head_weights is not None and len(self.head_weights[0]) != self.dim:
             raise ValueError(f"head weights have {len(self.head_weights[0])} entries but dim is {dim}")
         self.jit_compile = bool(jit_compile)
+        self.l1_backend = l1_backend
         self.embeddings = np.zeros((0, self.dim), np.float32)
         self._library_tensor = None
+        self._l1_scorer = None
 
     def __len__(self):
         return len(self.embeddings)
@@ -207,7 +299,15 @@ class ExactIndex(_Index):
         embeddings = _as_matrix(embeddings, "embeddings", self.dim)
         self.embeddings = np.concatenate([self.embeddings, embeddings]) if len(self) else embeddings
         self._library_tensor = None
+        self._l1_scorer = None
         return self
+
+    def _scorer(self):
+        if self._l1_scorer is None:
+            weights, bias = self.head_weights
+            self._l1_scorer = L1HeadScorer(self.embeddings, weights, bias, backend=self.l1_backend,
+                                           jit_compile=self.jit_compile)
+        return self._l1_scorer
 
     def _library(self):
         import tensorflow as tf
@@ -225,8 +325,7 @@ class ExactIndex(_Index):
             raise ValueError("The index is empty: add embeddings first")
         queries = _as_matrix(query_embeddings, "query_embeddings", self.dim)
         if self.metric == "l1_head":
-            weights, bias = self.head_weights
-            return l1_head_scores(queries, self._library(), weights, bias, jit_compile=self.jit_compile)
+            return self._scorer().scores(queries)
         library = self._library()
         if self.metric == "cosine":
             return tf.matmul(tf.constant(_normalize_rows(queries)), library, transpose_b=True).numpy() - 1.0
@@ -244,13 +343,20 @@ class ExactIndex(_Index):
         chunk_size = int(max(1, SEARCH_BLOCK_BYTES // max(1, 4 * len(self))))
         values, indices = [], []
         for start in range(0, len(queries), chunk_size):
-            chunk_indices, chunk_values = _top_k(self.similarities(queries[start:start + chunk_size]), int(k))
+            chunk = queries[start:start + chunk_size]
+            if self.metric == "l1_head":
+                # Rank by logits: a float32 sigmoid saturates and would tie the best entries.
+                chunk_indices, chunk_logits = _top_k(self._scorer().logits(chunk), int(k))
+                chunk_values = _sigmoid(chunk_logits)
+            else:
+                chunk_indices, chunk_values = _top_k(self.similarities(chunk), int(k))
             values.append(chunk_values)
             indices.append(chunk_indices)
         return np.concatenate(values), np.concatenate(indices)
 
     def _metadata(self):
-        return {"kind": self.kind, "dim": self.dim, "metric": self.metric, "jit_compile": self.jit_compile}
+        return {"kind": self.kind, "dim": self.dim, "metric": self.metric, "jit_compile": self.jit_compile,
+                "l1_backend": self.l1_backend}
 
     def save(self, path):
         """Save to the folder ``path`` (``index.json`` + ``embeddings.npy``, + ``head.npz`` for l1_head)."""
@@ -264,7 +370,7 @@ class ExactIndex(_Index):
     @classmethod
     def _from_folder(cls, path, metadata, head_weights):
         index = cls(metadata["dim"], metadata["metric"], head_weights=head_weights,
-                    jit_compile=metadata.get("jit_compile", True))
+                    jit_compile=metadata.get("jit_compile", True), l1_backend=metadata.get("l1_backend", "auto"))
         embeddings = np.load(path / "embeddings.npy")
         if len(embeddings):
             index.add(embeddings)

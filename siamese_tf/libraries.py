@@ -109,11 +109,23 @@ class TemplateLibrary:
         """(Q, M) similarities of query embeddings against every template."""
         if len(self) == 0:
             raise ValueError("The template library is empty: add templates first")
+        if self.index is None and self.model.output_kind == "probability":
+            self._try_exact_index()
         if self.index is not None and getattr(self.index, "kind", None) == "exact":
             return np.asarray(self.index.similarities(query_embeddings), np.float64)
         scores = heads_module.score_library(self.model.head, query_embeddings, self.embeddings,
                                             chunk_size=self._chunk_size())
         return heads_module.to_similarity(scores, self.model.head)
+
+    def _try_exact_index(self):
+        # An exact index scores the L1 head with FAISS's SIMD L1 distances (or XLA), far
+        # faster than broadcasting through the Keras head; heads it cannot mirror keep that path.
+        from siamese_tf.indexes import ExactIndex
+
+        try:
+            self.index = ExactIndex.for_model(self.model, self.embeddings)
+        except ValueError:
+            self.index = None
 
     def class_similarities(self, query_embeddings):
         """(Q, C) best similarity per class (C = number of classes, by label index)."""

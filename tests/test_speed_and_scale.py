@@ -62,6 +62,38 @@ def test_hand_computed_l1_head_score():
     assert score[0, 0] == pytest.approx(0.5, abs=1e-6)
 
 
+@pytest.mark.parametrize("backend", [pytest.param("faiss", marks=needs_faiss), "tensorflow"])
+def test_l1_head_scorer_is_exact_with_mixed_sign_and_zero_weights(backend):
+    rng = np.random.default_rng(2)
+    library = rng.standard_normal((53, 9)).astype(np.float32)
+    queries = rng.standard_normal((11, 9)).astype(np.float32)
+    # Negative, positive and zero weights: the FAISS path splits dimensions by sign.
+    weights = np.array([-1.5, 0.7, 0.0, -0.2, 2.0, -0.9, 0.0, 0.3, -3.0], np.float32)
+    logits = np.abs(queries[:, None, :] - library[None]) @ weights + 0.4
+    scorer = indexes.L1HeadScorer(library, weights, 0.4, backend=backend)
+    assert scorer.backend == backend
+    np.testing.assert_allclose(scorer.logits(queries), logits, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(scorer.scores(queries), _sigmoid(logits), rtol=1e-5, atol=1e-6)
+
+
+def test_l1_head_scorer_hand_computed_and_bad_input():
+    # |(1, 2) - (0, 4)| = (1, 2); w = (-1, +0.5) -> -1 + 1 = 0; + b 0.25 -> logit 0.25
+    scorer = indexes.L1HeadScorer([[0.0, 4.0]], [-1.0, 0.5], 0.25)
+    assert scorer.logits([[1.0, 2.0]])[0, 0] == pytest.approx(0.25, abs=1e-6)
+    with pytest.raises(ValueError, match="'gpu'"):
+        indexes.L1HeadScorer([[0.0, 4.0]], [-1.0, 0.5], 0.0, backend="gpu")
+    with pytest.raises(ValueError, match="3 entries"):
+        indexes.L1HeadScorer([[0.0, 4.0]], [-1.0, 0.5, 1.0], 0.0)
+
+
+def test_exact_l1_search_ranks_by_logit_when_the_sigmoid_saturates():
+    # Both entries score sigmoid(>= 60) == 1.0 in float32; only the logit tells them apart.
+    index = indexes.ExactIndex(1, "l1_head", head_weights=([-1.0], 70.0)).add([[5.0], [0.0]])
+    similarities, found = index.search([[0.0]], k=2)
+    assert found.tolist() == [[1, 0]]
+    assert similarities[0, 0] == pytest.approx(1.0)
+
+
 # --- ExactIndex -----------------------------------------------------------------------------------
 
 def test_exact_euclidean_search_on_hand_made_points():
