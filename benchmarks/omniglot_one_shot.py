@@ -39,7 +39,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--minutes", type=float, default=None,
                         help="training time budget in minutes (default 24 for conv4, none for --full)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
-    parser.add_argument("--loss", choices=("neighbourhood", "triplet", "contrastive"), default="neighbourhood")
+    parser.add_argument("--loss", choices=("neighbourhood", "prototypical", "triplet", "contrastive"), default="neighbourhood")
     parser.add_argument("--classes-per-batch", type=int, default=32, help="conv4: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=4, help="conv4: drawings per character (K)")
     parser.add_argument("--learning-rate", type=float, default=None, help="default conv4 2e-3, koch 1e-4 (adam)")

@@ -159,15 +159,46 @@ def triplet_loss(class_labels, distances, margin=0.2, mining="batch_hard"):
     return _masked_mean(losses, positive)
 
 
+def prototypical_loss(class_labels, distances):
+    """Prototypical-network loss (Snell et al. 2017) from a (B, B) Euclidean distance matrix.
+
+    Each image is a query; each class of the batch is represented by the mean embedding
+    (prototype) of its images, leaving the query itself out of its own class. The loss is the
+    cross-entropy of ``softmax(-||query - prototype||^2)`` over the batch's classes.
+
+    Prototypes are never formed: for a set S the squared distance of x to S's mean is
+    ``mean_k d2(x, s_k) - sum_{k,l} d2(s_k, s_l) / (2 |S|^2)``, so the distance matrix of the
+    batch is enough (any head that returns Euclidean distances works). Every class must hold the
+    same number of images (as :class:`~siamese_tf.samplers.ClassBalancedBatches` makes), at least
+    two. Returns a scalar.
+    """
+    class_labels = ops.reshape(class_labels, (-1,))
+    squared = ops.square(distances)
+    same = ops.cast(ops.equal(ops.expand_dims(class_labels, 1), ops.expand_dims(class_labels, 0)), squared.dtype)
+    # Column j stands for j's class; own_class[i, j] = 1 when i belongs to it (i is left out).
+    to_class = ops.matmul(squared, same)  # [i, j]: sum of d2(i, k) over k in class(j)
+    class_sizes = ops.sum(same, axis=0, keepdims=True)  # (1, B)
+    within = ops.sum(ops.matmul(same, squared) * same, axis=1)  # [j]: sum over k, l in class(j)
+    counts = ops.maximum(class_sizes - same, 1.0)
+    pair_sums = ops.expand_dims(within, 0) - 2.0 * same * to_class
+    to_prototype = to_class / counts - pair_sums / (2.0 * ops.square(counts))
+    # Each class fills as many columns as it has images, all equal: with equal class sizes the
+    # softmax over columns is the softmax over classes.
+    logits = -to_prototype
+    own = ops.logsumexp(ops.where(same > 0, logits, ops.cast(-1e9, logits.dtype)), axis=1)
+    return ops.mean(ops.logsumexp(logits, axis=1) - own)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class InBatchLoss(keras.losses.Loss):
     """Loss on a batch's (B, B) score matrix with class labels as ``y_true``.
 
-    ``kind`` is "binary_crossentropy" (probability heads), "contrastive" or "triplet"
-    (distance heads); ``mining`` applies to "triplet".
+    ``kind`` is "binary_crossentropy" (probability heads), "contrastive", "triplet" or
+    "prototypical" (Euclidean distance heads; :func:`prototypical_loss`); ``mining`` applies
+    to "triplet".
     """
 
-    KINDS = ("binary_crossentropy", "contrastive", "triplet")
+    KINDS = ("binary_crossentropy", "contrastive", "triplet", "prototypical")
 
     def __init__(self, kind="binary_crossentropy", margin=None, mining="batch_hard", name=None,
                  reduction="sum_over_batch_size", dtype=None):
@@ -187,6 +218,8 @@ class InBatchLoss(keras.losses.Loss):
             value = in_batch_binary_crossentropy(y_true, y_pred)
         elif self.kind == "contrastive":
             value = in_batch_contrastive(y_true, y_pred, self.margin)
+        elif self.kind == "prototypical":
+            value = prototypical_loss(y_true, y_pred)
         else:
             value = triplet_loss(y_true, y_pred, self.margin, self.mining)
         # Already a scalar, which Keras leaves unscaled: divide it between tf.distribute replicas

@@ -822,8 +822,8 @@ def train_conv4(model, train_set, validation_set, validation_episodes, num_epoch
                 augment=True, patience=None, minutes=None, seed=0, verbose=0):
     """Train a conv4 model in-batch on P characters x K drawings per batch.
 
-    ``loss``: "neighbourhood" (:func:`neighbourhood_loss`, default), "triplet" or "contrastive"
-    (:class:`~siamese_tf.losses.InBatchLoss`). The learning rate follows a cosine decay over
+    ``loss``: "neighbourhood" (:func:`neighbourhood_loss`, default), "prototypical", "triplet" or
+    "contrastive" (:class:`~siamese_tf.losses.InBatchLoss`). The learning rate follows a cosine decay over
     ``num_epochs * steps_per_epoch`` steps, or over ``minutes`` of wall-clock time when a time
     budget is given (training then stops at the budget or after ``num_epochs``).
     Returns ``(history, one_shot_callback, time_budget)``.
@@ -835,10 +835,10 @@ def train_conv4(model, train_set, validation_set, validation_episodes, num_epoch
 
     if loss == "neighbourhood":
         loss_object = NeighbourhoodLoss()
-    elif loss in ("triplet", "contrastive"):
+    elif loss in ("prototypical", "triplet", "contrastive"):
         loss_object = InBatchLoss(loss, mining="batch_hard")
     else:
-        raise ValueError(f"loss must be 'neighbourhood', 'triplet' or 'contrastive', got {loss!r}")
+        raise ValueError(f"loss must be 'neighbourhood', 'prototypical', 'triplet' or 'contrastive', got {loss!r}")
     if minutes is None:
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=num_epochs * steps_per_epoch,
                                                           alpha=0.05)

@@ -10,6 +10,7 @@ from siamese_tf.losses import (
     InBatchLoss,
     in_batch_binary_crossentropy,
     in_batch_contrastive,
+    prototypical_loss,
     triplet_loss,
 )
 
@@ -95,3 +96,41 @@ def test_in_batch_loss_class_round_trips_and_names_bad_values():
         InBatchLoss("quadruplet")
     with pytest.raises(ValueError, match="'hardest'"):
         InBatchLoss("triplet", mining="hardest")
+
+
+def _prototype_loop_loss(points, labels):
+    losses = []
+    for i in range(len(points)):
+        logits = {}
+        for label in sorted(set(labels)):
+            members = [k for k in range(len(points)) if labels[k] == label and k != i]
+            prototype = points[members].mean(axis=0)
+            logits[label] = -np.sum((points[i] - prototype) ** 2)
+        values = np.array(list(logits.values()))
+        losses.append(np.log(np.exp(values).sum()) - logits[labels[i]])
+    return float(np.mean(losses))
+
+
+def test_prototypical_loss_matches_explicit_prototypes_with_the_query_left_out():
+    rng = np.random.default_rng(3)
+    labels = np.array([2, 0, 1, 0, 2, 1, 1, 0, 2])  # 3 classes x 3 images, shuffled
+    points = rng.normal(size=(len(labels), 4))
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1).astype("float32")
+    expected = _prototype_loop_loss(points, labels)
+    assert _numpy(prototypical_loss(labels, distances)) == pytest.approx(expected, rel=1e-4)
+    assert _numpy(InBatchLoss("prototypical")(labels, distances)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_prototypical_loss_hand_computed_two_classes_of_two():
+    # Points on a line: class 0 at 0 and 1, class 1 at 3 and 5. Query 0 (x = 0): its own class's
+    # prototype is the other image, 1 -> d2 1; class 1's prototype 4 -> d2 16.
+    points = np.array([[0.0], [1.0], [3.0], [5.0]])
+    labels = np.array([0, 0, 1, 1])
+    distances = np.abs(points - points.T).astype("float32")
+    # Query 1 (x = 1): own 0 -> 1, other 4 -> 9. Query 2 (x = 3): own 5 -> 4, other 0.5 -> 6.25.
+    # Query 3 (x = 5): own 3 -> 4, other 0.5 -> 20.25.
+    per_query = [np.log(np.exp(-1) + np.exp(-16)) + 1,
+                 np.log(np.exp(-1) + np.exp(-9)) + 1,
+                 np.log(np.exp(-4) + np.exp(-6.25)) + 4,
+                 np.log(np.exp(-4) + np.exp(-20.25)) + 4]
+    assert _numpy(prototypical_loss(labels, distances)) == pytest.approx(np.mean(per_query), rel=1e-5)
