@@ -44,6 +44,7 @@ def run(arguments):
     config = ccr.CCRConfig(architecture=arguments.architecture, random_epochs=arguments.random_epochs,
                            mining_rounds=arguments.mining_rounds, mining_epochs=arguments.mining_epochs,
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
+                           head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
     if arguments.model:
@@ -121,6 +122,9 @@ def main(argv=None):
     parser.add_argument("--architecture", default="siamese_ccr_15", choices=ccr.ARCHITECTURES)
     parser.add_argument("--widths", default="16,32,64,128", help="bottleneck widths of the 4 stages")
     parser.add_argument("--mode", default="in_batch", choices=("in_batch", "pairs"))
+    parser.add_argument("--head", default="l1", choices=tuple(ccr.HEADS), help="l1: the paper's head (BCE)")
+    parser.add_argument("--loss", default=None, help="loss for the head (default: the head's first, see ccr.HEADS)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--random-epochs", type=int, default=4)
     parser.add_argument("--mining-rounds", type=int, default=2)
     parser.add_argument("--mining-epochs", type=int, default=2)

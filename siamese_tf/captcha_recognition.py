@@ -39,6 +39,8 @@ from siamese_tf.training import compile_siamese, train_siamese
 
 CROP_SIZE = 44
 ARCHITECTURES = ("siamese_ccr_15", "siamese_ccr_27", "siamese_ccr_39")
+# Head -> the losses that fit it (the first is its default).
+HEADS = {"l1": ("binary_crossentropy",), "euclidean": ("prototypical", "triplet", "contrastive")}
 
 
 def _check_images(images, name="images"):
@@ -268,6 +270,10 @@ class CCRConfig:
     The first round trains on random pairs for ``random_epochs``; each of ``mining_rounds``
     later rounds recomputes every class's ``top_k`` confusable classes and trains
     ``mining_epochs`` more on hard negatives.
+
+    ``head`` "l1" with ``loss`` "binary_crossentropy" is the paper's similarity
+    ``sigmoid(|v1 - v2| w + b)``; ``head`` "euclidean" trains a distance head with ``loss``
+    "prototypical", "triplet" or "contrastive" (in-batch only for the first two).
     """
 
     architecture: str = "siamese_ccr_15"
@@ -284,9 +290,19 @@ class CCRConfig:
     pairs_batch_size: int = 32
     top_k: int = 10
     learning_rate: float = 1e-3
+    head: str = "l1"
+    loss: str = None
     seed: int = 0
 
     def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f"Unknown head {self.head!r}; choose one of {HEADS}")
+        if self.loss is None:
+            self.loss = HEADS[self.head][0]
+        if self.loss not in HEADS[self.head]:
+            raise ValueError(f"loss {self.loss!r} does not fit head {self.head!r}; choose one of {HEADS[self.head]}")
+        if self.mode == "pairs" and self.loss in ("prototypical", "triplet"):
+            raise ValueError(f"loss {self.loss!r} needs mode='in_batch'")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"Unknown architecture {self.architecture!r}; choose one of {ARCHITECTURES}")
         if self.mode not in ("pairs", "in_batch"):
@@ -300,12 +316,13 @@ class CCRConfig:
 
 
 def build_siamese_ccr(config=None):
-    """A SiameseCCR model (residual branch + L1 head), compiled for ``config.mode`` with BCE."""
+    """A SiameseCCR model (residual branch + ``config.head``), compiled for ``config.mode`` and
+    ``config.loss`` (the paper: L1 head, binary cross-entropy)."""
     config = config or CCRConfig()
-    model = build_siamese_model(config.architecture, "l1", input_shape=(CROP_SIZE, CROP_SIZE, 1),
+    model = build_siamese_model(config.architecture, config.head, input_shape=(CROP_SIZE, CROP_SIZE, 1),
                                 name=config.architecture.replace("_", "-"), widths=tuple(config.widths),
                                 embedding_dim=config.embedding_dim)
-    return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode)
+    return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode, loss=config.loss)
 
 
 def _batches(images, labels, config, seed, confusers):

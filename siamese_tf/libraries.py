@@ -131,6 +131,11 @@ class TemplateLibrary:
         """(Q, C) best similarity per class (C = number of classes, by label index)."""
         similarities = self.similarities(query_embeddings)
         num_classes = int(self.labels.max()) + 1
+        if len(np.unique(self.labels)) == len(self.labels):
+            # One template per class (the usual one-shot library): a scatter, no grouping needed.
+            best = np.full((len(similarities), num_classes), -np.inf)
+            best[:, self.labels] = similarities
+            return best
         best = np.full((len(similarities), num_classes), -np.inf)
         # Group templates by class, then one reduceat gives every class's maximum.
         order = np.argsort(self.labels, kind="stable")
@@ -140,7 +145,10 @@ class TemplateLibrary:
         return best
 
     def match(self, query_images=None, query_embeddings=None, top_k=5):
-        """The ``top_k`` best classes for each query (by each class's best template)."""
+        """The ``top_k`` best classes for each query (by each class's best template).
+
+        ``Matches.indices`` holds each matched class's first template in the library.
+        """
         if (query_images is None) == (query_embeddings is None):
             raise ValueError("Pass either query_images or query_embeddings to match()")
         if not isinstance(top_k, int) or top_k < 1:
@@ -149,11 +157,16 @@ class TemplateLibrary:
             query_embeddings = self.model.embed(query_images)
         per_class = self.class_similarities(query_embeddings)
         top_k = min(top_k, int(np.isfinite(per_class[0]).sum()))
-        order = np.argsort(-per_class, axis=1, kind="stable")[:, :top_k]
-        best_template = np.array([
-            [np.flatnonzero(self.labels == label)[0] for label in row] for row in order
-        ]) if len(order) else np.zeros((0, top_k), np.int64)
-        return Matches(indices=best_template, labels=order,
+        if top_k < per_class.shape[1]:
+            # Partition first: sorting only the k best of thousands of classes per query.
+            candidates = np.argpartition(-per_class, top_k - 1, axis=1)[:, :top_k]
+            candidate_values = np.take_along_axis(per_class, candidates, axis=1)
+            order = np.take_along_axis(candidates, np.argsort(-candidate_values, axis=1, kind="stable"), axis=1)
+        else:
+            order = np.argsort(-per_class, axis=1, kind="stable")[:, :top_k]
+        first_template = np.zeros(per_class.shape[1], np.int64)
+        first_template[self.labels[::-1]] = np.arange(len(self.labels))[::-1]  # the first wins
+        return Matches(indices=first_template[order], labels=order,
                        similarities=np.take_along_axis(per_class, order, axis=1))
 
     def top_k_accuracy(self, query_images=None, query_labels=None, ks=(1, 5, 10), query_embeddings=None):

@@ -139,6 +139,14 @@ def test_config_rejects_unknown_choices():
         ccr.CCRConfig(mode="triplets")
     with pytest.raises(ValueError, match="mining_rounds"):
         ccr.CCRConfig(mining_rounds=-1)
+    with pytest.raises(ValueError, match="'cosine'"):
+        ccr.CCRConfig(head="cosine")
+    with pytest.raises(ValueError, match="'prototypical' does not fit head 'l1'"):
+        ccr.CCRConfig(head="l1", loss="prototypical")
+    with pytest.raises(ValueError, match="needs mode='in_batch'"):
+        ccr.CCRConfig(head="euclidean", loss="triplet", mode="pairs")
+    assert ccr.CCRConfig(head="euclidean").loss == "prototypical"
+    assert ccr.CCRConfig().loss == "binary_crossentropy"
 
 
 def test_training_runs_random_then_hard_negative_rounds():
@@ -152,6 +160,19 @@ def test_training_runs_random_then_hard_negative_rounds():
     classes, confusers = report["confusers"]
     assert classes.tolist() == list(range(8)) and confusers.shape == (8, 3)
     assert not np.any(confusers == classes[:, None])
+    assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
+
+
+def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(6), 4)
+    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    config = ccr.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
+                           classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2)
+    model, report = ccr.train_siamese_ccr(images, labels, config)
+    assert model.output_kind == "distance" and model.loss.kind == "prototypical"
+    classes, confusers = report["confusers"]
+    assert confusers.shape == (6, 2) and not np.any(confusers == classes[:, None])
     assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
 
 

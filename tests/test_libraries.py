@@ -73,3 +73,25 @@ def test_add_grows_the_library(model, templates):
     assert len(library) == len(images)
     with pytest.raises(ValueError, match="5 new templates but 2 labels"):
         library.add(images[4:], labels[:2])
+
+
+def test_one_template_per_class_in_any_label_order(model, templates):
+    images, _ = templates
+    labels = np.array([3, 0, 4, 1, 2])  # unique labels, not in template order
+    library = TemplateLibrary.from_images(model, images[:5], labels)
+    queries = model.embed(images[5:8])
+    per_template = library.similarities(queries)
+    per_class = library.class_similarities(queries)
+    np.testing.assert_allclose(per_class[:, labels], per_template, rtol=1e-6)
+    matches = library.match(query_embeddings=queries, top_k=2)
+    np.testing.assert_array_equal(labels[matches.indices], matches.labels)
+
+
+def test_library_scores_equal_the_keras_head(model, templates):
+    from siamese_tf import heads
+
+    images, labels = templates
+    library = TemplateLibrary.from_images(model, images, labels)
+    queries = model.embed(images[:4] * 0.8)
+    expected = heads.to_similarity(heads.score_library(model.head, queries, library.embeddings), model.head)
+    np.testing.assert_allclose(library.similarities(queries), expected, rtol=1e-4, atol=1e-5)
