@@ -47,6 +47,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--random-forgery-weight", type=float, default=0.5)
     parser.add_argument("--augment", type=int, default=1, help="1: small affine jitter on training images")
+    parser.add_argument("--keep-gray", type=int, default=0,
+                        help="1: keep the ink's grey levels instead of the paper's binary image")
     parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models-dir", default=None)
@@ -76,7 +78,7 @@ def main(argv=None):
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        everything = signatures.load_signatures(archive, image_size=image_size)
+        everything = signatures.load_signatures(archive, image_size=image_size, keep_gray=bool(arguments.keep_gray))
     loading_seconds = time.perf_counter() - start
     train_set, validation_set, test_set = signatures.split_writers(everything, (0.6, 0.2, 0.2), seed=arguments.seed)
     signatures.check_writers_disjoint(train_set, validation_set, test_set)
@@ -103,6 +105,7 @@ def main(argv=None):
             "batch": "6 writers x (6 genuine + 4 forgeries), every same-writer pair scored in the batch",
             "loss": "contrastive on Euclidean distance, margin 1 (genuine-genuine = 1, genuine-forgery = 0)",
             "random_forgery_weight": arguments.random_forgery_weight, "augment": bool(arguments.augment),
+            "keep_gray": bool(arguments.keep_gray),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": "epoch with the best validation-writer AUROC",

@@ -169,13 +169,13 @@ def signet_embedding(input_shape=(155, 220, 1), embedding_dim=128, dropout=True,
     return keras.Model(inputs, outputs, name=name)
 
 
-def _fire_block(x, squeeze, expand, name):
+def _fire_block(x, squeeze, expand, name, batch_norm_momentum=0.99):
     """SqueezeNet Fire module: 1x1 squeeze, then 1x1 and 3x3 expands side by side (2 x expand channels)."""
     squeezed = layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze")(x)
     expand_1x1 = layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(squeezed)
     expand_3x3 = layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(squeezed)
     x = layers.Concatenate(name=f"{name}_concat")([expand_1x1, expand_3x3])
-    return layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn")(x)
 
 
 # (squeeze, expand) per Fire block; "pool" marks a 3x3/2 max pooling.
@@ -183,7 +183,7 @@ DEEPSIGN_FIRE_PLAN = ((16, 64), (16, 64), "pool", (32, 128), (32, 128), "pool", 
 
 
 def deepsign_embedding(input_shape=(155, 220, 1), embedding_dim=128, fire_plan=DEEPSIGN_FIRE_PLAN,
-                       dropout=0.2, name="embedding"):
+                       dropout=0.2, batch_norm_momentum=0.9, name="embedding"):
     """DeepSign-style branch (Wang & Ko): SqueezeNet Fire blocks, global average pooling, L2-normalised output.
 
     Conv 64@3x3 stride 2 - pool 3/2 - Fire blocks of ``fire_plan`` with pools between them -
@@ -192,13 +192,16 @@ def deepsign_embedding(input_shape=(155, 220, 1), embedding_dim=128, fire_plan=D
     are batch-normalisation statistics), against the paper's 256,992 (1.1 MB). The parameter count does not depend on the input size; the input
     needs at least 32 pixels per side. Outputs lie on the unit sphere, so Euclidean distances
     are in [0, 2] and the contrastive margin of 1 sits in the middle.
+
+    ``batch_norm_momentum`` is 0.9 rather than Keras's 0.99 for the same reason as in
+    :func:`small_cnn_embedding`: CPU runs of a few hundred steps.
     """
     _check_input_shape(input_shape, 32, "deepsign_embedding")
     if not isinstance(embedding_dim, int) or embedding_dim <= 0:
         raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(64, 3, strides=2, activation="relu", name="conv1")(inputs)
-    x = layers.BatchNormalization(name="conv1_bn")(x)
+    x = layers.BatchNormalization(momentum=batch_norm_momentum, name="conv1_bn")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     fire_number = 0
     for step in fire_plan:
@@ -207,7 +210,7 @@ def deepsign_embedding(input_shape=(155, 220, 1), embedding_dim=128, fire_plan=D
             continue
         fire_number += 1
         squeeze, expand = step
-        x = _fire_block(x, squeeze, expand, name=f"fire{fire_number}")
+        x = _fire_block(x, squeeze, expand, name=f"fire{fire_number}", batch_norm_momentum=batch_norm_momentum)
     if dropout:
         x = layers.Dropout(dropout)(x)
     x = layers.Conv2D(embedding_dim, 1, name="conv_embedding")(x)

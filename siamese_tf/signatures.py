@@ -68,7 +68,7 @@ def _to_gray_uint8(image):
 
 
 def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, crop_to_ink=True,
-                         max_aspect_distortion=6.0, return_steps=False, name="image"):
+                         max_aspect_distortion=6.0, return_steps=False, name="image", keep_gray=False):
     """Paper preprocessing of one scanned signature: ink = 1, paper = 0, float32 (H, W, 1).
 
     Steps: grayscale; binary threshold with Otsu's method (dark ink below it); median blur with
@@ -81,6 +81,10 @@ def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, c
             target's by more than this factor: resizing them would squash the signature beyond use.
         return_steps: also return a dict of the intermediate images (for the notebook).
         name: what to call the image in error messages.
+        keep_gray: keep the ink's grey levels (pen pressure, stroke darkness) instead of the
+            binary image: paper pixels (above Otsu's threshold, after the median blur) become 0 and
+            ink keeps ``1 - gray / 255``. Not in the paper; an option for skilled forgeries,
+            whose strokes are often darker and thicker.
 
     Raises:
         SiameseDataError: the image holds no ink after thresholding, or its aspect ratio is too far
@@ -111,6 +115,12 @@ def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, c
                 f"{distortion:.1f} times away from the model input {width}x{height}; more than "
                 f"max_aspect_distortion={max_aspect_distortion}"
             )
+    if keep_gray:
+        # The binary image decides what is paper (set white); ink pixels keep their grey level.
+        ink = np.where(blurred == 0, gray, 255).astype(np.uint8)
+        if crop_to_ink:
+            ink = ink[ink_rows.min(): ink_rows.max() + 1, ink_columns.min(): ink_columns.max() + 1]
+        cropped = ink
     resized = cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
     inverted = 1.0 - resized.astype(np.float32) / 255.0
     result = np.ascontiguousarray(inverted[..., np.newaxis], dtype=np.float32)
@@ -251,14 +261,14 @@ def _detect_layout(tree, root):
 
 
 def load_signatures(path, image_size=SIGNET_IMAGE_SIZE, layout="auto", median_kernel=3, crop_to_ink=True,
-                    max_aspect_distortion=6.0, min_genuine=2, min_forgeries=1):
+                    max_aspect_distortion=6.0, min_genuine=2, min_forgeries=1, keep_gray=False):
     """Load and preprocess offline signatures from a folder or zip (writer folders or CEDAR).
 
     Args:
         path: folder or ``.zip`` (``signatures`` also finds ``signatures.zip``).
         image_size: (height, width) of the model input.
         layout: "auto" (CEDAR when ``full_org/``/``full_forg/`` exist), "writer_folders" or "cedar".
-        median_kernel, crop_to_ink, max_aspect_distortion: see :func:`preprocess_signature`.
+        median_kernel, crop_to_ink, max_aspect_distortion, keep_gray: see :func:`preprocess_signature`.
         min_genuine, min_forgeries: writers with fewer genuine signatures (genuine pairs need 2) or
             forgeries are left out, with a warning, and listed in ``excluded_writers``.
 
@@ -284,7 +294,7 @@ def load_signatures(path, image_size=SIGNET_IMAGE_SIZE, layout="auto", median_ke
             try:
                 image = datasets_module.read_image(tree.read_bytes(file), None, channels=1, name=display)
                 return preprocess_signature(image, image_size, median_kernel, crop_to_ink,
-                                            max_aspect_distortion, name=display), None
+                                            max_aspect_distortion, name=display, keep_gray=keep_gray), None
             except (SiameseDataError, OSError, cv2.error, zipfile.BadZipFile, EOFError) as error:
                 return None, (display, str(error))
 

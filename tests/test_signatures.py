@@ -59,6 +59,21 @@ def test_preprocess_makes_ink_one_and_paper_zero():
     assert np.all(result[:6, :, 0] == 0.0) and np.all(result[14:, :, 0] == 0.0)
 
 
+def test_preprocess_keep_gray_keeps_ink_darkness_and_clears_paper():
+    page = np.full((50, 100), 230, np.uint8)
+    page[10:20, 10:90] = 15    # dark ink: 1 - 15/255
+    page[30:40, 10:90] = 100   # lighter ink, still below Otsu's threshold: 1 - 100/255
+    page[45, 5] = 200          # paper noise a little darker than the paper
+    result = signatures.preprocess_signature(page, image_size=(50, 100), crop_to_ink=False,
+                                             max_aspect_distortion=None, keep_gray=True)
+    np.testing.assert_allclose(result[12:18, 12:88, 0], 1 - 15 / 255, atol=1e-6)
+    np.testing.assert_allclose(result[32:38, 12:88, 0], 1 - 100 / 255, atol=1e-6)
+    assert result[45, 5, 0] == 0.0 and result[0, 0, 0] == 0.0
+    binary = signatures.preprocess_signature(page, image_size=(50, 100), crop_to_ink=False,
+                                             max_aspect_distortion=None)
+    assert np.all(binary[32:38, 12:88, 0] == 1.0)  # the paper's binary image loses the difference
+
+
 def test_preprocess_crop_to_ink_fills_the_frame():
     page = np.full((100, 200), 230, np.uint8)
     page[40:60, 50:150] = 10  # 20 x 100 box of ink, aspect 5
