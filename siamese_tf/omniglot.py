@@ -392,21 +392,53 @@ def sample_one_shot_episodes(image_set, n_way=20, num_episodes=20, seed=0, withi
 
 class ModelScorer:
     """Scores queries against support images with a :class:`~siamese_tf.models.SiameseModel`:
-    each image embedded once, then the model's head (similarities, higher = same)."""
+    each image embedded once, then the model's head (similarities, higher = same).
 
-    def __init__(self, model, batch_size=256):
+    ``test_time_shift`` > 0 averages each image's embedding over itself and four copies moved
+    by that many pixels up, down, left and right (test-time augmentation; five embedding passes).
+    Shifted-in pixels are zeros, the background of inverted characters.
+    """
+
+    def __init__(self, model, batch_size=256, test_time_shift=0):
+        if not isinstance(test_time_shift, (int, np.integer)) or test_time_shift < 0:
+            raise ValueError(f"test_time_shift must be a non-negative integer, got {test_time_shift!r}")
         self.model = model
         self.batch_size = batch_size
+        self.test_time_shift = int(test_time_shift)
 
-    def features(self, images):
+    def _embed(self, images):
         # predict_on_batch runs the compiled graph (much faster than eager calls), in fixed-size chunks
-        images = np.asarray(images, np.float32)
         chunks = [np.asarray(self.model.embedding.predict_on_batch(images[start:start + self.batch_size]))
                   for start in range(0, len(images), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.model.embedding.outputs[0].shape[-1]))
 
+    def features(self, images):
+        images = np.asarray(images, np.float32)
+        if not self.test_time_shift or len(images) == 0:
+            return self._embed(images)
+        total = self._embed(images)
+        shift = self.test_time_shift
+        for axis, offset in ((1, shift), (1, -shift), (2, shift), (2, -shift)):
+            total = total + self._embed(shift_images(images, offset, axis))
+        return total / 5.0
+
     def similarity(self, query_features, support_features):
         return np.asarray(self.model.similarity_to_library(query_features, support_features))
+
+
+def shift_images(images, offset, axis):
+    """Move (N, H, W, C) images by ``offset`` pixels along ``axis`` (1 = rows, 2 = columns), filling with 0."""
+    shifted = np.zeros_like(images)
+    if offset == 0:
+        return images.copy()
+    source = [slice(None)] * images.ndim
+    target = [slice(None)] * images.ndim
+    if offset > 0:
+        source[axis], target[axis] = slice(0, -offset), slice(offset, None)
+    else:
+        source[axis], target[axis] = slice(-offset, None), slice(0, offset)
+    shifted[tuple(target)] = images[tuple(source)]
+    return shifted
 
 
 class PixelScorer:

@@ -294,6 +294,24 @@ def test_train_conv4_tiny_logs_one_shot_accuracy(background):
                                atol=1e-5)
 
 
+def test_shift_images_moves_and_fills_with_zeros():
+    images = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
+    down = omniglot.shift_images(images, 1, axis=1)[0, :, :, 0]
+    left = omniglot.shift_images(images, -1, axis=2)[0, :, :, 0]
+    np.testing.assert_array_equal(down, [[0, 0, 0], [1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(left, [[2, 3, 0], [5, 6, 0], [8, 9, 0]])
+
+
+def test_shift_averaged_features_are_the_mean_of_five_embeddings():
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    images = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    variants = [images] + [omniglot.shift_images(images, offset, axis) for axis in (1, 2) for offset in (2, -2)]
+    expected = np.mean([model.embed(variant) for variant in variants], axis=0)
+    np.testing.assert_allclose(omniglot.ModelScorer(model, test_time_shift=2).features(images), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="-1"):
+        omniglot.ModelScorer(model, test_time_shift=-1)
+
+
 class _FakeVariable:
     def __init__(self, value):
         self.value = value
