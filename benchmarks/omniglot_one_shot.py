@@ -47,6 +47,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--image-size", type=int, default=None, help="side in pixels (conv4 28, koch 105)")
     parser.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as classes")
     parser.add_argument("--no-augment", action="store_true", help="no random affine distortions")
+    parser.add_argument("--augment-strength", type=float, default=1.0, help="conv4: scales every distortion range")
     parser.add_argument("--full", action="store_true", help="paper-size setting (GPU)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long check")
     parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
@@ -88,6 +89,7 @@ def main(argv=None):
                       images_per_class=4 if smoke else arguments.images_per_class,
                       learning_rate=arguments.learning_rate or 2e-3,
                       loss=arguments.loss, augment=not arguments.no_augment, minutes=minutes, seed=arguments.seed,
+                      augment_strength=arguments.augment_strength,
                       verbose=arguments.verbose)
         history, one_shot, budget = omniglot.train_conv4(model, train_set, held_out, episodes, **config)
     else:

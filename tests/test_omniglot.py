@@ -364,3 +364,11 @@ def test_train_koch_small_runs_and_scores_runs(runs_sample):
 def test_koch_embedding_is_the_paper_size():
     model = omniglot.build_koch_model()
     assert model.embedding.count_params() == 38_947_648 and model.output_kind == "probability"
+
+
+def test_conv4_augmenter_strength_scales_every_range():
+    base, strong = omniglot.conv4_augmenter(), omniglot.conv4_augmenter(2.0)
+    for name in ("max_rotation", "max_shift", "max_scale", "max_shear"):
+        assert getattr(strong, name) == pytest.approx(2 * getattr(base, name))
+    with pytest.raises(ValueError, match="0"):
+        omniglot.conv4_augmenter(0)
