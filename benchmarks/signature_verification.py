@@ -47,6 +47,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--random-forgery-weight", type=float, default=0.5)
     parser.add_argument("--augment", type=int, default=1, help="1: small affine jitter on training images")
+    parser.add_argument("--cosine-decay", type=int, default=1, help="1: cosine learning-rate decay over all epochs")
     parser.add_argument("--keep-gray", type=int, default=0,
                         help="1: keep the ink's grey levels instead of the paper's binary image")
     parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per model")
@@ -105,7 +106,7 @@ def main(argv=None):
             "batch": "6 writers x (6 genuine + 4 forgeries), every same-writer pair scored in the batch",
             "loss": "contrastive on Euclidean distance, margin 1 (genuine-genuine = 1, genuine-forgery = 0)",
             "random_forgery_weight": arguments.random_forgery_weight, "augment": bool(arguments.augment),
-            "keep_gray": bool(arguments.keep_gray),
+            "keep_gray": bool(arguments.keep_gray), "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": "epoch with the best validation-writer AUROC",
@@ -121,6 +122,7 @@ def main(argv=None):
             name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
             learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
             augment=signature_augmenter() if arguments.augment else None, max_minutes=arguments.max_minutes,
+            cosine_decay=bool(arguments.cosine_decay),
             seed=arguments.seed, log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True),
         )
         figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)

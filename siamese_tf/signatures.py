@@ -655,15 +655,23 @@ class SignatureWriterBatches(_EpochSeededBatches):
                 tf.TensorSpec(shape=(None,), dtype=tf.float32))
 
 
-def compile_for_writer_batches(model, learning_rate=1e-3, margin=1.0, random_forgery_weight=0.0):
-    """Compile a distance-head model for :class:`SignatureWriterBatches` (Adam, :class:`WriterContrastiveLoss`)."""
+def compile_for_writer_batches(model, learning_rate=1e-3, margin=1.0, random_forgery_weight=0.0, decay_steps=None):
+    """Compile a distance-head model for :class:`SignatureWriterBatches` (Adam, :class:`WriterContrastiveLoss`).
+
+    ``decay_steps``: anneal the learning rate to 5% of ``learning_rate`` along a cosine over that
+    many steps (steadier last epochs than a constant rate); ``None`` keeps it constant.
+    """
     import keras
 
     if model.output_kind != "distance":
         raise ValueError(f"in-batch signature training needs a distance head (euclidean), got {model.output_kind!r}")
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    if decay_steps is not None and (not isinstance(decay_steps, (int, np.integer)) or decay_steps < 1):
+        raise ValueError(f"decay_steps must be a positive integer or None, got {decay_steps!r}")
+    schedule = learning_rate if decay_steps is None else keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=int(decay_steps), alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=WriterContrastiveLoss(margin=margin, random_forgery_weight=random_forgery_weight))
     return model
 
@@ -762,13 +770,14 @@ def _time_limit_callback(max_minutes):
 def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per_epoch=30, learning_rate=1e-3,
                            writers_per_batch=6, genuine_per_writer=6, forgeries_per_writer=4,
                            random_forgery_weight=0.0, augment=None, max_minutes=None, seed=0, verbose=0,
-                           log=print, **embedding_kwargs):
+                           log=print, cosine_decay=False, **embedding_kwargs):
     """Train one branch (``"signet"``, ``"deepsign"``, ``"mobilenet_v2"``, ...) with a Euclidean head.
 
     In-batch contrastive training on :class:`SignatureWriterBatches` (genuine-genuine pulled
     together, genuine-forgery pushed beyond margin 1); after every epoch the validation writers'
     AUROC is measured and the best epoch's weights are kept. ``max_minutes`` stops after the epoch
     in which that much training time ran out. The input size is the training set's image size.
+    ``cosine_decay`` anneals the learning rate over ``epochs * steps_per_epoch`` steps.
 
     Returns ``(model, record)``: the :class:`~siamese_tf.models.SiameseModel` and a dict with
     ``loss`` and ``val_auc`` per epoch, ``best_epoch`` (1-based), ``epochs_run``, ``seconds`` and
@@ -782,7 +791,8 @@ def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per
 
     settings.seed_everything(seed)
     model = build_siamese_model(name, "euclidean", input_shape=train_set.image_shape, **embedding_kwargs)
-    compile_for_writer_batches(model, learning_rate, random_forgery_weight=random_forgery_weight)
+    compile_for_writer_batches(model, learning_rate, random_forgery_weight=random_forgery_weight,
+                               decay_steps=epochs * steps_per_epoch if cosine_decay else None)
     batches = SignatureWriterBatches(train_set, writers_per_batch, genuine_per_writer, forgeries_per_writer,
                                      steps_per_epoch, seed=seed, augment=augment)
     best = best_validation_auc_callback(model, validation_set, log=log if verbose or log else None)

@@ -348,3 +348,19 @@ def test_evaluate_signature_model_sets_a_distance_threshold():
     assert figures["distance_threshold"] == pytest.approx(-model.thresholds["detection"])
     assert np.all(similarities <= 0)  # similarity = -distance
     assert 0.0 <= figures["auc"] <= 1.0 and 0.0 <= figures["accuracy"] <= 1.0
+
+
+def test_train_signature_branch_keeps_the_best_epoch_and_anneals_the_learning_rate():
+    toy = _toy_set()
+    toy.images = np.random.default_rng(3).random((len(toy), 32, 32, 1), dtype=np.float32)
+    train, validation = toy.select_writers([0, 1, 2]), toy.select_writers([3, 4])
+    model, record = signatures.train_signature_branch(
+        "deepsign", train, validation, epochs=3, steps_per_epoch=2, learning_rate=1e-3, writers_per_batch=2,
+        genuine_per_writer=2, forgeries_per_writer=1, cosine_decay=True, log=None)
+    assert record["epochs_run"] == 3 and len(record["val_auc"]) == 3
+    assert record["best_epoch"] == int(np.argmax(record["val_auc"])) + 1
+    # after all 6 steps the cosine schedule sits at its floor, 5% of the starting rate
+    rate = float(model.optimizer.learning_rate.numpy())
+    assert rate == pytest.approx(5e-5, rel=1e-3)
+    with pytest.raises(ValueError, match="decay_steps"):
+        signatures.compile_for_writer_batches(model, decay_steps=0)
