@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from siamese_tf import settings, signatures  # noqa: E402
+from siamese_tf.models import build_siamese_model, half_precision_copy  # noqa: E402
 
 PAPER_TABLE = {  # Wang & Ko (DeepSign), Dey et al. (2017)
     "signet": {"parameters": 6_460_000, "cedar_accuracy": 1.00},
@@ -128,6 +129,10 @@ def main(argv=None):
         figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)
         sizes = signatures.model_size(model, models_dir / f"{name}.keras")
         embedding_sizes = signatures.model_size(model.embedding, models_dir / f"{name}_embedding.keras")
+        # The same network stored and run in float16: half the file, measured again on the test writers.
+        half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean", name=f"{name}_float16")
+        half_figures, _, _ = signatures.evaluate_signature_model(half_model, validation_set, test_set)
+        half_sizes = signatures.model_size(half_model, models_dir / f"{name}_float16.keras")
         curves[name] = (similarities, labels)
         trained[name] = (model, similarities, labels)
         report["models"][name] = {
@@ -143,6 +148,12 @@ def main(argv=None):
             "validation_auroc_per_epoch": [round(value, 4) for value in record["val_auc"]],
             "bar_reached": bool(figures["accuracy"] >= BAR["accuracy"] and figures["auc"] >= BAR["auroc"]
                                 and sizes["file_megabytes"] < BAR["file_megabytes"]),
+            "float16": {
+                "test": {key: round(float(value), 4) for key, value in half_figures.items() if isinstance(value, float)},
+                "file_megabytes": half_sizes["file_megabytes"],
+                "bar_reached": bool(half_figures["accuracy"] >= BAR["accuracy"] and half_figures["auc"] >= BAR["auroc"]
+                                    and half_sizes["file_megabytes"] < BAR["file_megabytes"]),
+            },
         }
         print(f"  {name}: {report['models'][name]['test']}", file=sys.stderr, flush=True)
 

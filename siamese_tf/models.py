@@ -151,6 +151,36 @@ def build_siamese_model(embedding="small_cnn", head="l1", input_shape=(64, 64, 1
     return SiameseModel(embedding, head, name=name)
 
 
+def _float16_config(config):
+    """``config`` with every float32/float64 dtype and dtype policy replaced by float16."""
+    if isinstance(config, list):
+        return [_float16_config(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    converted = {}
+    for key, value in config.items():
+        if key == "dtype" and isinstance(value, str) and value in ("float32", "float64"):
+            converted[key] = "float16"
+        elif key == "dtype" and isinstance(value, dict) and value.get("class_name") == "DTypePolicy":
+            converted[key] = dict(value, config=dict(value.get("config", {}), name="float16"))
+        else:
+            converted[key] = _float16_config(value)
+    return converted
+
+
+def half_precision_copy(network):
+    """A float16 copy of a Keras network: weights stored and computed in float16.
+
+    Its ``.keras`` file is about half the size (DeepSign: 0.67 MB instead of 1.18 MB), for
+    deployment where size matters; embeddings differ from the float32 network by rounding, so
+    measure the copy's accuracy before shipping it. Inputs may stay float32 (they are cast).
+    """
+    copy = network.__class__.from_config(_float16_config(network.get_config()))
+    weights = network.get_weights()
+    copy.set_weights([w.astype(np.float16) if np.issubdtype(w.dtype, np.floating) else w for w in weights])
+    return copy
+
+
 def save_model(model, path):
     """Save ``model`` in the ``.keras`` format, atomically (no half-written file on a crash)."""
     path = Path(path)

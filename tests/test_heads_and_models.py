@@ -106,3 +106,19 @@ def test_koch_network_has_the_papers_size():
 
 def test_package_exports_label_convention():
     assert siamese_tf.SAME_LABEL == 1 and siamese_tf.DIFFERENT_LABEL == 0
+
+
+def test_half_precision_copy_halves_the_file_and_keeps_the_embedding(tmp_path):
+    import os
+
+    from siamese_tf.models import half_precision_copy
+
+    network = build_siamese_model("deepsign", "euclidean", input_shape=(40, 60, 1)).embedding
+    images = np.random.default_rng(0).random((3, 40, 60, 1)).astype("float32")
+    half = half_precision_copy(network)
+    assert {w.dtype.name for w in half.get_weights()} == {"float16"}
+    np.testing.assert_allclose(np.asarray(half.predict_on_batch(images), np.float32),
+                               network.predict_on_batch(images), atol=1e-2)
+    network.save(tmp_path / "full.keras")
+    half.save(tmp_path / "half.keras")
+    assert os.path.getsize(tmp_path / "half.keras") < 0.6 * os.path.getsize(tmp_path / "full.keras")
