@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from siamese_tf import settings, signatures  # noqa: E402
+from siamese_tf import metrics, settings, signatures  # noqa: E402
 from siamese_tf.models import build_siamese_model, half_precision_copy  # noqa: E402
 
 PAPER_TABLE = {  # Wang & Ko (DeepSign), Dey et al. (2017)
@@ -118,6 +118,9 @@ def main(argv=None):
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": "epoch with the best validation-writer AUROC",
         },
+        "ink_rule_test_auroc": {  # no learning: a floor every model must beat
+            statistic: round(float(metrics.roc_auc(*signatures.ink_rule_similarities(test_set, statistic))), 4)
+            for statistic in signatures.INK_STATISTICS},
         "paper": PAPER_TABLE,
         "bar": BAR,
         "models": {},

@@ -722,6 +722,30 @@ def pair_similarities(model, signature_set, pairs=None, batch_size=64):
     return heads_module.to_similarity(scores, model.head), np.asarray(labels, dtype=np.int64)
 
 
+INK_STATISTICS = ("amount", "darkness")
+
+
+def ink_rule_similarities(signature_set, statistic="darkness", pairs=None):
+    """A no-learning floor: pairs scored by how alike one ink statistic of the two images is.
+
+    ``statistic`` "amount" is the sum of the image (ink = 1), "darkness" the mean value of the
+    ink pixels (only informative with ``keep_gray`` images). Similarity = minus the absolute
+    difference (higher = same). If a set's forgeries were written with another pen, this rule
+    alone separates them: compare any model with it. Returns ``(similarities, labels)``.
+    """
+    if statistic not in INK_STATISTICS:
+        raise ValueError(f"statistic must be one of {INK_STATISTICS}, got {statistic!r}")
+    first, second, labels = signature_pairs(signature_set) if pairs is None else pairs
+    flat = np.asarray(signature_set.images, np.float64).reshape(len(signature_set.images), -1)
+    if statistic == "amount":
+        values = flat.sum(axis=1)
+    else:
+        inked = flat > 0
+        values = (flat * inked).sum(axis=1) / np.maximum(inked.sum(axis=1), 1)
+    similarities = -np.abs(values[np.asarray(first)] - values[np.asarray(second)])
+    return similarities, np.asarray(labels, dtype=np.int64)
+
+
 def evaluate_signature_model(model, validation_set, test_set):
     """Choose the threshold on validation writers (max accuracy), then measure on unseen test writers.
 

@@ -364,3 +364,20 @@ def test_train_signature_branch_keeps_the_best_epoch_and_anneals_the_learning_ra
     assert rate == pytest.approx(5e-5, rel=1e-3)
     with pytest.raises(ValueError, match="decay_steps"):
         signatures.compile_for_writer_batches(model, decay_steps=0)
+
+
+def test_ink_rule_scores_pairs_by_ink_statistics():
+    toy = _toy_set(genuine_counts=(2,), forgery_counts=(1,))
+    images = np.zeros((3, 2, 2, 1), np.float32)
+    images[0, 0, 0] = 0.5                      # genuine: darkness 0.5, amount 0.5
+    images[1, :, 0] = 0.5                      # genuine: darkness 0.5, amount 1.0
+    images[2, 0, :] = 1.0                      # forgery: darkness 1.0, amount 2.0
+    toy.images = images
+    pairs = (np.array([0, 0]), np.array([1, 2]), np.array([1, 0]))
+    darkness, labels = signatures.ink_rule_similarities(toy, "darkness", pairs)
+    amount, _ = signatures.ink_rule_similarities(toy, "amount", pairs)
+    np.testing.assert_allclose(darkness, [0.0, -0.5])
+    np.testing.assert_allclose(amount, [-0.5, -1.5])
+    assert labels.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="'width'"):
+        signatures.ink_rule_similarities(toy, "width", pairs)
