@@ -13,6 +13,11 @@ with a larger training set. Prints one JSON object and writes it to
 The paper reports 90.94% (Siamese with masks) against 87.76% (classifier), mean over 20
 chairlifts with 100 training images each, at 200x200. The CPU default trains at 48x48 (the
 generator draws at 200x200 and resizes) to keep the run within about half an hour on 2 shared cores.
+The 2-D contrastive training can sit on a loss plateau (about 0.107) for many epochs before it
+separates the classes, hence 30 epochs by default. Measured 2026-11-30 (quiet 2-core CPU, 8 seen
+and 8 unseen chairlifts, 100 training images each, 30 epochs): split seed 0 -- seen 99.6% (Siamese)
+vs 99.4% (classifier), unseen 71.7% vs 60.8%; split seed 1 -- seen 98.8% vs 99.2%, unseen 61.5%
+vs 59.6%.
 """
 
 import argparse
@@ -94,7 +99,8 @@ def main(argv=None):
     parser.add_argument("--validation-per-domain", type=int, default=20)
     parser.add_argument("--test-per-domain", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="30: with 12, split seed 1 stayed on the contrastive loss plateau (about 0.107)")
     parser.add_argument("--large-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
