@@ -196,11 +196,7 @@ def l1_matching(num_templates=6763, dim=256, num_queries=1000, single_repeats=10
     weights, bias = indexes.head_weights_from(head)
     library_tensor = tf.constant(library)
     result = {"templates": num_templates, "dim": dim, "queries": num_queries}
-    try:
-        indexes._import_faiss()
-        faiss_available = True
-    except ImportError:
-        faiss_available = False
+    faiss_available = indexes._faiss_available()
 
     def numpy_scores(batch):
         return 1.0 / (1.0 + np.exp(-(np.abs(batch[:, None, :] - library[None]) @ weights + bias)))

@@ -131,12 +131,11 @@ class TemplateLibrary:
         """(Q, C) best similarity per class (C = number of classes, by label index)."""
         similarities = self.similarities(query_embeddings)
         num_classes = int(self.labels.max()) + 1
+        best = np.full((len(similarities), num_classes), -np.inf)
         if len(np.unique(self.labels)) == len(self.labels):
             # One template per class (the usual one-shot library): a scatter, no grouping needed.
-            best = np.full((len(similarities), num_classes), -np.inf)
             best[:, self.labels] = similarities
             return best
-        best = np.full((len(similarities), num_classes), -np.inf)
         # Group templates by class, then one reduceat gives every class's maximum.
         order = np.argsort(self.labels, kind="stable")
         sorted_labels = self.labels[order]

@@ -428,9 +428,9 @@ class ModelScorer:
 
 def shift_images(images, offset, axis):
     """Move (N, H, W, C) images by ``offset`` pixels along ``axis`` (1 = rows, 2 = columns), filling with 0."""
-    shifted = np.zeros_like(images)
     if offset == 0:
         return images.copy()
+    shifted = np.zeros_like(images)
     source = [slice(None)] * images.ndim
     target = [slice(None)] * images.ndim
     if offset > 0:

@@ -102,9 +102,10 @@ def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, c
     ink_rows, ink_columns = np.nonzero(blurred == 0)
     if len(ink_rows) == 0 or len(ink_rows) == blurred.size:
         raise SiameseDataError(f"{name}: no signature found (the image is blank after thresholding)")
-    cropped = blurred
+    # With keep_gray the binary image still decides what is paper (set white); ink keeps its grey level.
+    cropped = np.where(blurred == 0, gray, 255).astype(np.uint8) if keep_gray else blurred
     if crop_to_ink:
-        cropped = blurred[ink_rows.min(): ink_rows.max() + 1, ink_columns.min(): ink_columns.max() + 1]
+        cropped = cropped[ink_rows.min(): ink_rows.max() + 1, ink_columns.min(): ink_columns.max() + 1]
     if max_aspect_distortion is not None:
         source_ratio = cropped.shape[1] / cropped.shape[0]
         target_ratio = width / height
@@ -115,12 +116,6 @@ def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, c
                 f"{distortion:.1f} times away from the model input {width}x{height}; more than "
                 f"max_aspect_distortion={max_aspect_distortion}"
             )
-    if keep_gray:
-        # The binary image decides what is paper (set white); ink pixels keep their grey level.
-        ink = np.where(blurred == 0, gray, 255).astype(np.uint8)
-        if crop_to_ink:
-            ink = ink[ink_rows.min(): ink_rows.max() + 1, ink_columns.min(): ink_columns.max() + 1]
-        cropped = ink
     resized = cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA)
     inverted = 1.0 - resized.astype(np.float32) / 255.0
     result = np.ascontiguousarray(inverted[..., np.newaxis], dtype=np.float32)
@@ -737,11 +732,9 @@ def ink_rule_similarities(signature_set, statistic="darkness", pairs=None):
         raise ValueError(f"statistic must be one of {INK_STATISTICS}, got {statistic!r}")
     first, second, labels = signature_pairs(signature_set) if pairs is None else pairs
     flat = np.asarray(signature_set.images, np.float64).reshape(len(signature_set.images), -1)
-    if statistic == "amount":
-        values = flat.sum(axis=1)
-    else:
-        inked = flat > 0
-        values = (flat * inked).sum(axis=1) / np.maximum(inked.sum(axis=1), 1)
+    values = flat.sum(axis=1)  # paper pixels are 0, so this is the ink amount
+    if statistic == "darkness":
+        values = values / np.maximum((flat > 0).sum(axis=1), 1)
     similarities = -np.abs(values[np.asarray(first)] - values[np.asarray(second)])
     return similarities, np.asarray(labels, dtype=np.int64)
 
