@@ -49,6 +49,7 @@ def run(arguments):
                            mining_rounds=arguments.mining_rounds, mining_epochs=arguments.mining_epochs,
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
+                           cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
     if arguments.model:
@@ -130,6 +131,8 @@ def main(argv=None):
                         help="euclidean (default; prototypical loss) or l1 (the paper's head and BCE)")
     parser.add_argument("--loss", default=None, help="loss for the head (default: the head's first, see ccr.HEADS)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--cosine-decay", type=int, default=0, help="1: one cosine learning-rate decay over all rounds")
+    parser.add_argument("--classes-per-batch", type=int, default=16, help="in-batch: characters per batch (P)")
     parser.add_argument("--random-epochs", type=int, default=4)
     parser.add_argument("--mining-rounds", type=int, default=2)
     parser.add_argument("--mining-epochs", type=int, default=2)

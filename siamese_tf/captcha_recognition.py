@@ -274,6 +274,9 @@ class CCRConfig:
     ``head`` "l1" with ``loss`` "binary_crossentropy" is the paper's similarity
     ``sigmoid(|v1 - v2| w + b)``; ``head`` "euclidean" trains a distance head with ``loss``
     "prototypical", "triplet" or "contrastive" (in-batch only for the first two).
+
+    ``cosine_decay`` anneals the learning rate to 5% of ``learning_rate`` along one cosine over
+    every step of every round (:meth:`total_steps`); the default keeps it constant, as the paper.
     """
 
     architecture: str = "siamese_ccr_15"
@@ -290,6 +293,7 @@ class CCRConfig:
     pairs_batch_size: int = 32
     top_k: int = 10
     learning_rate: float = 1e-3
+    cosine_decay: bool = False
     head: str = "l1"
     loss: str = None
     seed: int = 0
@@ -314,15 +318,30 @@ class CCRConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
 
+    def total_steps(self):
+        """Training steps of all rounds: ``steps_per_epoch * (random_epochs + mining_rounds * mining_epochs)``."""
+        return self.steps_per_epoch * (self.random_epochs + self.mining_rounds * self.mining_epochs)
+
 
 def build_siamese_ccr(config=None):
     """A SiameseCCR model (residual branch + ``config.head``), compiled for ``config.mode`` and
-    ``config.loss`` (the paper: L1 head, binary cross-entropy)."""
+    ``config.loss`` (the paper: L1 head, binary cross-entropy).
+
+    With ``config.cosine_decay`` the Adam optimizer carries one cosine schedule over
+    ``config.total_steps()``; its step counter runs on across the mining rounds, because every
+    round trains the same compiled model."""
+    import keras
+
     config = config or CCRConfig()
     model = build_siamese_model(config.architecture, config.head, input_shape=(CROP_SIZE, CROP_SIZE, 1),
                                 name=config.architecture.replace("_", "-"), widths=tuple(config.widths),
                                 embedding_dim=config.embedding_dim)
-    return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode, loss=config.loss)
+    optimizer = None
+    if config.cosine_decay:
+        optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.total_steps(), alpha=0.05))
+    return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode, loss=config.loss,
+                           optimizer=optimizer)
 
 
 def _batches(images, labels, config, seed, confusers):

@@ -176,6 +176,24 @@ def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
     assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
 
 
+def test_cosine_decay_runs_one_schedule_across_every_round():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(6), 4)
+    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    config = ccr.CCRConfig(head="euclidean", random_epochs=2, mining_rounds=1, mining_epochs=1, steps_per_epoch=2,
+                           classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2,
+                           learning_rate=1e-2, cosine_decay=True)
+    assert config.total_steps() == 6
+    model, _ = ccr.train_siamese_ccr(images, labels, config)
+    optimizer = model.optimizer
+    # The step counter ran on across both rounds and the rate reached the schedule's floor (5%).
+    assert int(optimizer.iterations.numpy()) == 6
+    np.testing.assert_allclose(float(optimizer.learning_rate.numpy()), 1e-2 * 0.05, rtol=1e-5)
+    constant = ccr.build_siamese_ccr(ccr.CCRConfig(head="euclidean", widths=(4, 4, 4, 4), embedding_dim=8,
+                                                   learning_rate=1e-2))
+    np.testing.assert_allclose(float(constant.optimizer.learning_rate.numpy()), 1e-2, rtol=1e-6)
+
+
 def test_batch_norm_recalibration_sets_the_statistics_of_the_data():
     inputs = keras.Input((4, 4, 2))
     network = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.99)(inputs))
