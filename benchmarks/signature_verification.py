@@ -55,7 +55,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=2 if smoke else 20)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--random-forgery-weight", type=float, default=0.5)
-    parser.add_argument("--augment", type=int, default=1, help="1: small affine jitter on training images")
+    parser.add_argument("--augment", type=float, default=signatures.SIGNATURE_AUGMENT_STRENGTH,
+                        help="strength of the affine jitter on training images (1.0: rotation 5 degrees, shift 5%%, "
+                             "scale 10%%, shear 0.1; 0: none)")
     parser.add_argument("--cosine-decay", type=int, default=1, help="1: cosine learning-rate decay over all epochs")
     parser.add_argument("--keep-gray", type=int, default=1,
                         help="1 (default): keep the ink's grey levels; 0: the paper's binary image")
@@ -64,14 +66,6 @@ def parse_arguments(argv=None):
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     return parser.parse_args(argv)
-
-
-def signature_augmenter():
-    """Small affine jitter that keeps a signature a signature: no mirror, no brightness change."""
-    from siamese_tf.augmentations import Augmenter
-
-    return Augmenter(flip=False, brightness=0.0, contrast=0.0, max_rotation=5.0, max_shift=0.05, max_scale=0.1,
-                     max_shear=0.1, independent_axes=True)
 
 
 def main(argv=None):
@@ -114,7 +108,7 @@ def main(argv=None):
             "image_size": list(image_size), "epochs": arguments.epochs, "steps_per_epoch": arguments.steps_per_epoch,
             "batch": "6 writers x (6 genuine + 4 forgeries), every same-writer pair scored in the batch",
             "loss": "contrastive on Euclidean distance, margin 1 (genuine-genuine = 1, genuine-forgery = 0)",
-            "random_forgery_weight": arguments.random_forgery_weight, "augment": bool(arguments.augment),
+            "random_forgery_weight": arguments.random_forgery_weight, "augment_strength": arguments.augment,
             "keep_gray": bool(arguments.keep_gray), "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
             "threshold": "max accuracy on validation-writer pairs",
@@ -133,7 +127,7 @@ def main(argv=None):
         model, record = signatures.train_signature_branch(
             name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
             learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
-            augment=signature_augmenter() if arguments.augment else None, max_minutes=arguments.max_minutes,
+            augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None, max_minutes=arguments.max_minutes,
             cosine_decay=bool(arguments.cosine_decay),
             seed=arguments.seed, log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True),
         )

@@ -381,3 +381,20 @@ def test_ink_rule_scores_pairs_by_ink_statistics():
     assert labels.tolist() == [1, 0]
     with pytest.raises(ValueError, match="'width'"):
         signatures.ink_rule_similarities(toy, "width", pairs)
+
+
+def test_signature_augmenter_scales_ranges_never_mirrors_and_rejects_bad_strength():
+    base, strong = signatures.signature_augmenter(1.0), signatures.signature_augmenter(2.0)
+    for name in ("max_rotation", "max_shift", "max_scale", "max_shear"):
+        assert getattr(strong, name) == pytest.approx(2 * getattr(base, name))
+    assert base.max_rotation == pytest.approx(5.0) and not strong.flip
+    assert signatures.signature_augmenter().max_rotation == pytest.approx(5.0 * signatures.SIGNATURE_AUGMENT_STRENGTH)
+    # A jittered signature keeps its shape, its value range and most of its ink.
+    image = np.zeros((72, 108, 1), np.float32)
+    image[30:42, 20:90] = 0.8
+    jittered = strong(image, np.random.default_rng(0))
+    assert jittered.shape == image.shape and jittered.min() >= 0.0 and jittered.max() <= 0.8 + 1e-5
+    assert 0.5 < jittered.sum() / image.sum() < 1.5
+    for bad in (0, -1.0, True, "2"):
+        with pytest.raises(ValueError, match="strength"):
+            signatures.signature_augmenter(bad)
