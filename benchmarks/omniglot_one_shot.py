@@ -10,10 +10,12 @@ Prints one JSON object.
 
     python benchmarks/omniglot_one_shot.py             # CPU default: conv4 at 28x28, <= 30 min on 2 cores
     python benchmarks/omniglot_one_shot.py --minutes 5 # a shorter time budget
+    python benchmarks/omniglot_one_shot.py --ensemble 2 --minutes 10  # two networks, 5 minutes each, voting
     python benchmarks/omniglot_one_shot.py --method koch --full   # Koch et al. at 105x105 (GPU)
     python benchmarks/omniglot_one_shot.py --smoke     # seconds-long check
 
-Label convention: 1 = same character.
+With ``--ensemble N`` the accuracies are those of the N networks voting (``omniglot.EnsembleScorer``);
+``parameters`` and ``images_embedded_per_second`` stay per network. Label convention: 1 = same character.
 """
 
 import argparse
@@ -48,6 +50,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as classes")
     parser.add_argument("--no-augment", action="store_true", help="no random affine distortions")
     parser.add_argument("--augment-strength", type=float, default=1.0, help="conv4: scales every distortion range")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="conv4: train this many networks (seeds seed, seed+1, ...), each for minutes/N, and "
+                             "score with their standardised similarities averaged")
     parser.add_argument("--full", action="store_true", help="paper-size setting (GPU)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long check")
     parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
@@ -83,16 +88,24 @@ def main(argv=None):
     if method == "conv4":
         minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (300 if arguments.full else 1000))
-        model = omniglot.build_conv4_model((side, side, 1), filters=(arguments.filters,) * 4)
-        config = dict(num_epochs=epochs, steps_per_epoch=2 if smoke else 100,
-                      classes_per_batch=8 if smoke else arguments.classes_per_batch,
-                      images_per_class=4 if smoke else arguments.images_per_class,
-                      learning_rate=arguments.learning_rate or 2e-3,
-                      loss=arguments.loss, augment=not arguments.no_augment, minutes=minutes, seed=arguments.seed,
-                      augment_strength=arguments.augment_strength,
-                      verbose=arguments.verbose)
-        history, one_shot, budget = omniglot.train_conv4(model, train_set, held_out, episodes, **config)
+        if arguments.ensemble < 1:
+            raise SystemExit(f"--ensemble must be at least 1, got {arguments.ensemble}")
+        member_minutes = None if minutes is None else minutes / arguments.ensemble
+        members = []
+        for member in range(arguments.ensemble):
+            model = omniglot.build_conv4_model((side, side, 1), filters=(arguments.filters,) * 4)
+            config = dict(num_epochs=epochs, steps_per_epoch=2 if smoke else 100,
+                          classes_per_batch=8 if smoke else arguments.classes_per_batch,
+                          images_per_class=4 if smoke else arguments.images_per_class,
+                          learning_rate=arguments.learning_rate or 2e-3,
+                          loss=arguments.loss, augment=not arguments.no_augment, minutes=member_minutes,
+                          seed=arguments.seed + member, augment_strength=arguments.augment_strength,
+                          verbose=arguments.verbose)
+            members.append((model,) + tuple(omniglot.train_conv4(model, train_set, held_out, episodes, **config)))
+        model, history, one_shot, budget = members[0]
     else:
+        if arguments.ensemble != 1:
+            raise SystemExit("--ensemble is for --method conv4")
         minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (200 if arguments.full else 1000))
         model = omniglot.build_koch_model((side, side, 1), padding="valid" if side >= 65 else "same")
@@ -102,12 +115,20 @@ def main(argv=None):
                       patience=20 if arguments.full else 10, minutes=minutes, seed=arguments.seed,
                       verbose=arguments.verbose)
         history, one_shot, budget = omniglot.train_koch(model, train_set, held_out, episodes, **config)
-    training_seconds = budget.elapsed_seconds
+        members = [(model, history, one_shot, budget)]
+    training_seconds = sum(member[3].elapsed_seconds for member in members)
+    models = [member[0] for member in members]
 
-    within = omniglot.evaluate_episodes(omniglot.ModelScorer(model), held_out.images, episodes)
-    across_result = omniglot.evaluate_episodes(omniglot.ModelScorer(model), held_out.images, across)
+    def make_scorer(test_time_shift=0):
+        if len(models) == 1:
+            return omniglot.ModelScorer(model, test_time_shift=test_time_shift)
+        return omniglot.EnsembleScorer(models, test_time_shift=test_time_shift)
+
+    scorer = make_scorer()
+    within = omniglot.evaluate_episodes(scorer, held_out.images, episodes)
+    across_result = omniglot.evaluate_episodes(scorer, held_out.images, across)
     # Test-time augmentation: embeddings averaged over 1-pixel shifts (no retraining).
-    shifted_scorer = omniglot.ModelScorer(model, test_time_shift=1)
+    shifted_scorer = make_scorer(test_time_shift=1)
     within_shifted = omniglot.evaluate_episodes(shifted_scorer, held_out.images, episodes)
     across_shifted = omniglot.evaluate_episodes(shifted_scorer, held_out.images, across)
     pixels = omniglot.evaluate_episodes(omniglot.PixelScorer(), held_out.images, episodes)
@@ -135,25 +156,37 @@ def main(argv=None):
         "best_epoch": None if one_shot.best_epoch is None else one_shot.best_epoch + 1,
         "epochs_run": len(one_shot.history),
         "validation_accuracy_per_epoch": [round(value, 4) for value in one_shot.history],
-        "training_steps": budget.steps,
+        "training_steps": sum(member[3].steps for member in members),
         "training_seconds": round(training_seconds, 1),
         "loading_seconds": round(loading_seconds, 1),
         "images_embedded_per_second": round(omniglot.images_embedded_per_second(model, held_out.images), 1),
         "parameters": int(model.embedding.count_params() + model.head.count_params()),
+        "ensemble": len(models),
         "machine": machine_description(),
     }
     if layout_sample.exists():
-        scored = omniglot.score_lake_runs(layout_sample, model, image_size=(side, side), invert=invert)
+        scored = omniglot.score_lake_runs(layout_sample, scorer, image_size=(side, side), invert=invert)
         result["layout_sample_runs"] = {"mean_accuracy": scored["mean_accuracy"], "per_run": scored["per_run"],
                                         "note": "built from background images: a layout check, not the benchmark"}
     if arguments.runs:
-        scored = omniglot.score_lake_runs(arguments.runs, model, image_size=(side, side), invert=invert)
+        scored = omniglot.score_lake_runs(arguments.runs, scorer, image_size=(side, side), invert=invert)
         result["official_runs"] = {"mean_accuracy": scored["mean_accuracy"], "per_run": scored["per_run"]}
+    if len(models) > 1:
+        result["ensemble_members"] = [
+            {"seed": arguments.seed + number, "training_steps": member[3].steps,
+             "training_seconds": round(member[3].elapsed_seconds, 1),
+             "held_out_within_alphabet_accuracy": omniglot.evaluate_episodes(
+                 omniglot.ModelScorer(member[0]), held_out.images, episodes)["accuracy"]}
+            for number, member in enumerate(members)]
     if arguments.save:
         from siamese_tf.models import save_model
 
-        save_model(model, arguments.save)
-        result["saved_model"] = arguments.save
+        saved = [arguments.save] if len(models) == 1 else [
+            str(Path(arguments.save).with_name(f"{Path(arguments.save).stem}_{number}.keras"))
+            for number in range(len(models))]
+        for member_model, path in zip(models, saved):
+            save_model(member_model, path)
+        result["saved_model"] = saved[0] if len(saved) == 1 else saved
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=1))
     return result

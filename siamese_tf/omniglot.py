@@ -426,6 +426,45 @@ class ModelScorer:
         return np.asarray(self.model.similarity_to_library(query_features, support_features))
 
 
+class EnsembleScorer:
+    """Several scorers voting together: each query's similarities to the supports are standardised
+    per scorer (zero mean, unit spread over the supports) and then averaged.
+
+    Standardising first lets members whose similarity scales differ (distances of different
+    networks) count equally. Features of the members are stored side by side in one array, so
+    :func:`evaluate_episodes` and :func:`score_lake_runs` take an ensemble like any scorer. All
+    members see the same images (same input size and inversion). Trained models can be passed
+    directly; they are wrapped in :class:`ModelScorer` with ``test_time_shift``.
+    """
+
+    def __init__(self, scorers, test_time_shift=0):
+        scorers = list(scorers)
+        if not scorers:
+            raise ValueError("an ensemble needs at least one scorer, got none")
+        self.scorers = [scorer if hasattr(scorer, "features") else ModelScorer(scorer, test_time_shift=test_time_shift)
+                        for scorer in scorers]
+        self._widths = None
+
+    def features(self, images):
+        parts = [np.asarray(scorer.features(images), np.float32) for scorer in self.scorers]
+        parts = [part.reshape(len(part), -1) for part in parts]
+        self._widths = [part.shape[1] for part in parts]
+        return np.concatenate(parts, axis=1)
+
+    def similarity(self, query_features, support_features):
+        if self._widths is None:
+            raise ValueError("call features() before similarity(): the ensemble splits features by member")
+        total = 0.0
+        start = 0
+        for scorer, width in zip(self.scorers, self._widths):
+            similarities = np.asarray(scorer.similarity(query_features[:, start:start + width],
+                                                        support_features[:, start:start + width]), np.float64)
+            spread = similarities.std(axis=-1, keepdims=True)
+            total = total + (similarities - similarities.mean(axis=-1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+            start += width
+        return total / len(self.scorers)
+
+
 def shift_images(images, offset, axis):
     """Move (N, H, W, C) images by ``offset`` pixels along ``axis`` (1 = rows, 2 = columns), filling with 0."""
     if offset == 0:

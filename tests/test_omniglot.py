@@ -372,3 +372,65 @@ def test_conv4_augmenter_strength_scales_every_range():
         assert getattr(strong, name) == pytest.approx(2 * getattr(base, name))
     with pytest.raises(ValueError, match="0"):
         omniglot.conv4_augmenter(0)
+
+
+class _TableScorer:
+    """A scorer whose features are the images' first pixel and whose similarities come from a table."""
+
+    def __init__(self, table):
+        self.table = np.asarray(table, np.float64)
+
+    def features(self, images):
+        return np.asarray(images, np.float32).reshape(len(images), -1)[:, :1]
+
+    def similarity(self, query_features, support_features):
+        rows = query_features[:, 0].astype(int)
+        columns = support_features[:, 0].astype(int)
+        return self.table[np.ix_(rows, columns)]
+
+
+def test_ensemble_scorer_averages_standardised_similarities():
+    # 2 queries (ids 0, 1) x 3 supports (ids 2, 3, 4); member A has a 10x larger scale than member B.
+    table_a = np.zeros((5, 5))
+    table_a[0, 2:5] = [30.0, 0.0, 0.0]     # A: query 0 -> support 0, sure
+    table_a[1, 2:5] = [0.0, 9.0, 10.0]     # A: query 1 -> support 2, barely
+    table_b = np.zeros((5, 5))
+    table_b[0, 2:5] = [0.0, 2.0, 1.0]      # B: query 0 -> support 1
+    table_b[1, 2:5] = [0.0, 3.0, 0.0]      # B: query 1 -> support 1, sure
+    ensemble = omniglot.EnsembleScorer([_TableScorer(table_a), _TableScorer(table_b)])
+    ids = np.arange(5, dtype=np.float32).reshape(5, 1, 1, 1)
+    features = ensemble.features(ids)
+    assert features.shape == (5, 2)
+    similarities = ensemble.similarity(features[:2], features[2:])
+
+    def standardise(row):
+        row = np.asarray(row, np.float64)
+        return (row - row.mean()) / row.std()
+
+    expected = np.stack([(standardise(table_a[q, 2:5]) + standardise(table_b[q, 2:5])) / 2 for q in (0, 1)])
+    np.testing.assert_allclose(similarities, expected, atol=1e-12)
+    # Standardising makes the vote blind to a member's scale: A x 100 changes nothing ...
+    louder = omniglot.EnsembleScorer([_TableScorer(100 * table_a), _TableScorer(table_b)])
+    np.testing.assert_allclose(louder.similarity(*np.split(louder.features(ids), [2])), similarities, atol=1e-12)
+    # ... whereas summing raw similarities lets the louder member decide every query.
+    raw = 100 * table_a[:2, 2:5] + table_b[:2, 2:5]
+    assert raw.argmax(axis=1).tolist() == table_a[:2, 2:5].argmax(axis=1).tolist() == [0, 2]
+    assert similarities.argmax(axis=1).tolist() == [1, 1]
+
+
+def test_ensemble_scorer_of_models_runs_episodes_and_rejects_misuse(background):
+    _, held = omniglot.split_alphabets(background)
+    episodes = omniglot.sample_one_shot_episodes(held, n_way=5, num_episodes=2, seed=0)
+    single = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    alone = omniglot.evaluate_episodes(omniglot.ModelScorer(single), held.images, episodes)
+    # An ensemble of one model ranks like the model (standardising keeps each row's order).
+    same = omniglot.evaluate_episodes(omniglot.EnsembleScorer([single]), held.images, episodes)
+    assert same["accuracy"] == alone["accuracy"]
+    other = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    pair = omniglot.evaluate_episodes(omniglot.EnsembleScorer([single, other], test_time_shift=1), held.images,
+                                      episodes)
+    assert 0.0 <= pair["accuracy"] <= 1.0 and pair["num_tasks"] == alone["num_tasks"]
+    with pytest.raises(ValueError, match="at least one"):
+        omniglot.EnsembleScorer([])
+    with pytest.raises(ValueError, match="features"):
+        omniglot.EnsembleScorer([single]).similarity(np.zeros((1, 8)), np.zeros((2, 8)))
