@@ -61,6 +61,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--cosine-decay", type=int, default=1, help="1: cosine learning-rate decay over all epochs")
     parser.add_argument("--keep-gray", type=int, default=1,
                         help="1 (default): keep the ink's grey levels; 0: the paper's binary image")
+    parser.add_argument("--keep-epoch", choices=signatures.KEEP_CHOICES, default="best",
+                        help="weights returned: best validation-AUROC epoch, or the last epoch")
     parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models-dir", default=None)
@@ -112,7 +114,8 @@ def main(argv=None):
             "keep_gray": bool(arguments.keep_gray), "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
             "threshold": "max accuracy on validation-writer pairs",
-            "model_selection": "epoch with the best validation-writer AUROC",
+            "model_selection": ("epoch with the best validation-writer AUROC" if arguments.keep_epoch == "best"
+                                else "last epoch"),
         },
         "ink_rule_test_auroc": {  # no learning: a floor every model must beat
             statistic: round(float(metrics.roc_auc(*signatures.ink_rule_similarities(test_set, statistic))), 4)
@@ -128,7 +131,7 @@ def main(argv=None):
             name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
             learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
             augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None, max_minutes=arguments.max_minutes,
-            cosine_decay=bool(arguments.cosine_decay),
+            cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
             seed=arguments.seed, log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True),
         )
         figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)

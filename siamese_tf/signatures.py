@@ -691,9 +691,10 @@ def compile_for_writer_batches(model, learning_rate=1e-3, margin=1.0, random_for
     return model
 
 
-def best_validation_auc_callback(model, validation_set, log=print):
+def best_validation_auc_callback(model, validation_set, log=print, restore_best=True):
     """A Keras callback that measures validation-writer AUROC after every epoch (pairs of
-    :func:`signature_pairs`), logs it as ``val_auc`` and restores the best epoch's weights at the end."""
+    :func:`signature_pairs`), logs it as ``val_auc`` and, with ``restore_best``, restores the best
+    epoch's weights at the end."""
     import keras
 
     from siamese_tf import metrics
@@ -715,7 +716,7 @@ def best_validation_auc_callback(model, validation_set, log=print):
                 log(f"epoch {epoch + 1}: validation AUROC {area:.4f} (best {self.best_auc:.4f})")
 
         def on_train_end(self, logs=None):
-            if self.best_weights is not None:
+            if restore_best and self.best_weights is not None:
                 model.set_weights(self.best_weights)
 
     return BestValidationAUC()
@@ -804,10 +805,13 @@ def _time_limit_callback(max_minutes):
     return TimeLimit()
 
 
+KEEP_CHOICES = ("best", "last")
+
+
 def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per_epoch=30, learning_rate=1e-3,
                            writers_per_batch=6, genuine_per_writer=6, forgeries_per_writer=4,
                            random_forgery_weight=0.0, augment=None, max_minutes=None, seed=0, verbose=0,
-                           log=print, cosine_decay=False, **embedding_kwargs):
+                           log=print, cosine_decay=False, keep="best", **embedding_kwargs):
     """Train one branch (``"signet"``, ``"deepsign"``, ``"mobilenet_v2"``, ...) with a Euclidean head.
 
     In-batch contrastive training on :class:`SignatureWriterBatches` (genuine-genuine pulled
@@ -815,9 +819,12 @@ def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per
     AUROC is measured and the best epoch's weights are kept. ``max_minutes`` stops after the epoch
     in which that much training time ran out. The input size is the training set's image size.
     ``cosine_decay`` anneals the learning rate over ``epochs * steps_per_epoch`` steps.
+    ``keep`` "best" returns the weights of the epoch with the best validation AUROC; "last" those
+    of the last epoch (with 10 validation writers the best epoch is a noisy pick; with strong
+    jitter and cosine decay the last epoch overfits little).
 
     Returns ``(model, record)``: the :class:`~siamese_tf.models.SiameseModel` and a dict with
-    ``loss`` and ``val_auc`` per epoch, ``best_epoch`` (1-based), ``epochs_run``, ``seconds`` and
+    ``loss`` and ``val_auc`` per epoch, ``best_epoch`` (1-based), ``kept`` ("best" or "last"), ``epochs_run``, ``seconds`` and
     ``stopped_for_time``.
     """
     import time
@@ -826,13 +833,16 @@ def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per
     from siamese_tf.models import build_siamese_model
     from siamese_tf.training import train_siamese
 
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
     settings.seed_everything(seed)
     model = build_siamese_model(name, "euclidean", input_shape=train_set.image_shape, **embedding_kwargs)
     compile_for_writer_batches(model, learning_rate, random_forgery_weight=random_forgery_weight,
                                decay_steps=epochs * steps_per_epoch if cosine_decay else None)
     batches = SignatureWriterBatches(train_set, writers_per_batch, genuine_per_writer, forgeries_per_writer,
                                      steps_per_epoch, seed=seed, augment=augment)
-    best = best_validation_auc_callback(model, validation_set, log=log if verbose or log else None)
+    best = best_validation_auc_callback(model, validation_set, log=log if verbose or log else None,
+                                        restore_best=keep == "best")
     callbacks = [best]
     time_limit = _time_limit_callback(max_minutes) if max_minutes else None
     if time_limit is not None:
@@ -844,6 +854,7 @@ def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per
         "loss": [float(value) for value in history.history.get("loss", [])],
         "val_auc": [float(value) for value in best.history],
         "best_epoch": None if best.best_epoch is None else best.best_epoch + 1,
+        "kept": keep,
         "epochs_run": len(history.history.get("loss", [])),
         "seconds": seconds,
         "stopped_for_time": bool(time_limit is not None and time_limit.stopped_for_time),
@@ -890,5 +901,5 @@ __all__ = [
     "check_writers_disjoint", "signature_pairs", "pair_images", "pair_similarities", "evaluate_signature_model", "model_size",
     "distance_gallery_indices", "SIGNET_IMAGE_SIZE", "SignatureWriterBatches", "WriterContrastiveLoss",
     "writer_contrastive_loss", "signature_codes", "compile_for_writer_batches", "best_validation_auc_callback", "train_signature_branch",
-    "signature_augmenter", "SIGNATURE_AUGMENT_STRENGTH", "ink_rule_similarities", "INK_STATISTICS",
+    "signature_augmenter", "KEEP_CHOICES", "SIGNATURE_AUGMENT_STRENGTH", "ink_rule_similarities", "INK_STATISTICS",
 ]

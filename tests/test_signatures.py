@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from siamese_tf import signatures
+from siamese_tf import metrics, signatures
 from siamese_tf.embeddings import get_embedding
 from siamese_tf.errors import SiameseDataError
 
@@ -364,6 +364,22 @@ def test_train_signature_branch_keeps_the_best_epoch_and_anneals_the_learning_ra
     assert rate == pytest.approx(5e-5, rel=1e-3)
     with pytest.raises(ValueError, match="decay_steps"):
         signatures.compile_for_writer_batches(model, decay_steps=0)
+
+
+def test_train_signature_branch_keeps_the_best_or_the_last_epoch():
+    toy = _toy_set()
+    toy.images = np.random.default_rng(4).random((len(toy), 32, 32, 1), dtype=np.float32)
+    train, validation = toy.select_writers([0, 1, 2]), toy.select_writers([3, 4])
+    settings = dict(epochs=3, steps_per_epoch=2, learning_rate=1e-2, writers_per_batch=2, genuine_per_writer=2,
+                    forgeries_per_writer=1, log=None)
+    for keep, pick in (("best", max), ("last", lambda values: values[-1])):
+        model, record = signatures.train_signature_branch("deepsign", train, validation, keep=keep, **settings)
+        assert record["kept"] == keep
+        # The returned weights score the validation writers as the kept epoch did.
+        area = metrics.roc_auc(*signatures.pair_similarities(model, validation))
+        assert area == pytest.approx(pick(record["val_auc"]), abs=1e-6)
+    with pytest.raises(ValueError, match="'first'"):
+        signatures.train_signature_branch("deepsign", train, validation, keep="first", **settings)
 
 
 def test_ink_rule_scores_pairs_by_ink_statistics():
