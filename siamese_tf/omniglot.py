@@ -604,10 +604,15 @@ class TimeBudget(_keras_callback_base()):
         self.learning_rate = learning_rate
         self.final_fraction = final_fraction
         self.started = None
+        self.finished = None
         self.steps = 0
 
     def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
+        self.started, self.finished = time.perf_counter(), None
+
+    def on_train_end(self, logs=None):
+        # Freeze the clock: a budget read later (an ensemble's first member) reports its own run only.
+        self.finished = time.perf_counter()
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.learning_rate is not None:
@@ -622,7 +627,10 @@ class TimeBudget(_keras_callback_base()):
 
     @property
     def elapsed_seconds(self):
-        return 0.0 if self.started is None else time.perf_counter() - self.started
+        """Seconds since training began, or of the whole run once it has ended."""
+        if self.started is None:
+            return 0.0
+        return (self.finished if self.finished is not None else time.perf_counter()) - self.started
 
 
 # --- Lake's official 20-way runs --------------------------------------------------------------------

@@ -342,6 +342,10 @@ def test_time_budget_stops_and_anneals_by_elapsed_time(monkeypatch):
     clock[0] = 160.0
     budget.on_train_batch_end(2)
     assert budget.model.stop_training and budget.elapsed_seconds == 60.0
+    clock[0] = 170.0
+    budget.on_train_end()
+    clock[0] = 500.0  # read long after training ended: the run's own time
+    assert budget.elapsed_seconds == 70.0
     with pytest.raises(ValueError, match="minutes"):
         omniglot.TimeBudget(minutes=None, learning_rate=0.1)
 
