@@ -35,7 +35,7 @@ from siamese_tf import heads as heads_module
 from siamese_tf.libraries import TemplateLibrary
 from siamese_tf.models import build_siamese_model
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches, sample_pairs
-from siamese_tf.training import compile_siamese, train_siamese
+from siamese_tf.training import compile_siamese, cosine_decay_schedule, train_siamese
 
 CROP_SIZE = 44
 ARCHITECTURES = ("siamese_ccr_15", "siamese_ccr_27", "siamese_ccr_39")
@@ -338,8 +338,7 @@ def build_siamese_ccr(config=None):
                                 embedding_dim=config.embedding_dim)
     optimizer = None
     if config.cosine_decay:
-        optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.total_steps(), alpha=0.05))
+        optimizer = keras.optimizers.Adam(cosine_decay_schedule(config.learning_rate, config.total_steps()))
     return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode, loss=config.loss,
                            optimizer=optimizer)
 

@@ -925,8 +925,9 @@ def train_conv4(model, train_set, validation_set, validation_episodes, num_epoch
     else:
         raise ValueError(f"loss must be 'neighbourhood', 'prototypical', 'triplet' or 'contrastive', got {loss!r}")
     if minutes is None:
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=num_epochs * steps_per_epoch,
-                                                          alpha=0.05)
+        from siamese_tf.training import cosine_decay_schedule
+
+        schedule = cosine_decay_schedule(learning_rate, num_epochs * steps_per_epoch)
         budget = TimeBudget(None)
     else:  # a time budget: anneal by elapsed time instead of by step count
         schedule, budget = learning_rate, TimeBudget(minutes, learning_rate=learning_rate)

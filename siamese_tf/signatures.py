@@ -686,8 +686,9 @@ def compile_for_writer_batches(model, learning_rate=1e-3, margin=1.0, random_for
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
     if decay_steps is not None and (not isinstance(decay_steps, (int, np.integer)) or decay_steps < 1):
         raise ValueError(f"decay_steps must be a positive integer or None, got {decay_steps!r}")
-    schedule = learning_rate if decay_steps is None else keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=int(decay_steps), alpha=0.05)
+    from siamese_tf.training import cosine_decay_schedule
+
+    schedule = learning_rate if decay_steps is None else cosine_decay_schedule(learning_rate, decay_steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=WriterContrastiveLoss(margin=margin, random_forgery_weight=random_forgery_weight))
     return model
@@ -713,7 +714,9 @@ def best_validation_auc_callback(model, validation_set, log=print, restore_best=
             if logs is not None:
                 logs["val_auc"] = area
             if area > self.best_auc:
-                self.best_auc, self.best_epoch, self.best_weights = area, epoch, model.get_weights()
+                self.best_auc, self.best_epoch = area, epoch
+                if restore_best:  # a copy of the weights only when they will be restored
+                    self.best_weights = model.get_weights()
             if log:
                 log(f"epoch {epoch + 1}: validation AUROC {area:.4f} (best {self.best_auc:.4f})")
 

@@ -49,6 +49,12 @@ def default_loss(model, margin=None, mode="pairs", loss=None, mining="batch_hard
     raise ValueError(f"Loss {loss!r} needs mode='in_batch' (it compares several pairs per anchor)")
 
 
+def cosine_decay_schedule(learning_rate, decay_steps, final_fraction=0.05):
+    """A learning rate annealed along one cosine from ``learning_rate`` to ``final_fraction`` of it
+    over ``decay_steps`` optimizer steps (the schedule every case study uses)."""
+    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=int(decay_steps), alpha=final_fraction)
+
+
 def compile_siamese(model, learning_rate=1e-3, margin=None, optimizer=None, jit_compile=False, mode="pairs",
                     loss=None, mining="batch_hard"):
     """Compile ``model`` with Adam (or ``optimizer``) and the loss for its head and ``mode``.
