@@ -32,23 +32,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from siamese_tf import captcha_recognition as ccr  # noqa: E402
-from siamese_tf import captchas, settings  # noqa: E402
+from siamese_tf import settings
 from siamese_tf.models import load_model, save_model  # noqa: E402
-from siamese_tf.pipelines import machine_description, round_figures  # noqa: E402
+from siamese_tf.reports import machine_description, round_figures  # noqa: E402
+from siamese_tf.studies import captcha  # noqa: E402  # noqa: E402
 
 
 def run(arguments):
     settings.seed_everything(arguments.seed)
     dataset_dir = Path(arguments.dataset_dir or settings.data_dir() / f"captcha_cicc_scale{arguments.scale}_seed{arguments.seed}")
     started = time.perf_counter()
-    metadata = captchas.generate_captcha_dataset(dataset_dir, scale=arguments.scale, seed=arguments.seed,
+    metadata = captcha.generate_captcha_dataset(dataset_dir, scale=arguments.scale, seed=arguments.seed,
                                                  progress=arguments.progress)
     generation_seconds = time.perf_counter() - started
-    split = {name: captchas.load_captcha_split(dataset_dir, name) for name in captchas.SPLITS
+    split = {name: captcha.load_captcha_split(dataset_dir, name) for name in captcha.SPLITS
              if metadata["split_sizes"].get(name)}
 
-    config = ccr.CCRConfig(architecture=arguments.architecture, random_epochs=arguments.random_epochs,
+    config = captcha.CCRConfig(architecture=arguments.architecture, random_epochs=arguments.random_epochs,
                            mining_rounds=arguments.mining_rounds, mining_epochs=arguments.mining_epochs,
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
@@ -58,37 +58,37 @@ def run(arguments):
     if arguments.model:
         # Evaluate a model trained earlier (its training figures come from that run's JSON).
         model = load_model(arguments.model)
-        ccr.recalibrate_batch_norm(model.embedding, split["train"].images, ccr.CROP_SIZE, seed=arguments.seed)
+        captcha.recalibrate_batch_norm(model.embedding, split["train"].images, captcha.CROP_SIZE, seed=arguments.seed)
         previous = Path(arguments.model).with_suffix(".json")
         report = json.loads(previous.read_text()) if previous.exists() else {"rounds": [], "confusers": None}
         report["confusers"] = None
     else:
-        model, report = ccr.train_siamese_ccr(split["train"].images, split["train"].labels, config,
+        model, report = captcha.train_siamese_ccr(split["train"].images, split["train"].labels, config,
                                               verbose=2 if arguments.progress else 0)
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
     def evaluate(queries, templates):
-        return ccr.evaluate_template_matching(model, queries.images, queries.labels, templates.images, templates.labels)
+        return captcha.evaluate_template_matching(model, queries.images, queries.labels, templates.images, templates.labels)
 
     results = {
         "few_shot_test_a": evaluate(split["test_a"], split["support_a"]),
         "one_shot_test_b": evaluate(split["test_b"], split["support_b"]),
     }
-    merged = ccr.build_template_library(model, split["support_a"].images, split["support_a"].labels)
-    merged.add(images=ccr.center_crop(split["support_b"].images), labels=split["support_b"].labels)
+    merged = captcha.build_template_library(model, split["support_a"].images, split["support_a"].labels)
+    merged.add(images=captcha.center_crop(split["support_b"].images), labels=split["support_b"].labels)
     for name in ("test_a", "test_b"):
-        results[f"merged_library_{name}"] = ccr.evaluate_template_matching(
+        results[f"merged_library_{name}"] = captcha.evaluate_template_matching(
             model, split[name].images, split[name].labels, library=merged)
     if "test_b_held_out_font" in split:
         results["held_out_font_vs_training_font_templates"] = evaluate(split["test_b_held_out_font"], split["support_b"])
         results["held_out_font_vs_same_font_templates"] = evaluate(split["test_b_held_out_font"],
                                                                    split["support_b_held_out_font"])
-    timing = ccr.time_matching(model, num_templates=6763, num_queries=arguments.timing_queries)
+    timing = captcha.time_matching(model, num_templates=6763, num_queries=arguments.timing_queries)
 
     baselines = {}
     for name in ("lenet5", "cnn11"):
         if arguments.baseline_epochs > 0:
-            _, figures = ccr.train_classifier_baseline(name, split["train"].images, split["train"].labels,
+            _, figures = captcha.train_classifier_baseline(name, split["train"].images, split["train"].labels,
                                                        split["test_a"].images, split["test_a"].labels,
                                                        epochs=arguments.baseline_epochs, seed=arguments.seed)
             figures["losses"] = figures["losses"][-1:]
@@ -127,12 +127,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--architecture", default="siamese_ccr_15", choices=ccr.ARCHITECTURES)
+    parser.add_argument("--architecture", default="siamese_ccr_15", choices=captcha.ARCHITECTURES)
     parser.add_argument("--widths", default="16,32,64,128", help="bottleneck widths of the 4 stages")
     parser.add_argument("--mode", default="in_batch", choices=("in_batch", "pairs"))
-    parser.add_argument("--head", default="euclidean", choices=tuple(ccr.HEADS),
+    parser.add_argument("--head", default="euclidean", choices=tuple(captcha.HEADS),
                         help="euclidean (default; prototypical loss) or l1 (the paper's head and BCE)")
-    parser.add_argument("--loss", default=None, help="loss for the head (default: the head's first, see ccr.HEADS)")
+    parser.add_argument("--loss", default=None, help="loss for the head (default: the head's first, see captcha.HEADS)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--cosine-decay", type=int, default=0, help="1: one cosine learning-rate decay over all rounds")
     parser.add_argument("--classes-per-batch", type=int, default=16, help="in-batch: characters per batch (P)")

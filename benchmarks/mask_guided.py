@@ -1,4 +1,4 @@
-"""Mask-guided classification benchmark (Alqasir, Muselet & Ducottet, VISAPP 2020) on generated chairlifts.
+"""Mask-guided classification benchmark (Alqasir, Muselet & Ducottet, VISAPP 2020) on generated mask_guided.
 
 Generates seen and unseen synthetic chairlift domains, trains the mask-guided Siamese network
 (sister network, 2-D embedding, contrastive loss, nearest mask decides) and the same network as
@@ -30,8 +30,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from siamese_tf import mask_guided, settings  # noqa: E402
-from siamese_tf.pipelines import machine_description, round_figures  # noqa: E402
+from siamese_tf import settings
+from siamese_tf.reports import machine_description, round_figures  # noqa: E402
+from siamese_tf.studies import mask_guided  # noqa: E402
 
 PAPER = {"siamese_with_masks": 0.9094, "classifier": 0.8776, "chairlifts": 20, "train_images_per_chairlift": 100,
          "image_size": [200, 200]}

@@ -28,10 +28,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
-from siamese_tf import omniglot, settings  # noqa: E402
-from siamese_tf.pipelines import machine_description  # noqa: E402
+from siamese_tf import settings
+from siamese_tf.reports import machine_description  # noqa: E402
+from siamese_tf.studies import omniglot  # noqa: E402
 
 
 def parse_arguments(argv=None):

@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from siamese_tf import metrics, settings, signatures  # noqa: E402
+from siamese_tf import metrics, settings
 from siamese_tf.models import build_siamese_model, half_precision_copy  # noqa: E402
+from siamese_tf.studies import signatures  # noqa: E402
 
 PAPER_TABLE = {  # Wang & Ko (DeepSign), Dey et al. (2017)
     "signet": {"parameters": 6_460_000, "cedar_accuracy": 1.00},
@@ -76,7 +77,7 @@ def parse_arguments(argv=None):
 def main(argv=None):
     arguments = parse_arguments(argv)
     from siamese_tf import plots
-    from siamese_tf.pipelines import machine_description
+    from siamese_tf.reports import machine_description
 
     archive = settings.data_dir(arguments.data_dir) / "signatures" / "signatures_50writers.zip"
     models_dir = settings.models_dir(arguments.models_dir) / "signatures"

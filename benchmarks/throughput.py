@@ -42,7 +42,7 @@ from siamese_tf import heads as heads_module  # noqa: E402
 from siamese_tf import indexes  # noqa: E402
 from siamese_tf.embeddings import EMBEDDINGS  # noqa: E402
 from siamese_tf.models import build_siamese_model  # noqa: E402
-from siamese_tf.pipelines import machine_description  # noqa: E402
+from siamese_tf.reports import machine_description  # noqa: E402
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches  # noqa: E402
 from siamese_tf.training import compile_siamese, train_siamese  # noqa: E402
 
@@ -374,7 +374,7 @@ class AccuracyClock(keras.callbacks.Callback):
         if self.steps % self.eval_every:
             return
         self.training_seconds += time.perf_counter() - self._resumed
-        from siamese_tf.omniglot import ModelScorer, evaluate_episodes
+        from siamese_tf.studies.omniglot import ModelScorer, evaluate_episodes
 
         accuracy = evaluate_episodes(ModelScorer(self.model), self.images, self.episodes)["accuracy"]
         self.curve.append({"steps": self.steps, "training_minutes": round(self.training_seconds / 60, 3),
@@ -396,8 +396,8 @@ def run_time_to_accuracy(budget_minutes, smoke=False, target=0.92, side=28, seed
     contrastive loss family: ``pairs`` trains on batches of 32 pairs (two embeddings per pair),
     ``in_batch`` on P=32 x K=4 class-balanced batches (every pair of 128 images scored).
     """
-    from siamese_tf import omniglot
     from siamese_tf.samplers import ClassBalancedBatches, PairBatches
+    from siamese_tf.studies import omniglot
 
     data = omniglot.load_background_small(image_size=(side, side), invert=True,
                                           max_images_per_class=6 if smoke else None)

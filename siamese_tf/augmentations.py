@@ -16,6 +16,11 @@ import math
 import cv2
 import numpy as np
 
+__all__ = [
+    "Augmenter",
+    "augment_image",
+]
+
 
 def _uniform_or_neutral(rng, limit, neutral, probability):
     """A value from ``neutral ± limit``, or ``neutral`` itself with probability ``1 - probability``."""

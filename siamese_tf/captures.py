@@ -22,8 +22,21 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from siamese_tf.datasets import _check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
+from siamese_tf.datasets import check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError  # noqa: E402
+
+__all__ = [
+    "CAMERA_TIMEOUT_MS",
+    "DEFAULT_CROP_SIZE",
+    "FrameSource",
+    "capture_images",
+    "crop_center",
+    "crop_face",
+    "detect_face",
+    "detect_face_crop",
+    "save_frame_atomic",
+    "save_image_atomic",
+]
 
 DEFAULT_CROP_SIZE = (250, 250)
 # How long OpenCV may wait to open a camera or read a frame before giving up, in milliseconds.
@@ -183,7 +196,7 @@ class FrameSource:
 
 
 def _check_size(size):
-    return _check_image_size(size, name="size", allow_none=False)
+    return check_image_size(size, name="size", allow_none=False)
 
 
 def _crop_with_padding(frame, top, left, height, width, pad_value=0):

@@ -104,7 +104,7 @@ def main(argv=None):
 def _run_demo(arguments):
     if arguments.smoke:
         os.environ["SIAMESE_TF_SMOKE"] = "1"
-    from siamese_tf.pipelines import FaceVerificationConfig, run_face_verification
+    from siamese_tf.studies.faces import FaceVerificationConfig, run_face_verification
 
     overrides = {}
     if arguments.epochs:
@@ -185,9 +185,8 @@ def _run_evaluate(arguments):
 
 
 def _run_verify(arguments):
-    from siamese_tf.verification import Verifier
-
     from siamese_tf.datasets import read_image
+    from siamese_tf.verification import Verifier
 
     verifier = Verifier.from_folder(arguments.model, arguments.references,
                                     detection_threshold=arguments.detection_threshold,

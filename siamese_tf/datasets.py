@@ -30,6 +30,25 @@ import numpy as np
 
 from siamese_tf.errors import SiameseDataError
 
+__all__ = [
+    "DECODE_THREADS",
+    "DEFAULT_IMAGE_SIZE",
+    "DOCUMENTATION_PATTERN",
+    "FileTree",
+    "ImageSet",
+    "check_image_size",
+    "class_counts_for_splits",
+    "decode_image_bytes",
+    "load_anchor_positive_negative",
+    "load_identity_folders",
+    "load_role_folders",
+    "make_image_dataset",
+    "natural_sort_key",
+    "read_image",
+    "resolve_archive",
+    "split_by_identity",
+]
+
 DEFAULT_IMAGE_SIZE = (64, 64)
 DECODE_THREADS = 2
 # macOS and Windows add these to folders and zips; they are never data.
@@ -37,7 +56,7 @@ _IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _IGNORED_FOLDERS = {"__MACOSX"}
 # Documentation beside the identity folders (the ORL zip has orl_faces/README): listed in
 # ImageSet.skipped but not warned about, since it is expected there.
-_DOCUMENTATION_PATTERN = re.compile(r"^(readme|license|licence|copying|citation)([._-].*)?$|\.(txt|md|rst|pdf|html?)$",
+DOCUMENTATION_PATTERN = re.compile(r"^(readme|license|licence|copying|citation)([._-].*)?$|\.(txt|md|rst|pdf|html?)$",
                                     re.IGNORECASE)
 
 
@@ -178,7 +197,7 @@ def read_image(source, image_size=None, channels=1, name=None):
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-    target_size = _check_image_size(image_size)
+    target_size = check_image_size(image_size)
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = name or "<image bytes>"
         data = np.frombuffer(bytes(source), dtype=np.uint8)
@@ -216,7 +235,7 @@ def read_image(source, image_size=None, channels=1, name=None):
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
 
 
-def _check_image_size(image_size, name="image_size", allow_none=True):
+def check_image_size(image_size, name="image_size", allow_none=True):
     """``(height, width)`` as two positive ints; errors name the argument ``name``."""
     if image_size is None and allow_none:
         return None
@@ -230,7 +249,7 @@ def _check_image_size(image_size, name="image_size", allow_none=True):
     return (height, width)
 
 
-class _FileTree:
+class FileTree:
     """Files of a folder on disk or of a zip archive, addressed by '/'-separated relative paths."""
 
     def __init__(self, path):
@@ -375,14 +394,14 @@ def load_identity_folders(
             raise ValueError(f"{argument} must be a positive integer, got {value!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-    _check_image_size(image_size)
-    with _FileTree(path) as tree:
+    check_image_size(image_size)
+    with FileTree(path) as tree:
         root = tree.content_root()
         files_by_class = {}
         skipped, documentation = [], []
         for file, relative in tree.under(root):
             if len(relative.parts) == 1:
-                if _DOCUMENTATION_PATTERN.search(relative.name):
+                if DOCUMENTATION_PATTERN.search(relative.name):
                     documentation.append((tree.display_path(file), "documentation file beside the identity folders"))
                 else:
                     skipped.append((tree.display_path(file), "file outside the identity folders"))
@@ -460,9 +479,9 @@ def load_role_folders(path, roles=("anchor", "positive", "negative"), image_size
     """
     if isinstance(roles, str) or not roles:
         raise ValueError(f"roles must be a non-empty sequence of folder names, got {roles!r}")
-    _check_image_size(image_size)
+    check_image_size(image_size)
     result = {}
-    with _FileTree(path) as tree:
+    with FileTree(path) as tree:
         root = tree.content_root()
         for role in roles:
             role_root = root / role
@@ -503,7 +522,7 @@ def resolve_archive(path):
     raise FileNotFoundError(f"data set not found: {path} (nor {with_zip})")
 
 
-def _class_counts_for_splits(num_classes, fractions):
+def class_counts_for_splits(num_classes, fractions):
     raw = np.asarray(fractions, dtype=np.float64) * num_classes
     counts = np.maximum(np.floor(raw).astype(np.int64), 1)
     while counts.sum() < num_classes:
@@ -533,7 +552,7 @@ def split_by_identity(image_set, fractions=(0.6, 0.2, 0.2), seed=0):
             f"cannot split {image_set.num_classes} class(es) into {len(fractions)} identity-disjoint splits"
         )
     order = np.random.default_rng(seed).permutation(image_set.num_classes)
-    counts = _class_counts_for_splits(image_set.num_classes, fractions)
+    counts = class_counts_for_splits(image_set.num_classes, fractions)
     splits, start = [], 0
     for count in counts:
         splits.append(image_set.select_classes(sorted(order[start: start + count])))

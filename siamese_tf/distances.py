@@ -7,6 +7,17 @@ Element-wise functions (``l1_distance``) keep the last axis; reducing functions
 
 from keras import ops
 
+__all__ = [
+    "DISTANCES",
+    "cosine_distance",
+    "euclidean_distance",
+    "get_distance",
+    "l1_distance",
+    "pairwise_cosine",
+    "pairwise_distances",
+    "pairwise_euclidean",
+]
+
 _EPSILON = 1e-9
 
 

@@ -24,6 +24,14 @@ import contextlib
 
 import keras
 
+__all__ = [
+    "STRATEGIES",
+    "build_and_compile",
+    "build_model",
+    "dtype_policy",
+    "get_strategy",
+]
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 

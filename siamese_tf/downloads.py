@@ -22,6 +22,15 @@ from pathlib import Path, PurePosixPath
 from siamese_tf import settings
 from siamese_tf.errors import ChecksumError, SiameseDataError
 
+__all__ = [
+    "DataSource",
+    "REGISTRY",
+    "download",
+    "extract_archive",
+    "sha256_of",
+    "verify_checksum",
+]
+
 _CHUNK_BYTES = 1 << 20
 _OMNIGLOT_COMMIT = "057f034baf2ecb8530bc5710e5a23584d2a519cc"
 _OMNIGLOT_URL = f"https://raw.githubusercontent.com/brendenlake/omniglot/{_OMNIGLOT_COMMIT}/python/"

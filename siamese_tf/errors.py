@@ -1,5 +1,11 @@
 """Exceptions raised by siamese_tf, so callers can tell bad input from bugs."""
 
+__all__ = [
+    "CameraUnavailableError",
+    "ChecksumError",
+    "SiameseDataError",
+]
+
 
 class SiameseDataError(ValueError):
     """Input data is missing, unreadable or unusable (an empty folder, one identity, ...)."""

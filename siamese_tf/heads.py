@@ -20,6 +20,16 @@ from keras import ops
 
 from siamese_tf import distances
 
+__all__ = [
+    "DistanceHead",
+    "HEADS",
+    "L1SimilarityHead",
+    "PACKAGE",
+    "get_head",
+    "score_library",
+    "to_similarity",
+]
+
 PACKAGE = "siamese_tf"
 
 

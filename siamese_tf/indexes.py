@@ -37,6 +37,23 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "AUTO_FLAT_LIMIT",
+    "ExactIndex",
+    "FAISS_TYPES",
+    "FaissIndex",
+    "L1HeadScorer",
+    "L1_BACKENDS",
+    "METRICS",
+    "SEARCH_BLOCK_BYTES",
+    "build_index",
+    "head_weights_from",
+    "index_path_for",
+    "l1_head_scores",
+    "load_index",
+    "metric_for_head",
+]
+
 METRICS = ("euclidean", "cosine", "l1_head")
 FAISS_TYPES = ("auto", "flat", "ivf", "hnsw")
 # Below this many entries "auto" picks an exact flat FAISS index; above it an inverted file.

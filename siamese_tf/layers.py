@@ -8,6 +8,14 @@ from keras import ops
 
 from siamese_tf import distances
 
+__all__ = [
+    "CosineDistance",
+    "EuclideanDistance",
+    "L1Dist",
+    "L2Normalization",
+    "PACKAGE",
+]
+
 PACKAGE = "siamese_tf"
 
 

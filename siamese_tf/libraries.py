@@ -12,6 +12,11 @@ import numpy as np
 
 from siamese_tf import heads as heads_module
 
+__all__ = [
+    "Matches",
+    "TemplateLibrary",
+]
+
 
 @dataclasses.dataclass
 class Matches:

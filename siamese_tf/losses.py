@@ -10,6 +10,19 @@ import keras
 from keras import ops
 from keras.losses import BinaryCrossentropy, binary_crossentropy  # noqa: F401 (re-export)
 
+__all__ = [
+    "ContrastiveLoss",
+    "InBatchLoss",
+    "PACKAGE",
+    "PairBinaryCrossentropy",
+    "TRIPLET_MINING",
+    "contrastive_loss",
+    "in_batch_binary_crossentropy",
+    "in_batch_contrastive",
+    "prototypical_loss",
+    "triplet_loss",
+]
+
 PACKAGE = "siamese_tf"
 
 

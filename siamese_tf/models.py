@@ -19,6 +19,15 @@ import numpy as np
 from siamese_tf import heads as heads_module
 from siamese_tf.embeddings import get_embedding
 
+__all__ = [
+    "PACKAGE",
+    "SiameseModel",
+    "build_siamese_model",
+    "half_precision_copy",
+    "load_model",
+    "save_model",
+]
+
 PACKAGE = "siamese_tf"
 
 

@@ -13,6 +13,19 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+__all__ = [
+    "CHOSEN_COLOR",
+    "DIFFERENT_COLOR",
+    "SAME_COLOR",
+    "SAVE_DPI",
+    "plot_n_way_task",
+    "plot_pairs",
+    "plot_roc",
+    "plot_score_histogram",
+    "plot_training_curves",
+    "plot_verification",
+]
+
 
 def _choose_backend():
     """Use Agg only when nobody chose a backend and there is no display to draw on.

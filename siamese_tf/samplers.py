@@ -17,8 +17,17 @@ import threading
 
 import numpy as np
 
-SAME_LABEL = 1
-DIFFERENT_LABEL = 0
+from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
+
+__all__ = [
+    "ClassBalancedBatches",
+    "EpochSeededBatches",
+    "PairBatches",
+    "all_pairs",
+    "make_pairs",
+    "sample_n_way_tasks",
+    "sample_pairs",
+]
 
 
 def _as_generator(rng):
@@ -138,7 +147,7 @@ def make_pairs(images, labels, num_pairs, seed=0, positive_fraction=0.5):
     return (images[first], images[second]), pair_labels.astype(np.float32)
 
 
-class _EpochSeededBatches:
+class EpochSeededBatches:
     """Mechanics shared by batch sources whose epoch ``e`` depends only on ``(seed, e)``.
 
     Subclasses set ``steps_per_epoch``, ``seed`` and ``images`` and define ``batch(epoch, step)``
@@ -231,7 +240,7 @@ class _EpochSeededBatches:
 
 
 
-class PairBatches(_EpochSeededBatches):
+class PairBatches(EpochSeededBatches):
     """Training batches of image pairs, reproducible per epoch.
 
     The pairs and the augmentation of epoch ``e`` come from ``numpy.random.default_rng([seed, e])``
@@ -324,7 +333,7 @@ class PairBatches(_EpochSeededBatches):
         return (image_spec, image_spec), tf.TensorSpec(shape=(None,), dtype=tf.float32)
 
 
-class ClassBalancedBatches(_EpochSeededBatches):
+class ClassBalancedBatches(EpochSeededBatches):
     """Batches of single images, ``classes_per_batch`` (P) classes x ``images_per_class`` (K) each.
 
     For in-batch training (``compile_siamese(model, mode="in_batch")``): the model embeds each

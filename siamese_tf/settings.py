@@ -16,6 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "DATA_DIR_VARIABLE",
+    "MODELS_DIR_VARIABLE",
+    "REPORTS_DIR_VARIABLE",
+    "SMOKE_VARIABLE",
+    "data_dir",
+    "models_dir",
+    "pick",
+    "reports_dir",
+    "seed_everything",
+    "smoke_mode",
+]
+
 SMOKE_VARIABLE = "SIAMESE_TF_SMOKE"
 DATA_DIR_VARIABLE = "SIAMESE_TF_DATA_DIR"
 MODELS_DIR_VARIABLE = "SIAMESE_TF_MODELS_DIR"

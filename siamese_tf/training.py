@@ -20,6 +20,15 @@ import tensorflow as tf
 
 from siamese_tf.losses import ContrastiveLoss, InBatchLoss, PairBinaryCrossentropy
 
+__all__ = [
+    "MODES",
+    "compile_siamese",
+    "cosine_decay_schedule",
+    "default_loss",
+    "pairs_to_dataset",
+    "train_siamese",
+]
+
 MODES = ("pairs", "in_batch")
 
 

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from siamese_tf import captcha_recognition as ccr
 from siamese_tf.embeddings import get_embedding
 from siamese_tf.heads import L1SimilarityHead
 from siamese_tf.libraries import TemplateLibrary
 from siamese_tf.models import SiameseModel
+from siamese_tf.studies import captcha
 
 
 def _weighted_layers(model):
@@ -34,16 +34,16 @@ def test_siamese_ccr_rejects_bad_settings():
 
 def test_center_and_random_crops_take_44_of_48():
     images = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
-    centre = ccr.center_crop(images)
+    centre = captcha.center_crop(images)
     assert centre.shape == (2, 44, 44, 1)
     np.testing.assert_array_equal(centre[0, 0, 0], images[0, 2, 2])  # (48 - 44) / 2 = 2
-    crop = ccr.RandomCrop(44)(images[1], np.random.default_rng(0))
+    crop = captcha.RandomCrop(44)(images[1], np.random.default_rng(0))
     assert crop.shape == (44, 44, 1)
     top, left = divmod(int(crop[0, 0, 0] - images[1, 0, 0, 0]), 48)
     assert 0 <= top <= 4 and 0 <= left <= 4
     np.testing.assert_array_equal(crop, images[1, top:top + 44, left:left + 44])
     with pytest.raises(ValueError, match="larger"):
-        ccr.center_crop(images, 50)
+        captcha.center_crop(images, 50)
 
 
 def _mean_intensity_model():
@@ -61,19 +61,19 @@ def test_confusable_classes_rank_the_most_similar_other_classes():
     brightness = {7: 0.1, 3: 0.2, 9: 0.5, 4: 0.9}
     labels = np.array([7, 3, 9, 4, 7, 3])
     images = np.stack([np.full((48, 48, 1), brightness[label], np.float32) for label in labels])
-    classes, confusers = ccr.confusable_classes(model, images, labels, top_k=2)
+    classes, confusers = captcha.confusable_classes(model, images, labels, top_k=2)
     assert classes.tolist() == [3, 4, 7, 9]
     # Hand-computed from the brightness gaps: 3 (0.2) -> 7 (0.1), 9 (0.5); 4 (0.9) -> 9, 3; ...
     assert confusers.tolist() == [[7, 9], [9, 3], [3, 9], [3, 7]]
     with pytest.raises(ValueError, match="at least 2 classes"):
-        ccr.confusable_classes(model, images[:1], labels[:1])
+        captcha.confusable_classes(model, images[:1], labels[:1])
 
 
 def test_hard_negative_pairs_take_negatives_from_the_confusers():
     labels = np.repeat(np.arange(6), 3)
     classes = np.arange(6)
     confusers = np.array([[1], [0], [3], [2], [5], [4]])  # each class's only confuser
-    first, second, pair_labels = ccr.hard_negative_pairs(labels, classes, confusers, 200, 0)
+    first, second, pair_labels = captcha.hard_negative_pairs(labels, classes, confusers, 200, 0)
     assert len(first) == 200 and pair_labels.sum() == 100
     same = labels[first] == labels[second]
     np.testing.assert_array_equal(same, pair_labels == 1)
@@ -87,7 +87,7 @@ def test_class_batches_group_each_class_with_its_confusers():
     images = np.random.default_rng(0).random((80, 48, 48, 1), dtype=np.float32)
     classes = np.arange(20)
     confusers = np.stack([(classes + offset) % 20 for offset in (1, 2, 3, 4, 5)], axis=1)
-    batches = ccr.CaptchaClassBatches(images, labels, classes_per_batch=8, images_per_class=2, steps_per_epoch=3,
+    batches = captcha.CaptchaClassBatches(images, labels, classes_per_batch=8, images_per_class=2, steps_per_epoch=3,
                                       seed=1, confusers=(classes, confusers), group_size=4)
     batch_images, batch_labels = batches.batch(0, 0)
     assert batch_images.shape == (16, 44, 44, 1)
@@ -108,7 +108,7 @@ def test_xla_matcher_ranks_like_the_template_library():
     queries = rng.random((5, 1), dtype=np.float32)
     library = TemplateLibrary(model, library_embeddings, np.arange(30))
     expected = library.match(query_embeddings=queries, top_k=3).labels
-    indices, _ = ccr.xla_top_k_matcher(model, library_embeddings, k=3, chunk_size=4)(queries)
+    indices, _ = captcha.xla_top_k_matcher(model, library_embeddings, k=3, chunk_size=4)(queries)
     np.testing.assert_array_equal(indices, expected)
     # Hand check: the best template is the one with the closest value.
     np.testing.assert_array_equal(indices[:, 0], np.abs(queries - library_embeddings[:, 0]).argmin(axis=1))
@@ -118,44 +118,44 @@ def test_evaluate_template_matching_counts_hits():
     model = _mean_intensity_model()
     templates = np.stack([np.full((48, 48, 1), value, np.float32) for value in (0.1, 0.4, 0.8)])
     queries = np.stack([np.full((48, 48, 1), value, np.float32) for value in (0.12, 0.5, 0.7, 0.3)])
-    figures = ccr.evaluate_template_matching(model, queries, [0, 1, 2, 2], templates, [0, 1, 2], ks=(1, 2))
+    figures = captcha.evaluate_template_matching(model, queries, [0, 1, 2, 2], templates, [0, 1, 2], ks=(1, 2))
     # 0.12 -> 0.1 (right), 0.5 -> 0.4 (right), 0.7 -> 0.8 (right), 0.3 -> 0.4 (wrong; 0.8 is third)
     assert figures["top_1"] == 0.75 and figures["top_2"] == 0.75
     assert figures["num_queries"] == 4 and figures["num_templates"] == 3
 
 
 def test_baseline_classifiers_have_5_and_11_weighted_layers():
-    assert len(_weighted_layers(ccr.lenet5_classifier(10))) == 5
-    cnn = ccr.cnn11_classifier(10)
+    assert len(_weighted_layers(captcha.lenet5_classifier(10))) == 5
+    cnn = captcha.cnn11_classifier(10)
     assert len(_weighted_layers(cnn)) == 11 and tuple(cnn.outputs[0].shape) == (None, 10)
     with pytest.raises(ValueError, match="num_classes"):
-        ccr.lenet5_classifier(1)
+        captcha.lenet5_classifier(1)
 
 
 def test_config_rejects_unknown_choices():
     with pytest.raises(ValueError, match="architecture"):
-        ccr.CCRConfig(architecture="resnet")
+        captcha.CCRConfig(architecture="resnet")
     with pytest.raises(ValueError, match="mode"):
-        ccr.CCRConfig(mode="triplets")
+        captcha.CCRConfig(mode="triplets")
     with pytest.raises(ValueError, match="mining_rounds"):
-        ccr.CCRConfig(mining_rounds=-1)
+        captcha.CCRConfig(mining_rounds=-1)
     with pytest.raises(ValueError, match="'cosine'"):
-        ccr.CCRConfig(head="cosine")
+        captcha.CCRConfig(head="cosine")
     with pytest.raises(ValueError, match="'prototypical' does not fit head 'l1'"):
-        ccr.CCRConfig(head="l1", loss="prototypical")
+        captcha.CCRConfig(head="l1", loss="prototypical")
     with pytest.raises(ValueError, match="needs mode='in_batch'"):
-        ccr.CCRConfig(head="euclidean", loss="triplet", mode="pairs")
-    assert ccr.CCRConfig(head="euclidean").loss == "prototypical"
-    assert ccr.CCRConfig().loss == "binary_crossentropy"
+        captcha.CCRConfig(head="euclidean", loss="triplet", mode="pairs")
+    assert captcha.CCRConfig(head="euclidean").loss == "prototypical"
+    assert captcha.CCRConfig().loss == "binary_crossentropy"
 
 
 def test_training_runs_random_then_hard_negative_rounds():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(8), 4)
     images = rng.random((32, 48, 48, 1), dtype=np.float32)
-    config = ccr.CCRConfig(random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
+    config = captcha.CCRConfig(random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
                            classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=3)
-    model, report = ccr.train_siamese_ccr(images, labels, config)
+    model, report = captcha.train_siamese_ccr(images, labels, config)
     assert [round_["kind"] for round_ in report["rounds"]] == ["random", "hard_negatives"]
     classes, confusers = report["confusers"]
     assert classes.tolist() == list(range(8)) and confusers.shape == (8, 3)
@@ -167,9 +167,9 @@ def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(6), 4)
     images = rng.random((24, 48, 48, 1), dtype=np.float32)
-    config = ccr.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
+    config = captcha.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
                            classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2)
-    model, report = ccr.train_siamese_ccr(images, labels, config)
+    model, report = captcha.train_siamese_ccr(images, labels, config)
     assert model.output_kind == "distance" and model.loss.kind == "prototypical"
     classes, confusers = report["confusers"]
     assert confusers.shape == (6, 2) and not np.any(confusers == classes[:, None])
@@ -180,16 +180,16 @@ def test_cosine_decay_runs_one_schedule_across_every_round():
     rng = np.random.default_rng(2)
     labels = np.repeat(np.arange(6), 4)
     images = rng.random((24, 48, 48, 1), dtype=np.float32)
-    config = ccr.CCRConfig(head="euclidean", random_epochs=2, mining_rounds=1, mining_epochs=1, steps_per_epoch=2,
+    config = captcha.CCRConfig(head="euclidean", random_epochs=2, mining_rounds=1, mining_epochs=1, steps_per_epoch=2,
                            classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2,
                            learning_rate=1e-2, cosine_decay=True)
     assert config.total_steps() == 6
-    model, _ = ccr.train_siamese_ccr(images, labels, config)
+    model, _ = captcha.train_siamese_ccr(images, labels, config)
     optimizer = model.optimizer
     # The step counter ran on across both rounds and the rate reached the schedule's floor (5%).
     assert int(optimizer.iterations.numpy()) == 6
     np.testing.assert_allclose(float(optimizer.learning_rate.numpy()), 1e-2 * 0.05, rtol=1e-5)
-    constant = ccr.build_siamese_ccr(ccr.CCRConfig(head="euclidean", widths=(4, 4, 4, 4), embedding_dim=8,
+    constant = captcha.build_siamese_ccr(captcha.CCRConfig(head="euclidean", widths=(4, 4, 4, 4), embedding_dim=8,
                                                    learning_rate=1e-2))
     np.testing.assert_allclose(float(constant.optimizer.learning_rate.numpy()), 1e-2, rtol=1e-6)
 
@@ -201,7 +201,7 @@ def test_batch_norm_recalibration_sets_the_statistics_of_the_data():
     rng = np.random.default_rng(0)
     images = np.concatenate([rng.normal(3.0, 0.1, (20, 4, 4, 1)), rng.normal(-1.0, 2.0, (20, 4, 4, 1))],
                             axis=-1).astype(np.float32)
-    assert ccr.recalibrate_batch_norm(network, images) == 1
+    assert captcha.recalibrate_batch_norm(network, images) == 1
     # Moving statistics now equal the data's per-channel mean and (biased) variance ...
     np.testing.assert_allclose(np.asarray(batch_norm.moving_mean), images.mean(axis=(0, 1, 2)), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(batch_norm.moving_variance), images.var(axis=(0, 1, 2)), rtol=1e-3)

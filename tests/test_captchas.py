@@ -5,19 +5,19 @@ import csv
 import numpy as np
 import pytest
 
-from siamese_tf import captchas
+from siamese_tf.studies import captcha
 
 
 @pytest.fixture(scope="module")
 def cjk_fonts():
     try:
-        return captchas.find_cjk_fonts()
-    except captchas.NoCJKFontError as error:
+        return captcha.find_cjk_fonts()
+    except captcha.NoCJKFontError as error:
         pytest.skip(f"no CJK font installed (apt-get install fonts-wqy-microhei): {error}")
 
 
 def test_gb2312_levels_have_the_standard_sizes_and_ends():
-    level_1, level_2 = captchas.gb2312_characters(1), captchas.gb2312_characters(2)
+    level_1, level_2 = captcha.gb2312_characters(1), captcha.gb2312_characters(2)
     assert (len(level_1), len(level_2)) == (3755, 3008)
     # First and last characters of each level, read off the GB2312 table (B0A1, D7F9, D8A1, F7FE).
     assert (level_1[0], level_1[-1], level_2[0], level_2[-1]) == ("啊", "座", "亍", "齄")
@@ -26,12 +26,12 @@ def test_gb2312_levels_have_the_standard_sizes_and_ends():
 
 def test_gb2312_rejects_unknown_level():
     with pytest.raises(ValueError, match="level must be 1 or 2"):
-        captchas.gb2312_characters(3)
+        captcha.gb2312_characters(3)
 
 
 def test_missing_fonts_raise_a_message_listing_what_was_searched(tmp_path):
-    with pytest.raises(captchas.NoCJKFontError) as caught:
-        captchas.find_cjk_fonts(search_dirs=[tmp_path])
+    with pytest.raises(captcha.NoCJKFontError) as caught:
+        captcha.find_cjk_fonts(search_dirs=[tmp_path])
     message = str(caught.value)
     assert "wqy-microhei.ttc" in message and "ukai.ttc" in message and str(tmp_path) in message
     assert isinstance(caught.value, FileNotFoundError)
@@ -40,36 +40,36 @@ def test_missing_fonts_raise_a_message_listing_what_was_searched(tmp_path):
 def test_fonts_are_found_through_the_environment_variable(tmp_path, monkeypatch, cjk_fonts):
     (tmp_path / "nested").mkdir()
     (tmp_path / "nested" / "uming.ttc").symlink_to(cjk_fonts[0].path)
-    monkeypatch.setenv(captchas.FONT_DIRS_VARIABLE, str(tmp_path))
-    found = captchas.find_cjk_fonts(search_dirs=None, names=["AR PL UMing CN"])
+    monkeypatch.setenv(captcha.FONT_DIRS_VARIABLE, str(tmp_path))
+    found = captcha.find_cjk_fonts(search_dirs=None, names=["AR PL UMing CN"])
     assert [font.path for font in found] == [str(tmp_path / "nested" / "uming.ttc")]
 
 
 def test_coverage_drops_a_character_the_font_lacks(cjk_fonts):
-    covered = captchas.covered_characters(cjk_fonts[0], ["啊", "\ue000", "齄"])
+    covered = captcha.covered_characters(cjk_fonts[0], ["啊", "\ue000", "齄"])
     assert covered == ["啊", "齄"]
 
 
 def test_render_is_seeded_and_draws_the_character(cjk_fonts):
     font = cjk_fonts[0]
-    first = captchas.render_captcha("国", font, np.random.default_rng([3, 1]))
-    again = captchas.render_captcha("国", font, np.random.default_rng([3, 1]))
-    other = captchas.render_captcha("国", font, np.random.default_rng([3, 2]))
+    first = captcha.render_captcha("国", font, np.random.default_rng([3, 1]))
+    again = captcha.render_captcha("国", font, np.random.default_rng([3, 1]))
+    other = captcha.render_captcha("国", font, np.random.default_rng([3, 2]))
     assert first.shape == (48, 48, 3) and first.dtype == np.uint8
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
     # Without noise every pixel is background (all channels >= 150) or ink (blended towards the
     # dark text colour); a many-stroke character leaves plenty of dark pixels.
-    clean = captchas.render_captcha("国", font, np.random.default_rng(0), noise_points=(0, 0), noise_lines=(0, 0))
+    clean = captcha.render_captcha("国", font, np.random.default_rng(0), noise_points=(0, 0), noise_lines=(0, 0))
     dark = (clean.max(axis=2) < 110).sum()
     assert dark >= 40
-    blank = captchas.render_captcha(" ", font, np.random.default_rng(0), noise_points=(0, 0), noise_lines=(0, 0))
+    blank = captcha.render_captcha(" ", font, np.random.default_rng(0), noise_points=(0, 0), noise_lines=(0, 0))
     assert blank.min() >= 150  # nothing drawn: background only
 
 
 def test_render_rejects_more_than_one_character(cjk_fonts):
     with pytest.raises(ValueError, match="single character"):
-        captchas.render_captcha("中国", cjk_fonts[0], 0)
+        captcha.render_captcha("中国", cjk_fonts[0], 0)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def tiny_dataset(tmp_path_factory, cjk_fonts):
         pytest.skip("the held-out-font split needs two CJK fonts")
     directory = tmp_path_factory.mktemp("captchas")
     held_out = cjk_fonts[-1].name
-    metadata = captchas.generate_captcha_dataset(directory, scale=0.002, seed=5, fonts=cjk_fonts, held_out_font=held_out,
+    metadata = captcha.generate_captcha_dataset(directory, scale=0.002, seed=5, fonts=cjk_fonts, held_out_font=held_out,
                                                  test_a_size=12, test_b_size=9, progress=False)
     return directory, metadata, held_out
 
@@ -106,16 +106,16 @@ def test_dataset_splits_follow_the_paper_layout(tiny_dataset):
 
 def test_dataset_is_reproducible_and_reused(tiny_dataset, tmp_path, cjk_fonts):
     directory, metadata, held_out = tiny_dataset
-    again = captchas.generate_captcha_dataset(tmp_path, scale=0.002, seed=5, fonts=cjk_fonts, held_out_font=held_out,
+    again = captcha.generate_captcha_dataset(tmp_path, scale=0.002, seed=5, fonts=cjk_fonts, held_out_font=held_out,
                                               test_a_size=12, test_b_size=9, progress=False)
     assert again == metadata
     for name in ("train/00003.png", "test_b_held_out_font/00008.png"):
         assert (tmp_path / name).read_bytes() == (directory / name).read_bytes()
     # Same settings: reused as is; other settings: refused.
-    assert captchas.generate_captcha_dataset(tmp_path, scale=0.002, seed=5, fonts=cjk_fonts, held_out_font=held_out,
+    assert captcha.generate_captcha_dataset(tmp_path, scale=0.002, seed=5, fonts=cjk_fonts, held_out_font=held_out,
                                              test_a_size=12, test_b_size=9, progress=False) == metadata
     with pytest.raises(FileExistsError):
-        captchas.generate_captcha_dataset(tmp_path, scale=0.002, seed=6, fonts=cjk_fonts, held_out_font=held_out,
+        captcha.generate_captcha_dataset(tmp_path, scale=0.002, seed=6, fonts=cjk_fonts, held_out_font=held_out,
                                           test_a_size=12, test_b_size=9, progress=False)
 
 
@@ -125,26 +125,26 @@ def test_load_split_reads_images_and_skips_a_broken_file(tiny_dataset, tmp_path)
     directory, metadata, _ = tiny_dataset
     copy = tmp_path / "copy"
     shutil.copytree(directory, copy)
-    split = captchas.load_captcha_split(copy, "support_b")
+    split = captcha.load_captcha_split(copy, "support_b")
     assert split.images.shape == (metadata["num_level_2"], 48, 48, 1)
     assert 0 <= split.images.min() and split.images.max() <= 1
     assert split.labels.tolist() == list(range(metadata["num_level_1"], metadata["num_level_1"] + metadata["num_level_2"]))
     (copy / "support_b" / "00000.png").write_bytes(b"not a png")
     with pytest.warns(UserWarning, match="unreadable"):
-        broken = captchas.load_captcha_split(copy, "support_b")
+        broken = captcha.load_captcha_split(copy, "support_b")
     assert broken.skipped == 1 and len(broken) == metadata["num_level_2"] - 1
-    rgb = captchas.load_captcha_split(copy, "support_a", gray=False)
+    rgb = captcha.load_captcha_split(copy, "support_a", gray=False)
     assert rgb.images.shape[-1] == 3
 
 
 def test_bad_arguments_name_the_value(tmp_path, cjk_fonts):
     with pytest.raises(ValueError, match="scale"):
-        captchas.plan_captcha_dataset(scale=0, fonts=cjk_fonts)
+        captcha.plan_captcha_dataset(scale=0, fonts=cjk_fonts)
     with pytest.raises(ValueError, match="Comic Sans"):
-        captchas.plan_captcha_dataset(scale=0.001, fonts=cjk_fonts, held_out_font="Comic Sans")
+        captcha.plan_captcha_dataset(scale=0.001, fonts=cjk_fonts, held_out_font="Comic Sans")
     with pytest.raises(ValueError, match="no font for training"):
-        captchas.plan_captcha_dataset(scale=0.001, fonts=cjk_fonts[:1], held_out_font=cjk_fonts[0].name)
+        captcha.plan_captcha_dataset(scale=0.001, fonts=cjk_fonts[:1], held_out_font=cjk_fonts[0].name)
     with pytest.raises(ValueError, match="Unknown split"):
-        captchas.load_captcha_split(tmp_path, "validation")
+        captcha.load_captcha_split(tmp_path, "validation")
     with pytest.raises(FileNotFoundError, match="No CAPTCHA data set"):
-        captchas.load_captcha_split(tmp_path, "train")
+        captcha.load_captcha_split(tmp_path, "train")

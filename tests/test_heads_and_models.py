@@ -1,6 +1,6 @@
+import keras
 import numpy as np
 import pytest
-import keras
 
 import siamese_tf
 from siamese_tf import heads

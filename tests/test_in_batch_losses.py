@@ -2,9 +2,9 @@
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from siamese_tf.losses import (
     InBatchLoss,

@@ -1,7 +1,7 @@
 """Pins the one label convention of the project: 1 = same, 0 = different."""
 
-import numpy as np
 import keras
+import numpy as np
 
 import siamese_tf
 from siamese_tf import heads

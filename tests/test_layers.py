@@ -1,6 +1,6 @@
+import keras
 import numpy as np
 import pytest
-import keras
 
 from siamese_tf.layers import CosineDistance, EuclideanDistance, L1Dist, L2Normalization
 

@@ -12,15 +12,15 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from siamese_tf import chairlifts, mask_guided  # noqa: E402
-from siamese_tf.chairlifts import CLOSED, OPEN, MaskGuidedData  # noqa: E402
 from siamese_tf.embeddings import get_embedding  # noqa: E402
 from siamese_tf.errors import SiameseDataError  # noqa: E402
+from siamese_tf.studies import mask_guided  # noqa: E402
+from siamese_tf.studies.mask_guided import CLOSED, OPEN, MaskGuidedData  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def small_data():
-    return chairlifts.generate_chairlift_data(num_domains=3, train_per_domain=10, validation_per_domain=0,
+    return mask_guided.generate_chairlift_data(num_domains=3, train_per_domain=10, validation_per_domain=0,
                                               test_per_domain=6, image_size=(32, 32), seed=3, progress=False)
 
 
@@ -49,56 +49,56 @@ def test_generator_shapes_splits_and_imbalance(small_data):
         # Per-domain imbalance: exactly round(count * open fraction) open images per split.
         row = train.counts()[domain_id]
         assert row["open"] == round(10 * domain.open_fraction) and row["total"] == 10
-        assert chairlifts.OPEN_FRACTION_RANGE[0] <= domain.open_fraction <= chairlifts.OPEN_FRACTION_RANGE[1]
+        assert mask_guided.OPEN_FRACTION_RANGE[0] <= domain.open_fraction <= mask_guided.OPEN_FRACTION_RANGE[1]
 
 
 def test_generator_is_seeded_and_domains_differ(small_data):
-    again = chairlifts.generate_chairlift_data(num_domains=3, train_per_domain=10, validation_per_domain=0,
+    again = mask_guided.generate_chairlift_data(num_domains=3, train_per_domain=10, validation_per_domain=0,
                                                test_per_domain=6, image_size=(32, 32), seed=3, progress=False)
     assert np.array_equal(again["train"].images, small_data["train"].images)
-    other = chairlifts.generate_chairlift_data(num_domains=1, train_per_domain=2, validation_per_domain=0,
+    other = mask_guided.generate_chairlift_data(num_domains=1, train_per_domain=2, validation_per_domain=0,
                                                test_per_domain=0, image_size=(32, 32), seed=4, progress=False)
     assert not np.array_equal(other["train"].masks[0], small_data["train"].masks[0])
     # first_domain gives chairlifts that are not among the first ones.
-    later = chairlifts.generate_chairlift_data(num_domains=1, train_per_domain=0, validation_per_domain=0,
+    later = mask_guided.generate_chairlift_data(num_domains=1, train_per_domain=0, validation_per_domain=0,
                                                test_per_domain=0, image_size=(32, 32), seed=3, first_domain=2,
                                                progress=False)
     assert np.array_equal(later["train"].masks[0], small_data["train"].masks[2])
 
 
 def test_bar_is_drawn_where_the_mask_says():
-    domain = chairlifts.make_domain(5)
+    domain = mask_guided.make_domain(5)
     rng = np.random.default_rng(0)
     for class_id in (CLOSED, OPEN):
-        own, other = chairlifts.render_mask(domain, class_id), chairlifts.render_mask(domain, 1 - class_id)
+        own, other = mask_guided.render_mask(domain, class_id), mask_guided.render_mask(domain, 1 - class_id)
         only_own = (own > 0) & (other == 0)
         # Averaged over images, the pixels of this class's bar look like the bar colour more
         # often than they do when the bar is in the other position.
-        with_bar = np.mean([chairlifts.render_image(domain, class_id, rng)[only_own] for _ in range(6)], axis=0)
-        without = np.mean([chairlifts.render_image(domain, 1 - class_id, rng)[only_own] for _ in range(6)], axis=0)
+        with_bar = np.mean([mask_guided.render_image(domain, class_id, rng)[only_own] for _ in range(6)], axis=0)
+        without = np.mean([mask_guided.render_image(domain, 1 - class_id, rng)[only_own] for _ in range(6)], axis=0)
         bar_color = np.asarray(domain.bar_color) * domain.light_gain * np.asarray(domain.tint)
         assert np.mean(np.abs(with_bar - bar_color)) < np.mean(np.abs(without - bar_color))
 
 
 def test_generator_rejects_bad_arguments():
     with pytest.raises(ValueError, match="num_domains"):
-        chairlifts.generate_chairlift_data(num_domains=0, progress=False)
+        mask_guided.generate_chairlift_data(num_domains=0, progress=False)
     with pytest.raises(ValueError, match="image_size"):
-        chairlifts.generate_chairlift_data(num_domains=1, image_size=(4, 4), progress=False)
+        mask_guided.generate_chairlift_data(num_domains=1, image_size=(4, 4), progress=False)
     with pytest.raises(ValueError, match="class_id"):
-        chairlifts.render_mask(chairlifts.make_domain(0), 2)
+        mask_guided.render_mask(mask_guided.make_domain(0), 2)
 
 
 # --- loader -------------------------------------------------------------------------------------
 
 def test_written_layout_loads_back_and_bad_files_are_skipped(tmp_path):
-    generated = chairlifts.generate_chairlift_data(num_domains=2, train_per_domain=3, validation_per_domain=0,
+    generated = mask_guided.generate_chairlift_data(num_domains=2, train_per_domain=3, validation_per_domain=0,
                                                    test_per_domain=0, image_size=(32, 32), seed=1,
                                                    output_dir=tmp_path, progress=False)
     domain_name = generated["domains"][0].name
     (tmp_path / "train" / domain_name / "closed" / "broken.png").write_bytes(b"not an image")
     with pytest.warns(UserWarning, match="broken.png"):
-        loaded = chairlifts.load_mask_domains(tmp_path / "train", image_size=(32, 32))
+        loaded = mask_guided.load_mask_domains(tmp_path / "train", image_size=(32, 32))
     assert loaded.skipped == 1
     assert loaded.domain_names == tuple(d.name for d in generated["domains"])
     assert np.array_equal(np.sort(loaded.class_ids), np.sort(generated["train"].class_ids))
@@ -111,13 +111,13 @@ def test_written_layout_loads_back_and_bad_files_are_skipped(tmp_path):
 
 def test_loader_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
-        chairlifts.load_mask_domains(tmp_path / "missing")
+        mask_guided.load_mask_domains(tmp_path / "missing")
     domain = tmp_path / "lift_a"
     (domain / "open").mkdir(parents=True)
     cv2.imwrite(str(domain / "open" / "a.png"), np.zeros((10, 10, 3), np.uint8))
     cv2.imwrite(str(domain / "open_mask.png"), np.zeros((10, 10), np.uint8))
     with pytest.raises(SiameseDataError, match="closed_mask"):
-        chairlifts.load_mask_domains(tmp_path)
+        mask_guided.load_mask_domains(tmp_path)
 
 
 # --- pairs, models, evaluation ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for siamese_tf.omniglot: loading, alphabet splits, rotations, Koch pairs, one-shot
+"""Tests for siamese_tf.studies.omniglot: loading, alphabet splits, rotations, Koch pairs, one-shot
 episodes, Lake's runs scorer (with bad input) and tiny training runs. Label convention: 1 = same."""
 
 import shutil
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamese_tf import omniglot
 from siamese_tf.datasets import ImageSet
 from siamese_tf.downloads import REGISTRY, extract_archive, verify_checksum
 from siamese_tf.errors import ChecksumError, SiameseDataError
+from siamese_tf.studies import omniglot
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +328,7 @@ class _FakeModel:
 
 def test_time_budget_stops_and_anneals_by_elapsed_time(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(omniglot.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(omniglot.recipe.time, "perf_counter", lambda: clock[0])
     budget = omniglot.TimeBudget(minutes=1.0, learning_rate=0.01, final_fraction=0.1)
     budget.set_model(_FakeModel())
     budget.on_train_begin()

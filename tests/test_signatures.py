@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from siamese_tf import metrics, signatures
+from siamese_tf import metrics
 from siamese_tf.embeddings import get_embedding
 from siamese_tf.errors import SiameseDataError
+from siamese_tf.studies import signatures
 
 SMALL = (32, 48)
 

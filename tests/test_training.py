@@ -1,6 +1,6 @@
+import keras
 import numpy as np
 import pytest
-import keras
 
 from siamese_tf import settings
 from siamese_tf.models import build_siamese_model

@@ -86,7 +86,7 @@ from siamese_tf.augmentations import augment_image
 from siamese_tf.captures import FrameSource, capture_images, detect_face, save_image_atomic
 from siamese_tf.datasets import load_identity_folders, load_role_folders
 from siamese_tf.errors import CameraUnavailableError
-from siamese_tf.pipelines import locate_face_data
+from siamese_tf.studies.faces import locate_face_data
 from siamese_tf.plots import plot_pairs
 '''),
         md("""
@@ -276,7 +276,7 @@ import numpy as np
 from siamese_tf import settings
 from siamese_tf.augmentations import Augmenter
 from siamese_tf.datasets import load_identity_folders, split_by_identity
-from siamese_tf.pipelines import locate_face_data
+from siamese_tf.studies.faces import locate_face_data
 from siamese_tf.plots import plot_pairs
 from siamese_tf.samplers import PairBatches, make_pairs
 '''),
@@ -450,7 +450,7 @@ from siamese_tf.embeddings import small_cnn_embedding
 from siamese_tf.heads import L1SimilarityHead
 from siamese_tf.layers import L1Dist
 from siamese_tf.models import SiameseModel, load_model, save_model
-from siamese_tf.pipelines import locate_face_data
+from siamese_tf.studies.faces import locate_face_data
 from siamese_tf.samplers import PairBatches, make_pairs
 """),
         md("""
@@ -657,7 +657,7 @@ from siamese_tf import metrics, settings
 from siamese_tf.augmentations import Augmenter
 from siamese_tf.datasets import load_identity_folders, split_by_identity
 from siamese_tf.models import build_siamese_model, save_model
-from siamese_tf.pipelines import locate_face_data
+from siamese_tf.studies.faces import locate_face_data
 from siamese_tf.plots import plot_roc, plot_score_histogram, plot_training_curves
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches, make_pairs
 from siamese_tf.training import compile_siamese, train_siamese
@@ -897,7 +897,7 @@ from siamese_tf import metrics, settings
 from siamese_tf.augmentations import Augmenter
 from siamese_tf.datasets import load_identity_folders, split_by_identity
 from siamese_tf.models import build_siamese_model, load_model, save_model
-from siamese_tf.pipelines import locate_face_data, reference_rule_scores
+from siamese_tf.studies.faces import locate_face_data, reference_rule_scores
 from siamese_tf.plots import plot_n_way_task, plot_roc, plot_score_histogram
 from siamese_tf.samplers import ClassBalancedBatches, make_pairs, sample_n_way_tasks
 from siamese_tf.training import compile_siamese, train_siamese
@@ -1107,7 +1107,7 @@ from siamese_tf.captures import FrameSource, crop_face, save_image_atomic
 from siamese_tf.datasets import load_identity_folders, read_image, split_by_identity
 from siamese_tf.errors import CameraUnavailableError
 from siamese_tf.models import build_siamese_model, save_model
-from siamese_tf.pipelines import locate_face_data, reference_rule_scores
+from siamese_tf.studies.faces import locate_face_data, reference_rule_scores
 from siamese_tf.plots import plot_verification
 from siamese_tf.samplers import ClassBalancedBatches, make_pairs
 from siamese_tf.training import compile_siamese, train_siamese

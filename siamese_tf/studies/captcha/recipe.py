@@ -1,27 +1,6 @@
-"""SiameseCCR: few-shot and one-shot Chinese CAPTCHA recognition by template matching.
+"""SiameseCCR training: random crops, batch-norm recalibration, hard-negative mining, pair and class batches, the training rounds and the classifier baselines.
 
-After Chen et al., "SiameseCCR: a novel method for one-shot and few-shot Chinese CAPTCHA
-recognition using deep Siamese network". A Siamese residual network (``siamese_ccr_15/27/39`` in
-:mod:`siamese_tf.embeddings`) with the L1 head ``sigmoid(|v1 - v2| w + b)`` and binary
-cross-entropy (label convention: 1 = same character, 0 = different) learns whether two CAPTCHA
-images show the same character. Recognition embeds one template per character once
-(:class:`siamese_tf.libraries.TemplateLibrary`) and picks the template most similar to the query,
-so characters never seen in training are recognised from a single template (one-shot).
-
-Training follows the paper's algorithm: first balanced random same/different pairs, then a set
-number of rounds in which each character's negatives come from its ``top_k`` most similar wrong
-characters under the current model (hard negative mining, :func:`confusable_classes`). Two
-modes: ``"pairs"`` (the paper's image pairs, :class:`CaptchaPairBatches`) and ``"in_batch"``
-(class-balanced batches where every pair is scored from one embedding pass,
-:class:`CaptchaClassBatches`; a hard-negative batch groups each character with some of its
-confusable characters). In-batch training scores far more pairs per second on a CPU.
-
-Images are 48x48 gray in [0, 1]; training uses random 44x44 crops, evaluation the centre crop.
-After each training round the batch-normalisation statistics are recomputed on the training
-images (:func:`recalibrate_batch_norm`): short CPU runs leave the moving averages far from the
-data and the inference-mode embedding collapses without it.
-Baselines: :func:`lenet5_classifier` and :func:`cnn11_classifier`, plain softmax classifiers
-trained on the same images (:func:`train_classifier_baseline`).
+Label convention: 1 = same character, 0 = different.
 """
 
 import dataclasses
@@ -31,33 +10,30 @@ import keras
 import numpy as np
 from keras import layers
 
-from siamese_tf import heads as heads_module
 from siamese_tf.libraries import TemplateLibrary
 from siamese_tf.models import build_siamese_model
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches, sample_pairs
+from siamese_tf.studies.captcha.data import CROP_SIZE, center_crop, check_images
+from siamese_tf.studies.captcha.networks import ARCHITECTURES, BASELINES
 from siamese_tf.training import compile_siamese, cosine_decay_schedule, train_siamese
 
-CROP_SIZE = 44
-ARCHITECTURES = ("siamese_ccr_15", "siamese_ccr_27", "siamese_ccr_39")
+__all__ = [
+    "CCRConfig",
+    "CaptchaClassBatches",
+    "CaptchaPairBatches",
+    "HEADS",
+    "RandomCrop",
+    "build_siamese_ccr",
+    "confusable_classes",
+    "hard_negative_pairs",
+    "recalibrate_batch_norm",
+    "train_classifier_baseline",
+    "train_siamese_ccr",
+]
+
+
 # Head -> the losses that fit it (the first is its default).
 HEADS = {"l1": ("binary_crossentropy",), "euclidean": ("prototypical", "triplet", "contrastive")}
-
-
-def _check_images(images, name="images"):
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4:
-        raise ValueError(f"{name} must have shape (N, H, W, C), got {images.shape}")
-    return images
-
-
-def center_crop(images, size=CROP_SIZE):
-    """The centre ``size`` x ``size`` window of each image (N, H, W, C)."""
-    images = _check_images(images)
-    height, width = images.shape[1:3]
-    if size > min(height, width):
-        raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
-    top, left = (height - size) // 2, (width - size) // 2
-    return images[:, top:top + size, left:left + size]
 
 
 class RandomCrop:
@@ -87,7 +63,7 @@ def recalibrate_batch_norm(network, images, crop_size=None, max_images=1024, see
     moving statistics by that batch's, without touching any weight. Returns the number of
     layers recalibrated.
     """
-    images = _check_images(images)
+    images = check_images(images)
     rng = np.random.default_rng(seed)
     if len(images) > max_images:
         images = images[np.sort(rng.choice(len(images), max_images, replace=False))]
@@ -119,7 +95,7 @@ def confusable_classes(model, images, labels, top_k=10, batch_size=256):
     the head's similarity between templates. Returns ``(classes, confusers)``: the sorted class
     labels (C,) and a (C, min(top_k, C - 1)) array of class labels, most similar first.
     """
-    images = _check_images(images)
+    images = check_images(images)
     labels = np.asarray(labels).reshape(-1)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -365,7 +341,7 @@ def train_siamese_ccr(train_images, train_labels, config=None, model=None, verbo
         (pairs scored per second of training) and the ``confusers`` of the last mining round.
     """
     config = config or CCRConfig()
-    train_images = _check_images(train_images, "train_images")
+    train_images = check_images(train_images, "train_images")
     train_labels = np.asarray(train_labels).reshape(-1)
     model = model or build_siamese_ccr(config)
     report = {"rounds": [], "confusers": None}
@@ -391,148 +367,6 @@ def train_siamese_ccr(train_images, train_labels, config=None, model=None, verbo
     return model, report
 
 
-def build_template_library(model, template_images, template_labels, class_names=None):
-    """Embed one template per character (centre-cropped) into a :class:`TemplateLibrary`."""
-    template_images = _check_images(template_images, "template_images")
-    return TemplateLibrary.from_images(model, center_crop(template_images, model.input_image_shape[0]),
-                                       template_labels, class_names)
-
-
-def evaluate_template_matching(model, query_images, query_labels, template_images=None, template_labels=None,
-                               ks=(1, 5, 10), library=None):
-    """Top-k accuracy of template matching and the time per query.
-
-    Returns a dict with ``top_1``/``top_5``/``top_10``, ``num_queries``, ``num_templates``,
-    ``embed_ms_per_query`` (embedding network) and ``match_ms_per_query`` (scoring against every
-    template and ranking, via :meth:`TemplateLibrary.match`).
-    """
-    if library is None:
-        library = build_template_library(model, template_images, template_labels)
-    queries = center_crop(_check_images(query_images, "query_images"), model.input_image_shape[0])
-    query_labels = np.asarray(query_labels).reshape(-1)
-    started = time.perf_counter()
-    query_embeddings = model.embed(queries, batch_size=256)
-    embed_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    figures = library.top_k_accuracy(query_embeddings=query_embeddings, query_labels=query_labels, ks=ks)
-    match_seconds = time.perf_counter() - started
-    figures.update({
-        "num_queries": int(len(query_labels)), "num_templates": len(library),
-        "embed_ms_per_query": 1000 * embed_seconds / max(1, len(query_labels)),
-        "match_ms_per_query": 1000 * match_seconds / max(1, len(query_labels)),
-    })
-    return figures
-
-
-def xla_top_k_matcher(model, library_embeddings, k=10, chunk_size=16):
-    """A compiled (XLA) ranker: query embeddings (Q, D) -> (indices, scores) of the top-k templates.
-
-    For the L1 head the score ``w . |q - t| + b`` ranks templates like the sigmoid probability
-    (sigmoid is monotonic), so the sigmoid is skipped; distance heads rank by negative distance.
-    """
-    import tensorflow as tf
-
-    library = tf.constant(np.asarray(library_embeddings, np.float32))
-    k = min(int(k), int(library.shape[0]))
-    head = model.head
-
-    @tf.function(jit_compile=True)
-    def rank(queries):
-        if head.output_kind == "probability":
-            weights = head.classifier.kernel[:, 0]
-            scores = tf.reduce_sum(tf.abs(queries[:, None, :] - library[None]) * weights, axis=-1)
-            scores = scores + head.classifier.bias[0]
-        else:
-            scores = -head.score_matrix(queries, library)
-        return tf.math.top_k(scores, k=k)
-
-    def match(query_embeddings):
-        query_embeddings = np.asarray(query_embeddings, np.float32)
-        indices, scores = [], []
-        for start in range(0, len(query_embeddings), chunk_size):
-            chunk = query_embeddings[start:start + chunk_size]
-            if len(chunk) < chunk_size:  # one compiled shape: pad the last chunk
-                chunk = np.concatenate([chunk, np.zeros((chunk_size - len(chunk), chunk.shape[1]), np.float32)])
-            result = rank(tf.constant(chunk))
-            indices.append(result.indices.numpy())
-            scores.append(result.values.numpy())
-        count = len(query_embeddings)
-        return np.concatenate(indices)[:count], np.concatenate(scores)[:count]
-
-    return match
-
-
-def time_matching(model, num_templates=6763, num_queries=256, seed=0, repeats=3, library_embeddings=None):
-    """Milliseconds per query to rank ``num_templates`` templates: TemplateLibrary path and XLA path.
-
-    Embeddings are random (matching cost does not depend on their values) unless
-    ``library_embeddings`` is given. Returns medians over ``repeats``.
-    """
-    rng = np.random.default_rng(seed)
-    dimension = int(model.embedding.outputs[0].shape[-1])
-    if library_embeddings is None:
-        library_embeddings = rng.random((num_templates, dimension), dtype=np.float32)
-    library_embeddings = np.asarray(library_embeddings, np.float32)
-    queries = rng.random((num_queries, dimension), dtype=np.float32)
-    library = TemplateLibrary(model, library_embeddings, np.arange(len(library_embeddings)))
-    matcher = xla_top_k_matcher(model, library_embeddings, k=10)
-    matcher(queries[:16])  # compile outside the timing
-    library.match(query_embeddings=queries[:8], top_k=10)
-    timings = {"template_library": [], "xla": []}
-    for _ in range(repeats):
-        started = time.perf_counter()
-        library.match(query_embeddings=queries, top_k=10)
-        timings["template_library"].append(1000 * (time.perf_counter() - started) / num_queries)
-        started = time.perf_counter()
-        matcher(queries)
-        timings["xla"].append(1000 * (time.perf_counter() - started) / num_queries)
-    return {"num_templates": int(len(library_embeddings)), "num_queries": num_queries,
-            "template_library_ms_per_query": float(np.median(timings["template_library"])),
-            "xla_ms_per_query": float(np.median(timings["xla"]))}
-
-
-# --- Baselines: plain classifiers trained on the same few images per character ---
-
-
-def lenet5_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), name="lenet5"):
-    """LeNet-5-like classifier: Conv 6@5 - pool - Conv 16@5 - pool - Dense 120 - Dense 84 - softmax."""
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    inputs = keras.Input(shape=input_shape)
-    x = layers.Conv2D(6, 5, activation="relu")(inputs)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(16, 5, activation="relu")(x)
-    x = layers.MaxPooling2D(2)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(120, activation="relu")(x)
-    x = layers.Dense(84, activation="relu")(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def cnn11_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), filters=(32, 64, 128, 256), name="cnn11"):
-    """11-layer CNN classifier: 4 blocks of two 3x3 convolutions (batch norm, pooling), 2 dense + softmax."""
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    inputs = keras.Input(shape=input_shape)
-    x = inputs
-    for width in filters:
-        for _ in range(2):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(2, padding="same")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(512, activation="relu")(x)
-    x = layers.Dropout(0.3)(x)
-    x = layers.Dense(512, activation="relu")(x)
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-BASELINES = {"lenet5": lenet5_classifier, "cnn11": cnn11_classifier}
-
-
 def train_classifier_baseline(name, train_images, train_labels, test_images, test_labels, epochs=20,
                               batch_size=64, learning_rate=1e-3, seed=0, ks=(1, 5, 10)):
     """Train a baseline classifier on random crops; returns ``(model, figures)`` with top-k on the test set.
@@ -542,7 +376,7 @@ def train_classifier_baseline(name, train_images, train_labels, test_images, tes
     """
     if name not in BASELINES:
         raise ValueError(f"Unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    train_images = _check_images(train_images, "train_images")
+    train_images = check_images(train_images, "train_images")
     classes, targets = np.unique(np.asarray(train_labels).reshape(-1), return_inverse=True)
     keras.utils.set_random_seed(seed)
     model = BASELINES[name](len(classes))
@@ -569,11 +403,3 @@ def train_classifier_baseline(name, train_images, train_labels, test_images, tes
     figures = {f"top_{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
     figures.update({"train_seconds": seconds, "losses": losses, "parameters": int(model.count_params())})
     return model, figures
-
-
-def confusion_examples(matches_labels, query_labels, max_examples=16):
-    """Positions of wrongly matched queries and their (true, predicted) labels, for a gallery."""
-    predicted = np.asarray(matches_labels)[:, 0]
-    query_labels = np.asarray(query_labels).reshape(-1)
-    wrong = np.flatnonzero(predicted != query_labels)[:max_examples]
-    return wrong, query_labels[wrong], predicted[wrong]

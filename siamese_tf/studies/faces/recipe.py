@@ -1,41 +1,24 @@
-"""End-to-end jobs. ``run_face_verification`` is the main job behind ``make demo``.
+"""The face-verification job behind ``make demo``: train on some people, choose thresholds on validation people, report on people the model never saw.
 
-Face verification on ORL faces, identity-disjoint: train on some subjects, pick thresholds on
-validation subjects, and report on subjects the model never saw (pair verification, AUC, EER,
-N-way one-shot identification, and the seed apps' "N validation images" rule).
 Label convention: 1 = same.
 """
 
 import dataclasses
 import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from siamese_tf import settings
 from siamese_tf.errors import SiameseDataError
+from siamese_tf.reports import machine_description, round_figures
+from siamese_tf.studies.faces.data import locate_face_data
+from siamese_tf.studies.faces.evaluation import reference_rule_scores
 
-FACE_DATA_CANDIDATES = (
-    "faces/orl_faces_s1-s30.zip",
-    "faces/orl_faces",
-    "faces/att_faces",
-    "orl_faces",
-    "att_faces",
-)
-
-
-def locate_face_data(data_dir=None):
-    """Find the ORL / AT&T faces under ``data_dir`` (a zip or an extracted folder)."""
-    root = settings.data_dir(data_dir)
-    for candidate in FACE_DATA_CANDIDATES:
-        if (root / candidate).exists():
-            return root / candidate
-    raise SiameseDataError(
-        f"No ORL faces found under {root}; looked for {', '.join(FACE_DATA_CANDIDATES)}. "
-        f"Set SIAMESE_TF_DATA_DIR or pass --data-dir (the shared copy is ../shared/data)."
-    )
+__all__ = [
+    "FaceVerificationConfig",
+    "run_face_verification",
+]
 
 
 @dataclasses.dataclass
@@ -98,48 +81,6 @@ def _split_subjects(faces, config):
     return split_by_identity(subset, fractions=fractions, seed=config.seed)
 
 
-def reference_rule_scores(model, image_set, reference_images, detection_threshold, seed=0):
-    """Scores of the seed apps' rule: the fraction of a person's reference images that match.
-
-    For every subject, the first ``reference_images`` images are the stored references;
-    each remaining image of that subject is a genuine attempt (label 1) and an equal number
-    of other subjects' images are impostor attempts (label 0).
-    Returns (fractions, labels).
-    """
-    rng = np.random.default_rng(seed)
-    embeddings = model.embed(image_set.images)
-    fractions, labels = [], []
-    for label in range(image_set.num_classes):
-        members = np.flatnonzero(image_set.labels == label)
-        if len(members) <= reference_images:
-            continue
-        references = embeddings[members[:reference_images]]
-        genuine = members[reference_images:]
-        others = np.flatnonzero(image_set.labels != label)
-        impostors = rng.choice(others, size=min(len(genuine), len(others)), replace=False)
-        attempts = np.concatenate([genuine, impostors])
-        similarities = model.similarity_to_library(embeddings[attempts], references)
-        fractions.extend((similarities > detection_threshold).mean(axis=1))
-        labels.extend([1] * len(genuine) + [0] * len(impostors))
-    return np.asarray(fractions), np.asarray(labels)
-
-
-def machine_description():
-    import os
-
-    import keras
-    import tensorflow as tf
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
 def run_face_verification(config=None, data_dir=None, models_dir=None, reports_dir=None, verbose=1):
     """Train, calibrate, evaluate and save a face-verification Siamese model; write a report.
 
@@ -149,7 +90,12 @@ def run_face_verification(config=None, data_dir=None, models_dir=None, reports_d
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.datasets import load_identity_folders
     from siamese_tf.models import build_siamese_model, save_model
-    from siamese_tf.samplers import ClassBalancedBatches, PairBatches, make_pairs, sample_n_way_tasks
+    from siamese_tf.samplers import (
+        ClassBalancedBatches,
+        PairBatches,
+        make_pairs,
+        sample_n_way_tasks,
+    )
     from siamese_tf.training import compile_siamese, train_siamese
 
     config = config or FaceVerificationConfig.default()
@@ -248,16 +194,3 @@ def run_face_verification(config=None, data_dir=None, models_dir=None, reports_d
     }
     (reports_dir / "face_verification.json").write_text(json.dumps(report, indent=2))
     return report
-
-
-def round_figures(value, digits=4):
-    """Round every float in nested dicts/lists (and turn numpy scalars into Python ones) for JSON."""
-    if isinstance(value, dict):
-        return {key: round_figures(item, digits) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [round_figures(item, digits) for item in value]
-    if isinstance(value, (float, np.floating)):
-        return round(float(value), digits)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -1,26 +1,6 @@
-"""Synthetic chairlift domains for mask-guided classification, and a loader for real ones.
+"""Mask-guided data: synthetic chairlift domains (image + one binary mask per class), a loader for real ones, and the image-mask pairs.
 
-Alqasir, Muselet & Ducottet, "Mask-guided Image Classification with Siamese Networks" (VISAPP
-2020) classify whether a chairlift's safety bar is open or closed, with one open and one closed
-binary mask per chairlift. Their images are private, so :func:`generate_chairlift_data` draws
-the same problem: ``N`` domains ("chairlifts"), each with its own carrier shape, seat count,
-viewpoint (a homography), background, lighting, weather and bar colour; every image is
-registered to its domain's camera (a few pixels of swing), shows people in the seats, skis and
-passers-by as occluders, snow, rain, fog or glare, and Gaussian noise. The class is decided by a
-thin bar: raised above the carrier (open) or lowered in front of the passengers (closed).
-
-Class ids: ``0 = closed``, ``1 = open`` (``CLASS_NAMES``). These are *class* ids; the pair
-labels built from them in :mod:`siamese_tf.mask_guided` follow the package convention
-(1 = same: the image shows the state its mask shows; 0 = different).
-
-Class imbalance: the paper's Table 1 lists per-chairlift image counts with more closed than open
-images; its exact numbers were not available here, so each domain draws an open fraction from
-``OPEN_FRACTION_RANGE`` (15% to 50% open), a plausible stand-in, not the paper's figures.
-
-Real data (:func:`load_mask_domains`) uses the layout the generator writes::
-
-    root/<domain>/open/*.png|jpg      root/<domain>/closed/*.png|jpg
-    root/<domain>/open_mask.png       root/<domain>/closed_mask.png
+Class ids: 0 = closed, 1 = open. Pair labels: 1 = same (the image shows the state its mask shows), 0 = different.
 """
 
 import csv
@@ -33,16 +13,47 @@ import numpy as np
 
 from siamese_tf.datasets import natural_sort_key, read_image
 from siamese_tf.errors import SiameseDataError
+from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
+
+__all__ = [
+    "CANVAS",
+    "CLASS_NAMES",
+    "CLOSED",
+    "ChairliftDomain",
+    "IMAGE_SUFFIXES",
+    "MaskGuidedData",
+    "OPEN",
+    "OPEN_FRACTION_RANGE",
+    "SPLITS",
+    "check_data",
+    "generate_chairlift_data",
+    "image_mask_pairs",
+    "load_mask_domains",
+    "make_domain",
+    "mask_overlay",
+    "render_image",
+    "render_mask",
+    "validation_pairs",
+]
+
 
 CLASS_NAMES = ("closed", "open")
+
+
 CLOSED, OPEN = 0, 1
+
+
 CANVAS = 200  # the generator draws at 200x200, the paper's image size, then resizes
+
+
 OPEN_FRACTION_RANGE = (0.15, 0.5)
+
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
+
+
 SPLITS = ("train", "validation", "test")
 
-
-# --- the data container -------------------------------------------------------------------------
 
 @dataclass
 class MaskGuidedData:
@@ -131,8 +142,6 @@ class MaskGuidedData:
             rows.append({"domain": name, "closed": closed, "open": opened, "total": closed + opened})
         return rows
 
-
-# --- domains ----------------------------------------------------------------------------------
 
 @dataclass
 class ChairliftDomain:
@@ -232,8 +241,6 @@ def make_domain(seed, name=None):
         open_fraction=float(rng.uniform(*OPEN_FRACTION_RANGE)),
     )
 
-
-# --- drawing ------------------------------------------------------------------------------------
 
 def _bar_polylines(domain, class_id, lift=0.0):
     """Canonical polylines of the safety bar (arms, crossbar, footrest) for a class.
@@ -493,8 +500,6 @@ def _write_masks_and_index(output_dir, domains, index_rows):
         writer.writerows(index_rows)
 
 
-# --- real data ----------------------------------------------------------------------------------
-
 def _find_mask(domain_dir, class_name):
     for suffix in IMAGE_SUFFIXES:
         candidate = domain_dir / f"{class_name}_mask{suffix}"
@@ -578,7 +583,31 @@ def mask_overlay(image, mask, color=(1.0, 0.2, 0.2), alpha=0.6):
     return image * (1 - weight) + np.asarray(color, np.float32) * weight
 
 
-__all__ = [
-    "CLASS_NAMES", "CLOSED", "OPEN", "MaskGuidedData", "ChairliftDomain", "make_domain", "render_image",
-    "render_mask", "generate_chairlift_data", "load_mask_domains", "mask_overlay",
-]
+def check_data(data, name="data"):
+    if not isinstance(data, MaskGuidedData):
+        raise ValueError(f"{name} must be a siamese_tf.studies.mask_guided.MaskGuidedData, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{name} holds no images")
+    return data
+
+
+def image_mask_pairs(data):
+    """Every image paired with both masks of its own domain: half positive, half negative.
+
+    Returns ``(image_indices, mask_indices, labels)``; ``mask_indices`` index
+    ``data.masks.reshape(-1, H, W, 3)`` (``domain * 2 + class``), labels are 1 (same: the mask of
+    the image's class) or 0 (different: the domain's other mask). Pairs never cross domains.
+    """
+    check_data(data)
+    image_indices = np.repeat(np.arange(len(data)), 2)
+    mask_classes = np.tile([0, 1], len(data))
+    mask_indices = data.domain_ids[image_indices] * 2 + mask_classes
+    labels = np.where(mask_classes == data.class_ids[image_indices], SAME_LABEL, DIFFERENT_LABEL)
+    return image_indices, mask_indices, labels.astype(np.float32)
+
+
+def validation_pairs(data):
+    """``((images, masks), labels)`` numpy arrays of :func:`image_mask_pairs` (for validation)."""
+    image_indices, mask_indices, labels = image_mask_pairs(data)
+    flat_masks = data.masks.reshape((-1,) + data.image_shape)
+    return (data.images[image_indices], flat_masks[mask_indices]), labels

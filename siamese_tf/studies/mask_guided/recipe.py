@@ -1,65 +1,36 @@
-"""Mask-guided Siamese classification (Alqasir, Muselet & Ducottet, VISAPP 2020).
-
-An image is classified by comparing it with its domain's binary masks, one per class (for
-chairlifts: the safety bar open or closed). A Siamese network embeds images and masks (masks
-repeated to 3 channels, so both branches share weights) into a 2-D space; the contrastive loss
-pulls an image towards the mask of its own class and pushes it away from the other mask. At test
-time an image takes the class of the nearer of its domain's two masks, which also works on a
-domain never seen in training: only its two masks are needed.
-
-Pair labels follow the package convention: **1 = same** (image with the mask of its own class),
-0 = different (image with the domain's other mask). Class ids: 0 = closed, 1 = open.
-
-- :func:`image_mask_pairs`, :class:`MaskPairBatches`, :func:`validation_pairs`: the pairs.
-- :func:`build_mask_guided_siamese`, :func:`train_mask_guided_siamese`, :func:`predict_with_masks`.
-- :func:`build_classifier`, :func:`train_classifier`, :func:`predict_classifier`: the same network
-  as a plain softmax classifier (the paper's baseline; it never sees a mask).
-- :func:`per_domain_accuracy`, :func:`accuracy_table` (the paper's Table 2),
-  :func:`plot_embedding_by_domain` (its Figures 4 and 5).
+"""Mask-guided training: image-mask pair batches, the contrastive Siamese, the classifier baseline and the whole seen/unseen-domain comparison.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese_tf.chairlifts import CLASS_NAMES, MaskGuidedData
-from siamese_tf.embeddings import mask_guided_sister_embedding
 from siamese_tf.heads import DistanceHead
 from siamese_tf.models import SiameseModel
-from siamese_tf.samplers import DIFFERENT_LABEL, SAME_LABEL
+from siamese_tf.studies.mask_guided.data import (
+    check_data,
+    image_mask_pairs,
+    validation_pairs,
+)
+from siamese_tf.studies.mask_guided.evaluation import (
+    per_domain_accuracy,
+    predict_classifier,
+    predict_with_masks,
+)
+from siamese_tf.studies.mask_guided.networks import (
+    build_classifier,
+    mask_guided_sister_embedding,
+)
 from siamese_tf.training import compile_siamese, train_siamese
 
-
-def _check_data(data, name="data"):
-    if not isinstance(data, MaskGuidedData):
-        raise ValueError(f"{name} must be a siamese_tf.chairlifts.MaskGuidedData, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError(f"{name} holds no images")
-    return data
-
-
-# --- pairs --------------------------------------------------------------------------------------
-
-def image_mask_pairs(data):
-    """Every image paired with both masks of its own domain: half positive, half negative.
-
-    Returns ``(image_indices, mask_indices, labels)``; ``mask_indices`` index
-    ``data.masks.reshape(-1, H, W, 3)`` (``domain * 2 + class``), labels are 1 (same: the mask of
-    the image's class) or 0 (different: the domain's other mask). Pairs never cross domains.
-    """
-    _check_data(data)
-    image_indices = np.repeat(np.arange(len(data)), 2)
-    mask_classes = np.tile([0, 1], len(data))
-    mask_indices = data.domain_ids[image_indices] * 2 + mask_classes
-    labels = np.where(mask_classes == data.class_ids[image_indices], SAME_LABEL, DIFFERENT_LABEL)
-    return image_indices, mask_indices, labels.astype(np.float32)
-
-
-def validation_pairs(data):
-    """``((images, masks), labels)`` numpy arrays of :func:`image_mask_pairs` (for validation)."""
-    image_indices, mask_indices, labels = image_mask_pairs(data)
-    flat_masks = data.masks.reshape((-1,) + data.image_shape)
-    return (data.images[image_indices], flat_masks[mask_indices]), labels
+__all__ = [
+    "MaskPairBatches",
+    "build_mask_guided_siamese",
+    "run_chairlift_comparison",
+    "shared_mask_loss",
+    "train_classifier",
+    "train_mask_guided_siamese",
+]
 
 
 class MaskPairBatches:
@@ -71,7 +42,7 @@ class MaskPairBatches:
     """
 
     def __init__(self, data, batch_size=32, seed=0):
-        _check_data(data)
+        check_data(data)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.data = data
@@ -101,8 +72,6 @@ class MaskPairBatches:
         """A no-op callback (the shuffle is seeded by tf.data itself); train_siamese asks for one."""
         return keras.callbacks.Callback()
 
-
-# --- the Siamese model --------------------------------------------------------------------------
 
 def build_mask_guided_siamese(image_shape=(64, 64, 3), embedding_dim=2, learning_rate=1e-3, margin=1.0,
                               name="mask_guided_siamese"):
@@ -139,7 +108,7 @@ def train_mask_guided_siamese(model, train_data, num_epochs, validation_data=Non
                              callbacks=callbacks)
     if method != "shared_masks":
         raise ValueError(f"Unknown training method {method!r}; choose 'shared_masks' or 'pairs'")
-    _check_data(train_data, "train_data")
+    check_data(train_data, "train_data")
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
     if getattr(model, "optimizer", None) is None or not hasattr(model.loss, "margin"):
@@ -206,40 +175,13 @@ def shared_mask_loss(model, data, batch_size=128, _loss_of=None):
 
     Equals what ``model.evaluate`` gives on :func:`validation_pairs` (checked in the tests).
     """
-    _check_data(data)
+    check_data(data)
     loss_of = _loss_of or _shared_mask_steps(model, float(getattr(model.loss, "margin", 1.0)))[1]
     flat_masks = tf.constant(data.masks.reshape((-1,) + data.image_shape))
     total = 0.0
     for images, class_ids, domain_ids in _image_dataset(data, batch_size):
         total += float(loss_of(images, class_ids, domain_ids, flat_masks, False)) * int(images.shape[0])
     return total / len(data)
-
-
-def mask_distances(model, data, batch_size=128):
-    """(N, 2) Euclidean distances of each image to its domain's closed and open masks."""
-    _check_data(data)
-    image_embeddings = model.embed(data.images, batch_size)
-    mask_embeddings = model.embed(data.masks.reshape((-1,) + data.image_shape), batch_size)
-    mask_embeddings = mask_embeddings.reshape(len(data.domain_names), 2, -1)
-    own_masks = mask_embeddings[data.domain_ids]  # (N, 2, D)
-    return np.linalg.norm(image_embeddings[:, None, :] - own_masks, axis=-1)
-
-
-def predict_with_masks(model, data, batch_size=128):
-    """Class ids (0 = closed, 1 = open): the nearer of the image's own domain's two masks."""
-    return np.argmin(mask_distances(model, data, batch_size), axis=1)
-
-
-# --- the classifier baseline --------------------------------------------------------------------
-
-def build_classifier(image_shape=(64, 64, 3), learning_rate=1e-3, name="mask_free_classifier"):
-    """The same sister network, its 2-D output read as class logits (softmax): no masks at all."""
-    trunk = mask_guided_sister_embedding(tuple(image_shape), embedding_dim=len(CLASS_NAMES), name="trunk")
-    outputs = keras.layers.Softmax(name="class_probabilities")(trunk.outputs[0])
-    model = keras.Model(trunk.inputs[0], outputs, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
 
 
 def _class_dataset(data, batch_size, seed=None):
@@ -258,7 +200,7 @@ def train_classifier(model, train_data, num_epochs, validation_data=None, batch_
     One classifier epoch sees each image once while a Siamese epoch sees it twice (with both
     masks); pass twice the epochs for equal image presentations.
     """
-    _check_data(train_data, "train_data")
+    check_data(train_data, "train_data")
     if not isinstance(num_epochs, int) or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
     validation = None
@@ -267,110 +209,6 @@ def train_classifier(model, train_data, num_epochs, validation_data=None, batch_
     return model.fit(_class_dataset(train_data, batch_size, seed), epochs=num_epochs, validation_data=validation,
                      shuffle=False, verbose=verbose, callbacks=list(callbacks))
 
-
-def predict_classifier(model, data, batch_size=128):
-    """Class ids (0 = closed, 1 = open) from the softmax baseline."""
-    _check_data(data)
-    outputs = [np.asarray(model(data.images[start:start + batch_size], training=False))
-               for start in range(0, len(data), batch_size)]
-    return np.argmax(np.concatenate(outputs), axis=1)
-
-
-# --- evaluation ---------------------------------------------------------------------------------
-
-def per_domain_accuracy(data, predicted_class_ids):
-    """Accuracy per domain (the paper's Table 2) and the mean over domains.
-
-    Returns ``(rows, summary)``: rows are dicts {domain, images, open, accuracy,
-    balanced_accuracy} for each domain that has images; summary holds ``mean_accuracy`` (the
-    unweighted mean over domains, as the paper averages its chairlifts), ``mean_balanced_accuracy``
-    and ``overall_accuracy`` (pooled over images).
-    """
-    _check_data(data)
-    predicted = np.asarray(predicted_class_ids).reshape(-1)
-    if len(predicted) != len(data):
-        raise ValueError(f"got {len(predicted)} predictions for {len(data)} images")
-    correct = predicted == data.class_ids
-    rows = []
-    for domain_id, name in enumerate(data.domain_names):
-        in_domain = data.domain_ids == domain_id
-        if not in_domain.any():
-            continue
-        recalls = [float(np.mean(correct[in_domain & (data.class_ids == c)]))
-                   for c in (0, 1) if np.any(in_domain & (data.class_ids == c))]
-        rows.append({
-            "domain": name,
-            "images": int(in_domain.sum()),
-            "open": int(np.sum(in_domain & (data.class_ids == 1))),
-            "accuracy": float(np.mean(correct[in_domain])),
-            "balanced_accuracy": float(np.mean(recalls)),
-        })
-    summary = {
-        "mean_accuracy": float(np.mean([row["accuracy"] for row in rows])),
-        "mean_balanced_accuracy": float(np.mean([row["balanced_accuracy"] for row in rows])),
-        "overall_accuracy": float(np.mean(correct)),
-    }
-    return rows, summary
-
-
-def accuracy_table(results):
-    """A Markdown table, one row per domain, one accuracy column per method.
-
-    ``results`` maps a method name to the ``rows`` of :func:`per_domain_accuracy` (same domains).
-    """
-    if not results:
-        raise ValueError("results is empty; pass {method name: rows from per_domain_accuracy}")
-    methods = list(results)
-    first = results[methods[0]]
-    header = "| domain | images | open | " + " | ".join(methods) + " |"
-    lines = [header, "|" + "---|" * (3 + len(methods))]
-    by_method = {m: {row["domain"]: row for row in results[m]} for m in methods}
-    for row in first:
-        cells = [f"{100 * by_method[m][row['domain']]['accuracy']:.1f}" for m in methods]
-        lines.append(f"| {row['domain']} | {row['images']} | {row['open']} | " + " | ".join(cells) + " |")
-    means = [f"**{100 * np.mean([r['accuracy'] for r in results[m]]):.2f}**" for m in methods]
-    lines.append("| **mean** | | | " + " | ".join(means) + " |")
-    return "\n".join(lines)
-
-
-def plot_embedding_by_domain(model, data, domain_ids=None, columns=3, max_points=200, path=None):
-    """The 2-D embedding of each domain: images as dots by class, the two masks as triangles.
-
-    The paper's Figures 4 and 5. Needs a 2-D embedding (``embedding_dim=2``). Returns the Figure.
-    """
-    from siamese_tf import plots  # noqa: F401  (chooses a headless backend when needed)
-    from matplotlib.figure import Figure
-
-    _check_data(data)
-    if domain_ids is None:
-        domain_ids = np.unique(data.domain_ids)
-    domain_ids = [int(d) for d in np.atleast_1d(domain_ids)]
-    image_embeddings = model.embed(data.images)
-    if image_embeddings.shape[1] != 2:
-        raise ValueError(f"plot_embedding_by_domain needs a 2-D embedding, got {image_embeddings.shape[1]} dimensions")
-    mask_embeddings = model.embed(data.masks.reshape((-1,) + data.image_shape)).reshape(-1, 2, 2)
-    rows = int(np.ceil(len(domain_ids) / columns))
-    figure = Figure(figsize=(3.2 * min(columns, len(domain_ids)), 3.0 * rows))
-    colors = ("tab:blue", "tab:orange")
-    for position, domain_id in enumerate(domain_ids):
-        axes = figure.add_subplot(rows, min(columns, len(domain_ids)), position + 1)
-        for class_id, class_name in enumerate(CLASS_NAMES):
-            chosen = np.flatnonzero((data.domain_ids == domain_id) & (data.class_ids == class_id))[:max_points]
-            axes.scatter(image_embeddings[chosen, 0], image_embeddings[chosen, 1], s=8, alpha=0.6,
-                         color=colors[class_id], label=f"{class_name} images")
-            axes.scatter(*mask_embeddings[domain_id, class_id], marker="^", s=160, color=colors[class_id],
-                         edgecolor="black", linewidth=1.2, label=f"{class_name} mask")
-        axes.set_title(data.domain_names[domain_id], fontsize=9)
-        axes.tick_params(labelsize=7)
-        if position == 0:
-            axes.legend(fontsize=6, loc="best")
-    figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=100)
-    return figure
-
-
-# --- the whole experiment -----------------------------------------------------------------------
 
 def run_chairlift_comparison(num_seen_domains=12, num_unseen_domains=4, train_per_domain=100,
                              validation_per_domain=20, test_per_domain=60, image_size=(48, 48), siamese_epochs=16,
@@ -381,7 +219,7 @@ def run_chairlift_comparison(num_seen_domains=12, num_unseen_domains=4, train_pe
     Both models train on the seen domains' training images only; both are tested on the seen
     domains' test images and on the test images of ``num_unseen_domains`` chairlifts never seen
     in training (the Siamese model only needs their two masks). ``data`` reuses a
-    :func:`~siamese_tf.chairlifts.generate_chairlift_data` result with at least
+    :func:`~siamese_tf.studies.mask_guided.generate_chairlift_data` result with at least
     ``num_seen_domains + num_unseen_domains`` domains (the first ones are the seen ones).
 
     Returns a dict: ``data`` (splits), ``seen`` / ``unseen`` domain ids, ``siamese`` and
@@ -391,8 +229,8 @@ def run_chairlift_comparison(num_seen_domains=12, num_unseen_domains=4, train_pe
     """
     import time
 
-    from siamese_tf.chairlifts import generate_chairlift_data
     from siamese_tf.settings import seed_everything
+    from siamese_tf.studies.mask_guided.data import generate_chairlift_data
 
     total_domains = num_seen_domains + num_unseen_domains
     if data is None:

@@ -1,31 +1,4 @@
-"""Chinese character CAPTCHAs in the style of the CICC set of SiameseCCR (Chen et al.).
-
-One Chinese character per 48x48 RGB image: random background and text colours, random size,
-position and rotation, random noise points and lines, the font drawn from several installed CJK
-fonts. Characters come from the GB2312 code table: level 1 (3,755 common characters, rows 16-55)
-and level 2 (3,008 less common ones, rows 56-87).
-
-Splits (as in the paper, at ``scale=1``):
-
-| split | characters | images |
-|---|---|---|
-| ``train`` | level 1 | 4 per character (15,020) |
-| ``test_a`` | level 1 | 10,000 (few-shot: characters seen in training) |
-| ``test_b`` | level 2 | 10,000 (one-shot: characters never seen in training) |
-| ``support_a`` | level 1 | one template per character |
-| ``support_b`` | level 2 | one template per character |
-| ``test_b_held_out_font`` | level 2 | like ``test_b``, in a font kept out of every other split |
-| ``support_b_held_out_font`` | level 2 | one template per character in the held-out font |
-
-``scale`` keeps a seeded random share of the characters (and of the test sizes) for CPU runs.
-Every image is drawn from ``numpy.random.default_rng([seed, split_number, image_number])``, so
-a data set is reproducible image by image. :func:`generate_captcha_dataset` writes PNG files, an
-``index.csv`` (split, path, character, label, level, font) and ``metadata.json``;
-:func:`load_captcha_split` reads a split back. Labels index ``metadata["characters"]``
-(level-1 characters first), so level-1 and level-2 templates can share one library.
-
-Fonts are looked up on the system (:func:`find_cjk_fonts`); Debian packages that provide them:
-fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-ukai, fonts-arphic-uming, fonts-noto-cjk.
+"""Chinese-character CAPTCHAs (CICC-style, SiameseCCR): GB2312 characters, CJK fonts, rendering, split plans, files and the crops the networks see.
 """
 
 import csv
@@ -40,11 +13,50 @@ import numpy as np
 
 from siamese_tf.errors import SiameseDataError
 
+__all__ = [
+    "CROP_SIZE",
+    "CaptchaFont",
+    "CaptchaSplit",
+    "DEFAULT_FONT_DIRS",
+    "DEFAULT_HELD_OUT_FONT",
+    "FONT_DIRS_VARIABLE",
+    "IMAGE_SIZE",
+    "KNOWN_CJK_FONTS",
+    "LEVEL_ROWS",
+    "LEVEL_SIZES",
+    "NoCJKFontError",
+    "PAPER_SIZES",
+    "SPLITS",
+    "center_crop",
+    "check_images",
+    "covered_characters",
+    "find_cjk_fonts",
+    "gb2312_characters",
+    "generate_captcha_dataset",
+    "gray",
+    "load_captcha_metadata",
+    "load_captcha_split",
+    "plan_captcha_dataset",
+    "render_captcha",
+    "render_split_in_memory",
+]
+
+
 IMAGE_SIZE = 48
+
+
 LEVEL_ROWS = {1: range(16, 56), 2: range(56, 88)}
+
+
 LEVEL_SIZES = {1: 3755, 2: 3008}
+
+
 FONT_DIRS_VARIABLE = "SIAMESE_TF_FONT_DIRS"
+
+
 DEFAULT_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+
+
 # (face name, file name, face index inside the collection). The order is the preference order.
 KNOWN_CJK_FONTS = (
     ("WenQuanYi Micro Hei", "wqy-microhei.ttc", 0),
@@ -54,8 +66,14 @@ KNOWN_CJK_FONTS = (
     ("Noto Sans CJK SC", "NotoSansCJK-Regular.ttc", 2),
     ("Noto Serif CJK SC", "NotoSerifCJK-Regular.ttc", 2),
 )
+
+
 DEFAULT_HELD_OUT_FONT = "AR PL UKai CN"
+
+
 SPLITS = ("train", "test_a", "test_b", "support_a", "support_b", "test_b_held_out_font", "support_b_held_out_font")
+
+
 PAPER_SIZES = {"train_per_character": 4, "test_a": 10_000, "test_b": 10_000}
 
 
@@ -355,7 +373,7 @@ def load_captcha_metadata(dataset_dir):
     path = Path(dataset_dir) / "metadata.json"
     if not path.exists():
         raise FileNotFoundError(f"No CAPTCHA data set at {dataset_dir} (missing {path.name}); "
-                                "run siamese_tf.captchas.generate_captcha_dataset first")
+                                "run siamese_tf.studies.captcha.generate_captcha_dataset first")
     return json.loads(path.read_text())
 
 
@@ -410,3 +428,22 @@ def gray(images):
         raise ValueError(f"Expected RGB images (N, H, W, 3), got shape {images.shape}")
     return (images @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
 
+
+CROP_SIZE = 44
+
+
+def check_images(images, name="images"):
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, H, W, C), got {images.shape}")
+    return images
+
+
+def center_crop(images, size=CROP_SIZE):
+    """The centre ``size`` x ``size`` window of each image (N, H, W, C)."""
+    images = check_images(images)
+    height, width = images.shape[1:3]
+    if size > min(height, width):
+        raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[:, top:top + size, left:left + size]

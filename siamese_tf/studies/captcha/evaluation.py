@@ -1,0 +1,125 @@
+"""CAPTCHA recognition by template matching: template libraries, top-k accuracy, XLA matcher, timing and confusions.
+"""
+
+import time
+
+import numpy as np
+
+from siamese_tf.libraries import TemplateLibrary
+from siamese_tf.studies.captcha.data import center_crop, check_images
+
+__all__ = [
+    "build_template_library",
+    "confusion_examples",
+    "evaluate_template_matching",
+    "time_matching",
+    "xla_top_k_matcher",
+]
+
+
+def build_template_library(model, template_images, template_labels, class_names=None):
+    """Embed one template per character (centre-cropped) into a :class:`TemplateLibrary`."""
+    template_images = check_images(template_images, "template_images")
+    return TemplateLibrary.from_images(model, center_crop(template_images, model.input_image_shape[0]),
+                                       template_labels, class_names)
+
+
+def evaluate_template_matching(model, query_images, query_labels, template_images=None, template_labels=None,
+                               ks=(1, 5, 10), library=None):
+    """Top-k accuracy of template matching and the time per query.
+
+    Returns a dict with ``top_1``/``top_5``/``top_10``, ``num_queries``, ``num_templates``,
+    ``embed_ms_per_query`` (embedding network) and ``match_ms_per_query`` (scoring against every
+    template and ranking, via :meth:`TemplateLibrary.match`).
+    """
+    if library is None:
+        library = build_template_library(model, template_images, template_labels)
+    queries = center_crop(check_images(query_images, "query_images"), model.input_image_shape[0])
+    query_labels = np.asarray(query_labels).reshape(-1)
+    started = time.perf_counter()
+    query_embeddings = model.embed(queries, batch_size=256)
+    embed_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    figures = library.top_k_accuracy(query_embeddings=query_embeddings, query_labels=query_labels, ks=ks)
+    match_seconds = time.perf_counter() - started
+    figures.update({
+        "num_queries": int(len(query_labels)), "num_templates": len(library),
+        "embed_ms_per_query": 1000 * embed_seconds / max(1, len(query_labels)),
+        "match_ms_per_query": 1000 * match_seconds / max(1, len(query_labels)),
+    })
+    return figures
+
+
+def xla_top_k_matcher(model, library_embeddings, k=10, chunk_size=16):
+    """A compiled (XLA) ranker: query embeddings (Q, D) -> (indices, scores) of the top-k templates.
+
+    For the L1 head the score ``w . |q - t| + b`` ranks templates like the sigmoid probability
+    (sigmoid is monotonic), so the sigmoid is skipped; distance heads rank by negative distance.
+    """
+    import tensorflow as tf
+
+    library = tf.constant(np.asarray(library_embeddings, np.float32))
+    k = min(int(k), int(library.shape[0]))
+    head = model.head
+
+    @tf.function(jit_compile=True)
+    def rank(queries):
+        if head.output_kind == "probability":
+            weights = head.classifier.kernel[:, 0]
+            scores = tf.reduce_sum(tf.abs(queries[:, None, :] - library[None]) * weights, axis=-1)
+            scores = scores + head.classifier.bias[0]
+        else:
+            scores = -head.score_matrix(queries, library)
+        return tf.math.top_k(scores, k=k)
+
+    def match(query_embeddings):
+        query_embeddings = np.asarray(query_embeddings, np.float32)
+        indices, scores = [], []
+        for start in range(0, len(query_embeddings), chunk_size):
+            chunk = query_embeddings[start:start + chunk_size]
+            if len(chunk) < chunk_size:  # one compiled shape: pad the last chunk
+                chunk = np.concatenate([chunk, np.zeros((chunk_size - len(chunk), chunk.shape[1]), np.float32)])
+            result = rank(tf.constant(chunk))
+            indices.append(result.indices.numpy())
+            scores.append(result.values.numpy())
+        count = len(query_embeddings)
+        return np.concatenate(indices)[:count], np.concatenate(scores)[:count]
+
+    return match
+
+
+def time_matching(model, num_templates=6763, num_queries=256, seed=0, repeats=3, library_embeddings=None):
+    """Milliseconds per query to rank ``num_templates`` templates: TemplateLibrary path and XLA path.
+
+    Embeddings are random (matching cost does not depend on their values) unless
+    ``library_embeddings`` is given. Returns medians over ``repeats``.
+    """
+    rng = np.random.default_rng(seed)
+    dimension = int(model.embedding.outputs[0].shape[-1])
+    if library_embeddings is None:
+        library_embeddings = rng.random((num_templates, dimension), dtype=np.float32)
+    library_embeddings = np.asarray(library_embeddings, np.float32)
+    queries = rng.random((num_queries, dimension), dtype=np.float32)
+    library = TemplateLibrary(model, library_embeddings, np.arange(len(library_embeddings)))
+    matcher = xla_top_k_matcher(model, library_embeddings, k=10)
+    matcher(queries[:16])  # compile outside the timing
+    library.match(query_embeddings=queries[:8], top_k=10)
+    timings = {"template_library": [], "xla": []}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        library.match(query_embeddings=queries, top_k=10)
+        timings["template_library"].append(1000 * (time.perf_counter() - started) / num_queries)
+        started = time.perf_counter()
+        matcher(queries)
+        timings["xla"].append(1000 * (time.perf_counter() - started) / num_queries)
+    return {"num_templates": int(len(library_embeddings)), "num_queries": num_queries,
+            "template_library_ms_per_query": float(np.median(timings["template_library"])),
+            "xla_ms_per_query": float(np.median(timings["xla"]))}
+
+
+def confusion_examples(matches_labels, query_labels, max_examples=16):
+    """Positions of wrongly matched queries and their (true, predicted) labels, for a gallery."""
+    predicted = np.asarray(matches_labels)[:, 0]
+    query_labels = np.asarray(query_labels).reshape(-1)
+    wrong = np.flatnonzero(predicted != query_labels)[:max_examples]
+    return wrong, query_labels[wrong], predicted[wrong]

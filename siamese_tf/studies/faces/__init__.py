@@ -1,0 +1,14 @@
+"""End-to-end jobs. ``run_face_verification`` is the main job behind ``make demo``.
+
+Face verification on ORL faces, identity-disjoint: train on some subjects, pick thresholds on
+validation subjects, and report on subjects the model never saw (pair verification, AUC, EER,
+N-way one-shot identification, and the seed apps' "N validation images" rule).
+Label convention: 1 = same.
+"""
+
+from siamese_tf.studies.faces import data, evaluation, recipe
+from siamese_tf.studies.faces.data import *  # noqa: F403
+from siamese_tf.studies.faces.evaluation import *  # noqa: F403
+from siamese_tf.studies.faces.recipe import *  # noqa: F403
+
+__all__ = data.__all__ + evaluation.__all__ + recipe.__all__
