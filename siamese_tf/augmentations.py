@@ -11,6 +11,7 @@ Randomness comes only from the ``rng`` argument (a ``numpy.random.Generator``), 
 generator state always gives the same output.
 """
 
+import dataclasses
 import math
 
 import cv2
@@ -42,25 +43,29 @@ def _check_settings(brightness, contrast, max_rotation, max_shift, max_scale, ma
         raise ValueError(f"component_probability must lie in [0, 1], got {component_probability!r}")
 
 
-def augment_image(
-    image,
-    rng,
-    flip=True,
-    brightness=0.1,
-    contrast=0.1,
-    max_rotation=10.0,
-    max_shift=0.05,
-    max_scale=0.05,
-    max_shear=0.0,
-    shift_in_pixels=False,
-    independent_axes=False,
-    component_probability=1.0,
-):
+def augment_image(image, rng, **settings):
     """Randomly flip, warp and re-light one image; shape is kept and values stay in [0, 1].
 
     Args:
         image: (H, W, C) or (H, W) float image in [0, 1].
         rng: ``numpy.random.Generator`` (or an integer seed).
+        **settings: any field of :class:`Augmenter` (flip, brightness, contrast, max_rotation, ...);
+            the others keep their defaults.
+
+    Returns:
+        float32 array of the input's shape.
+    """
+    return Augmenter(**settings)(image, rng)
+
+
+@dataclasses.dataclass
+class Augmenter:
+    """A callable ``(image, rng) -> image``: random flip, affine warp and re-lighting.
+
+    Pass it as ``augment`` to :class:`siamese_tf.samplers.PairBatches`. ``get_config()`` returns the
+    settings as a dict, and ``Augmenter(**config)`` rebuilds it.
+
+    Fields:
         flip: mirror left-right with probability 0.5.
         brightness: add a value drawn from ``[-brightness, brightness]``.
         contrast: scale deviations from the mean by a factor in ``[1 - contrast, 1 + contrast]``.
@@ -74,88 +79,25 @@ def augment_image(
         component_probability: each affine parameter (angle, each shear, each scale, each shift) is
             used with this probability and left neutral otherwise (Koch et al. use 0.5).
 
-    Returns:
-        float32 array of the input's shape.
-    """
-    _check_settings(brightness, contrast, max_rotation, max_shift, max_scale, max_shear, component_probability)
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(rng)
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must have shape (H, W) or (H, W, C), got {image.shape}")
-    height, width = image.shape[:2]
-
-    mirror = bool(flip) and rng.random() < 0.5
-    angle = math.radians(_uniform_or_neutral(rng, max_rotation, 0.0, component_probability))
-    shear_x = _uniform_or_neutral(rng, max_shear, 0.0, component_probability)
-    shear_y = _uniform_or_neutral(rng, max_shear, 0.0, component_probability)
-    scale_x = _uniform_or_neutral(rng, max_scale, 1.0, component_probability)
-    scale_y = _uniform_or_neutral(rng, max_scale, 1.0, component_probability) if independent_axes else scale_x
-    shift_x = _uniform_or_neutral(rng, max_shift, 0.0, component_probability)
-    shift_y = _uniform_or_neutral(rng, max_shift, 0.0, component_probability)
-    if not shift_in_pixels:
-        shift_x, shift_y = shift_x * width, shift_y * height
-
-    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    shear = np.array([[1.0, shear_x], [shear_y, 1.0]])
-    scale = np.diag([scale_x, scale_y])
-    linear = rotation @ shear @ scale
-    if mirror:
-        linear = linear @ np.diag([-1.0, 1.0])
-    center = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    offset = center + np.array([shift_x, shift_y]) - linear @ center
-    matrix = np.hstack([linear, offset[:, None]])
-
-    result = image
-    if not np.allclose(matrix, [[1, 0, 0], [0, 1, 0]]):
-        if mirror and np.allclose(matrix, [[-1, 0, width - 1], [0, 1, 0]]):
-            result = image[:, ::-1].copy()  # a pure flip needs no interpolation
-        else:
-            result = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE)
-            if image.ndim == 3 and result.ndim == 2:  # OpenCV drops a single channel axis
-                result = result[..., np.newaxis]
-
-    if contrast > 0:
-        factor = rng.uniform(1.0 - contrast, 1.0 + contrast)
-        mean = result.mean()
-        result = (result - mean) * factor + mean
-    if brightness > 0:
-        result = result + rng.uniform(-brightness, brightness)
-    return np.clip(result, 0.0, 1.0).astype(np.float32, copy=False)
-
-
-class Augmenter:
-    """A callable ``(image, rng) -> image`` holding :func:`augment_image` settings.
-
-    Pass it as ``augment`` to :class:`siamese_tf.samplers.PairBatches`. ``get_config()`` returns the
-    settings as a dict, and ``Augmenter(**config)`` rebuilds it.
     """
 
-    def __init__(
-        self,
-        flip=True,
-        brightness=0.1,
-        contrast=0.1,
-        max_rotation=10.0,
-        max_shift=0.05,
-        max_scale=0.05,
-        max_shear=0.0,
-        shift_in_pixels=False,
-        independent_axes=False,
-        component_probability=1.0,
-    ):
-        _check_settings(brightness, contrast, max_rotation, max_shift, max_scale, max_shear, component_probability)
-        self.flip = bool(flip)
-        self.brightness = float(brightness)
-        self.contrast = float(contrast)
-        self.max_rotation = float(max_rotation)
-        self.max_shift = float(max_shift)
-        self.max_scale = float(max_scale)
-        self.max_shear = float(max_shear)
-        self.shift_in_pixels = bool(shift_in_pixels)
-        self.independent_axes = bool(independent_axes)
-        self.component_probability = float(component_probability)
+    flip: bool = True
+    brightness: float = 0.1
+    contrast: float = 0.1
+    max_rotation: float = 10.0
+    max_shift: float = 0.05
+    max_scale: float = 0.05
+    max_shear: float = 0.0
+    shift_in_pixels: bool = False
+    independent_axes: bool = False
+    component_probability: float = 1.0
+
+    def __post_init__(self):
+        _check_settings(self.brightness, self.contrast, self.max_rotation, self.max_shift, self.max_scale,
+                        self.max_shear, self.component_probability)
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, field.type(getattr(self, field.name)) if isinstance(field.type, type)
+                    else getattr(self, field.name))
 
     @classmethod
     def koch(cls):
@@ -170,29 +112,57 @@ class Augmenter:
 
     def get_config(self):
         """Settings as a plain dict (JSON-friendly)."""
-        return {
-            "flip": self.flip,
-            "brightness": self.brightness,
-            "contrast": self.contrast,
-            "max_rotation": self.max_rotation,
-            "max_shift": self.max_shift,
-            "max_scale": self.max_scale,
-            "max_shear": self.max_shear,
-            "shift_in_pixels": self.shift_in_pixels,
-            "independent_axes": self.independent_axes,
-            "component_probability": self.component_probability,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
     def __call__(self, image, rng):
-        return augment_image(image, rng, **self.get_config())
+        """Augment one (H, W, C) or (H, W) image in [0, 1]; returns float32 of the same shape."""
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        image = np.asarray(image, dtype=np.float32)
+        if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
+            raise ValueError(f"image must have shape (H, W) or (H, W, C), got {image.shape}")
+        height, width = image.shape[:2]
 
-    def __repr__(self):
-        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"Augmenter({settings})"
+        mirror = bool(self.flip) and rng.random() < 0.5
+        angle = math.radians(_uniform_or_neutral(rng, self.max_rotation, 0.0, self.component_probability))
+        shear_x = _uniform_or_neutral(rng, self.max_shear, 0.0, self.component_probability)
+        shear_y = _uniform_or_neutral(rng, self.max_shear, 0.0, self.component_probability)
+        scale_x = _uniform_or_neutral(rng, self.max_scale, 1.0, self.component_probability)
+        scale_y = (_uniform_or_neutral(rng, self.max_scale, 1.0, self.component_probability) if self.independent_axes
+                   else scale_x)
+        shift_x = _uniform_or_neutral(rng, self.max_shift, 0.0, self.component_probability)
+        shift_y = _uniform_or_neutral(rng, self.max_shift, 0.0, self.component_probability)
+        if not self.shift_in_pixels:
+            shift_x, shift_y = shift_x * width, shift_y * height
 
-    def __eq__(self, other):
-        return isinstance(other, Augmenter) and self.get_config() == other.get_config()
+        rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        shear = np.array([[1.0, shear_x], [shear_y, 1.0]])
+        scale = np.diag([scale_x, scale_y])
+        linear = rotation @ shear @ scale
+        if mirror:
+            linear = linear @ np.diag([-1.0, 1.0])
+        center = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+        offset = center + np.array([shift_x, shift_y]) - linear @ center
+        matrix = np.hstack([linear, offset[:, None]])
+
+        result = image
+        if not np.allclose(matrix, [[1, 0, 0], [0, 1, 0]]):
+            if mirror and np.allclose(matrix, [[-1, 0, width - 1], [0, 1, 0]]):
+                result = image[:, ::-1].copy()  # a pure flip needs no interpolation
+            else:
+                result = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)
+                if image.ndim == 3 and result.ndim == 2:  # OpenCV drops a single channel axis
+                    result = result[..., np.newaxis]
+
+        if self.contrast > 0:
+            factor = rng.uniform(1.0 - self.contrast, 1.0 + self.contrast)
+            mean = result.mean()
+            result = (result - mean) * factor + mean
+        if self.brightness > 0:
+            result = result + rng.uniform(-self.brightness, self.brightness)
+        return np.clip(result, 0.0, 1.0).astype(np.float32, copy=False)

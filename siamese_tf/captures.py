@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from siamese_tf.datasets import check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
+from siamese_tf.datasets import IGNORED_NAMES, check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError  # noqa: E402
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
 DEFAULT_CROP_SIZE = (250, 250)
 # How long OpenCV may wait to open a camera or read a frame before giving up, in milliseconds.
 CAMERA_TIMEOUT_MS = 5000
-_IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 try:  # the Python-level switch works even when cv2 was imported before this module
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -130,7 +129,7 @@ class FrameSource:
         if self.kind == "folder":
             self._files = sorted(
                 (file for file in self.source.iterdir()
-                 if file.is_file() and file.name not in _IGNORED_NAMES and not file.name.startswith(".")),
+                 if file.is_file() and file.name not in IGNORED_NAMES and not file.name.startswith(".")),
                 key=lambda file: natural_sort_key(file.name),
             )
             return self

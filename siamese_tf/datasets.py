@@ -33,6 +33,7 @@ from siamese_tf.errors import SiameseDataError
 __all__ = [
     "DECODE_THREADS",
     "DEFAULT_IMAGE_SIZE",
+    "IGNORED_NAMES",
     "DOCUMENTATION_PATTERN",
     "FileTree",
     "ImageSet",
@@ -46,13 +47,14 @@ __all__ = [
     "natural_sort_key",
     "read_image",
     "resolve_archive",
+    "select_and_relabel",
     "split_by_identity",
 ]
 
 DEFAULT_IMAGE_SIZE = (64, 64)
 DECODE_THREADS = 2
 # macOS and Windows add these to folders and zips; they are never data.
-_IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _IGNORED_FOLDERS = {"__MACOSX"}
 # Documentation beside the identity folders (the ORL zip has orl_faces/README): listed in
 # ImageSet.skipped but not warned about, since it is expected there.
@@ -66,6 +68,24 @@ def natural_sort_key(text):
     # (kind, number, text) triples never compare an int with a str; the raw text breaks ties.
     key = tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in parts if part)
     return key, str(text)
+
+
+def select_and_relabel(labels, chosen, num_groups, what="class"):
+    """Keep the items of the ``chosen`` groups (classes, writers), renumbered ``0..k-1`` in the order given.
+
+    Returns ``(chosen as a list, indices of the kept items, their new labels)``; repeated or
+    out-of-range group indices raise ``ValueError`` naming the bad index.
+    """
+    chosen = [int(index) for index in np.asarray(chosen).reshape(-1)]
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"{what}_indices must be distinct, got {chosen}")
+    for index in chosen:
+        if not 0 <= index < num_groups:
+            raise ValueError(f"{what} index {index} is out of range 0..{num_groups - 1}")
+    new_label_of = np.full(num_groups, -1, dtype=np.int64)
+    new_label_of[chosen] = np.arange(len(chosen))
+    keep = np.flatnonzero(new_label_of[labels] >= 0)
+    return chosen, keep, new_label_of[labels[keep]]
 
 
 @dataclass
@@ -133,18 +153,10 @@ class ImageSet:
 
     def select_classes(self, class_indices):
         """A new ImageSet with only the given classes, relabelled ``0..k-1`` in the order given."""
-        class_indices = [int(index) for index in np.asarray(class_indices).reshape(-1)]
-        if len(set(class_indices)) != len(class_indices):
-            raise ValueError(f"class_indices must be distinct, got {class_indices}")
-        for index in class_indices:
-            if not 0 <= index < self.num_classes:
-                raise ValueError(f"class index {index} is out of range 0..{self.num_classes - 1}")
-        new_label_of = np.full(self.num_classes, -1, dtype=np.int64)
-        new_label_of[class_indices] = np.arange(len(class_indices))
-        keep = np.flatnonzero(new_label_of[self.labels] >= 0)
+        class_indices, keep, new_labels = select_and_relabel(self.labels, class_indices, self.num_classes, "class")
         return ImageSet(
             images=self.images[keep],
-            labels=new_label_of[self.labels[keep]],
+            labels=new_labels,
             class_names=[self.class_names[index] for index in class_indices],
             paths=[self.paths[index] for index in keep],
             skipped=list(self.skipped),
@@ -277,7 +289,7 @@ class FileTree:
         self.files = [
             file
             for file in self.files
-            if file.name not in _IGNORED_NAMES
+            if file.name not in IGNORED_NAMES
             and not file.name.startswith("._")
             and not (set(file.parts) & _IGNORED_FOLDERS)
         ]

@@ -76,6 +76,16 @@ def _as_matrix(values, name, dim=None):
     return np.ascontiguousarray(values)
 
 
+def _check_dim_and_metric(dim, metric, head_weights):
+    """``(dim, metric, head weights)`` checked against each other, for every index kind."""
+    if not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    head_weights = _check_metric(metric, head_weights)
+    if head_weights is not None and len(head_weights[0]) != dim:
+        raise ValueError(f"head weights have {len(head_weights[0])} entries but dim is {dim}")
+    return int(dim), metric, head_weights
+
+
 def _check_metric(metric, head_weights):
     if metric not in METRICS:
         raise ValueError(f"Unknown index metric {metric!r}; choose one of {METRICS}")
@@ -295,13 +305,7 @@ class ExactIndex(_Index):
     def __init__(self, dim, metric="euclidean", head_weights=None, jit_compile=True, l1_backend="auto"):
         if l1_backend not in L1_BACKENDS:
             raise ValueError(f"Unknown l1_backend {l1_backend!r}; choose one of {L1_BACKENDS}")
-        if not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        self.dim = int(dim)
-        self.metric = metric
-        self.head_weights = _check_metric(metric, head_weights)
-        if self.head_weights is not None and len(self.head_weights[0]) != self.dim:
-            raise ValueError(f"head weights have {len(self.head_weights[0])} entries but dim is {dim}")
+        self.dim, self.metric, self.head_weights = _check_dim_and_metric(dim, metric, head_weights)
         self.jit_compile = bool(jit_compile)
         self.l1_backend = l1_backend
         self.embeddings = np.zeros((0, self.dim), np.float32)
@@ -418,8 +422,6 @@ class FaissIndex(_Index):
     def __init__(self, dim, metric="euclidean", index_type="auto", nlist=None, nprobe=16, hnsw_neighbors=32,
                  ef_search=64, rerank=100, head_weights=None, seed=0):
         faiss = _import_faiss()
-        if not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if index_type not in FAISS_TYPES:
             raise ValueError(f"Unknown FAISS index type {index_type!r}; choose one of {FAISS_TYPES}")
         for name, value in (("nprobe", nprobe), ("hnsw_neighbors", hnsw_neighbors), ("ef_search", ef_search),
@@ -428,11 +430,7 @@ class FaissIndex(_Index):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if nlist is not None and (not isinstance(nlist, (int, np.integer)) or nlist < 1):
             raise ValueError(f"nlist must be a positive integer or None, got {nlist!r}")
-        self.dim = int(dim)
-        self.metric = metric
-        self.head_weights = _check_metric(metric, head_weights)
-        if self.head_weights is not None and len(self.head_weights[0]) != self.dim:
-            raise ValueError(f"head weights have {len(self.head_weights[0])} entries but dim is {dim}")
+        self.dim, self.metric, self.head_weights = _check_dim_and_metric(dim, metric, head_weights)
         self.index_type = index_type
         self.nlist, self.nprobe = nlist, int(nprobe)
         self.hnsw_neighbors, self.ef_search = int(hnsw_neighbors), int(ef_search)

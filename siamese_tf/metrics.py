@@ -9,20 +9,70 @@ A pair is predicted "same" when ``similarity >= threshold``. Thresholds chosen b
 ``similarity > threshold`` used by :mod:`siamese_tf.verification` gives the same decisions on the
 calibration data.
 
-The pure functions (``binary_metrics`` ... ``n_way_accuracy``) need only numpy; the model helpers
+The pure functions (``binary_metrics`` ... ``n_way_accuracy``) are thin wrappers: they check
+their input with :func:`check_scores_and_labels` (so the error messages name the problem in the
+package's terms), then let :mod:`sklearn.metrics` do the counting (``confusion_matrix``,
+``precision_recall_fscore_support``, ``roc_curve``, ``roc_auc_score``, ``auc``,
+``confusion_matrix_at_thresholds``) with ``pos_label=1`` = "same". scikit-learn is imported on
+first use, not with this module (it takes about a second to import). The model helpers
 (``evaluate_n_way``, ``evaluate_verification``, ``calibrate``) take a
 :class:`siamese_tf.models.SiameseModel`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from siamese_tf.models import SiameseModel
+
+__all__ = [
+    "THRESHOLD_METHODS",
+    "auc",
+    "binary_metrics",
+    "calibrate",
+    "check_scores_and_labels",
+    "choose_threshold",
+    "equal_error_rate",
+    "evaluate_n_way",
+    "evaluate_verification",
+    "n_way_accuracy",
+    "n_way_one_shot_accuracy",
+    "roc_auc",
+    "roc_curve",
+]
 
 THRESHOLD_METHODS = ("accuracy", "eer", "far")
+
+_SAME, _DIFFERENT = 1, 0  # labels of "same" and "different" pairs; "same" is scikit-learn's pos_label
+
+
+def _sklearn_metrics():
+    """:mod:`sklearn.metrics`, imported on first use (importing it costs about a second)."""
+    import sklearn.metrics
+
+    return sklearn.metrics
 
 
 # --- input checks -------------------------------------------------------------------------
 
-def _check_scores_and_labels(similarities, labels, need_both_classes=False, similarities_name="similarities"):
-    """Return (similarities float64 (N,), labels int64 (N,)) or raise a ValueError naming the problem."""
+def check_scores_and_labels(
+    similarities: ArrayLike,
+    labels: ArrayLike,
+    need_both_classes: bool = False,
+    similarities_name: str = "similarities",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate scored pairs; return (similarities float64 (N,), labels int64 (N,)).
+
+    Labels are 1 = same, 0 = different (any numeric dtype holding only those values); scores
+    are similarities, higher = same. A column vector (N, 1), as Keras returns, is accepted as
+    (N,). Raises a ValueError naming the problem: wrong shapes or lengths, no pairs, non-finite
+    scores, labels other than 0/1 and, with ``need_both_classes``, labels of one class only.
+    ``similarities_name`` is the word used for the scores in the messages.
+    """
     similarities = np.asarray(similarities, dtype=np.float64)
     labels_array = np.asarray(labels)
     # A column vector (N, 1), as Keras returns, is accepted as (N,).
@@ -63,6 +113,8 @@ def _check_scores_and_labels(similarities, labels, need_both_classes=False, simi
     return similarities, labels_int
 
 
+
+
 def _check_threshold(threshold, name="threshold"):
     try:
         value = float(threshold)
@@ -79,77 +131,68 @@ def _ratio(numerator, denominator):
 
 # --- metrics at one threshold ---------------------------------------------------------------
 
-def binary_metrics(similarities, labels, threshold):
+def binary_metrics(similarities: ArrayLike, labels: ArrayLike, threshold: float) -> dict[str, float]:
     """Confusion counts and rates when pairs with ``similarity >= threshold`` are called "same".
 
     Labels: 1 = same, 0 = different. Returns a dict with ``accuracy``, ``precision``, ``recall``
     (true accept rate), ``f1``, ``false_accept_rate`` (different pairs accepted / different
     pairs), ``false_reject_rate`` (same pairs rejected / same pairs) and the counts
-    ``true_positives``, ``false_positives``, ``true_negatives``, ``false_negatives``.
+    ``true_positives``, ``false_positives``, ``true_negatives``, ``false_negatives`` (ints).
 
     A rate whose denominator is zero is reported as 0.0: precision with no predicted "same"
     pairs, recall and false reject rate with no same pairs, false accept rate with no different
     pairs, F1 when precision + recall is 0.
     """
-    similarities, labels = _check_scores_and_labels(similarities, labels)
+    similarities, labels = check_scores_and_labels(similarities, labels)
     threshold = _check_threshold(threshold)
-    predicted_same = similarities >= threshold
-    actual_same = labels == 1
-    true_positives = int(np.sum(predicted_same & actual_same))
-    false_positives = int(np.sum(predicted_same & ~actual_same))
-    true_negatives = int(np.sum(~predicted_same & ~actual_same))
-    false_negatives = int(np.sum(~predicted_same & actual_same))
-    precision = _ratio(true_positives, true_positives + false_positives)
-    recall = _ratio(true_positives, true_positives + false_negatives)
+    sk = _sklearn_metrics()
+    predictions = (similarities >= threshold).astype(np.int64)
+    # labels=[0, 1] keeps the 2 x 2 layout when a class is missing: [[tn, fp], [fn, tp]].
+    (true_negatives, false_positives), (false_negatives, true_positives) = sk.confusion_matrix(
+        labels, predictions, labels=[_DIFFERENT, _SAME]
+    ).tolist()
+    precision, recall, f1, _ = sk.precision_recall_fscore_support(
+        labels, predictions, average="binary", pos_label=_SAME, zero_division=0.0
+    )
     return {
-        "accuracy": _ratio(true_positives + true_negatives, len(labels)),
-        "precision": precision,
-        "recall": recall,
-        "f1": _ratio(2 * precision * recall, precision + recall),
+        "accuracy": float(sk.accuracy_score(labels, predictions)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
         "false_accept_rate": _ratio(false_positives, false_positives + true_negatives),
         "false_reject_rate": _ratio(false_negatives, true_positives + false_negatives),
-        "true_positives": true_positives,
-        "false_positives": false_positives,
-        "true_negatives": true_negatives,
-        "false_negatives": false_negatives,
+        "true_positives": int(true_positives),
+        "false_positives": int(false_positives),
+        "true_negatives": int(true_negatives),
+        "false_negatives": int(false_negatives),
     }
 
 
 # --- curves ----------------------------------------------------------------------------------
 
-def _roc_counts(similarities, labels):
-    """Distinct scores (descending) with cumulative true/false positive counts at each."""
-    order = np.argsort(-similarities, kind="mergesort")
-    sorted_scores = similarities[order]
-    sorted_labels = labels[order]
-    # last index of every run of equal scores: tied pairs enter the curve together
-    last_of_run = np.r_[np.nonzero(np.diff(sorted_scores))[0], len(sorted_scores) - 1]
-    true_positive_counts = np.cumsum(sorted_labels)[last_of_run]
-    false_positive_counts = (last_of_run + 1) - true_positive_counts
-    return sorted_scores[last_of_run], true_positive_counts, false_positive_counts
-
-
-def roc_curve(similarities, labels):
+def roc_curve(similarities: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Receiver operating characteristic of similarities against labels (1 = same).
 
     Returns ``(false_positive_rates, true_positive_rates, thresholds)``: one point per distinct
     similarity (tied scores move together), in order of decreasing threshold, where point ``k``
     predicts "same" for ``similarity >= thresholds[k]``. The first point is (0, 0) with
     threshold ``+inf`` (nothing accepted); the last is (1, 1) at the lowest score. Needs both
-    classes.
+    classes. This is ``sklearn.metrics.roc_curve(labels, similarities, pos_label=1,
+    drop_intermediate=False)``: every distinct score keeps its point.
     """
-    similarities, labels = _check_scores_and_labels(similarities, labels, need_both_classes=True)
-    distinct_scores, true_positive_counts, false_positive_counts = _roc_counts(similarities, labels)
-    positives = labels.sum()
-    negatives = len(labels) - positives
-    false_positive_rates = np.r_[0.0, false_positive_counts / negatives]
-    true_positive_rates = np.r_[0.0, true_positive_counts / positives]
-    thresholds = np.r_[np.inf, distinct_scores]
-    return false_positive_rates, true_positive_rates, thresholds
+    similarities, labels = check_scores_and_labels(similarities, labels, need_both_classes=True)
+    false_positive_rates, true_positive_rates, thresholds = _sklearn_metrics().roc_curve(
+        labels, similarities, pos_label=_SAME, drop_intermediate=False
+    )
+    return (
+        np.asarray(false_positive_rates, dtype=np.float64),
+        np.asarray(true_positive_rates, dtype=np.float64),
+        np.asarray(thresholds, dtype=np.float64),
+    )
 
 
-def auc(x, y):
-    """Area under the curve through points (x, y) by the trapezoid rule.
+def auc(x: ArrayLike, y: ArrayLike) -> float:
+    """Area under the curve through points (x, y) by the trapezoid rule (``sklearn.metrics.auc``).
 
     ``x`` must be monotonic (either direction); the area is positive either way.
     """
@@ -162,30 +205,30 @@ def auc(x, y):
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("auc needs finite x and y values")
     steps = np.diff(x)
-    if np.all(steps >= 0):
-        direction = 1.0
-    elif np.all(steps <= 0):
-        direction = -1.0
-    else:
+    if not (np.all(steps >= 0) or np.all(steps <= 0)):
         raise ValueError("auc needs x sorted (increasing or decreasing); got x going both ways")
-    return float(direction * np.sum(steps * (y[1:] + y[:-1]) / 2.0))
+    return float(_sklearn_metrics().auc(x, y))
 
 
-def roc_auc(similarities, labels):
+def roc_auc(similarities: ArrayLike, labels: ArrayLike) -> float:
     """Area under the ROC curve: the chance that a random same pair outscores a random
-    different pair (ties count half). Labels: 1 = same."""
-    false_positive_rates, true_positive_rates, _ = roc_curve(similarities, labels)
-    return auc(false_positive_rates, true_positive_rates)
+    different pair (ties count half). Labels: 1 = same. Needs both classes.
+
+    This is ``sklearn.metrics.roc_auc_score(labels, similarities)``.
+    """
+    similarities, labels = check_scores_and_labels(similarities, labels, need_both_classes=True)
+    return float(_sklearn_metrics().roc_auc_score(labels, similarities))
 
 
-def equal_error_rate(similarities, labels):
-    """Equal error rate and its threshold. Labels: 1 = same.
+def equal_error_rate(similarities: ArrayLike, labels: ArrayLike) -> tuple[float, float]:
+    """Equal error rate and its threshold. Labels: 1 = same. Needs both classes.
 
-    Walks the ROC points from the strictest threshold down: the false accept rate (FAR) grows
-    and the false reject rate (FRR = 1 - TPR) falls. Between the last point with FAR < FRR and
-    the first with FAR >= FRR both rates are interpolated linearly; the EER is where they meet,
-    and the threshold is interpolated the same way between the two points' thresholds (the
-    strictest point's ``+inf`` is replaced by the score of its neighbour).
+    Walks the ROC points of :func:`roc_curve` from the strictest threshold down: the false
+    accept rate (FAR) grows and the false reject rate (FRR = 1 - TPR) falls. Between the last
+    point with FAR < FRR and the first with FAR >= FRR both rates are interpolated linearly; the
+    EER is where they meet, and the threshold is interpolated the same way between the two
+    points' thresholds (the strictest point's ``+inf`` is replaced by the score of its
+    neighbour). scikit-learn has no EER; only the curve comes from it.
 
     Returns ``(eer, threshold)``.
     """
@@ -218,7 +261,12 @@ def _between_scores_thresholds(distinct_scores):
     return (upper + lower) / 2.0
 
 
-def choose_threshold(similarities, labels, method="accuracy", target_far=None):
+def choose_threshold(
+    similarities: ArrayLike,
+    labels: ArrayLike,
+    method: str = "accuracy",
+    target_far: float | None = None,
+) -> float:
     """Pick a decision threshold on the similarity scale from labelled pairs (1 = same).
 
     Methods:
@@ -229,19 +277,23 @@ def choose_threshold(similarities, labels, method="accuracy", target_far=None):
         ``"far"``: the threshold with the largest recall whose false accept rate is at most
             ``target_far`` (in [0, 1]); midway between neighbouring scores, like "accuracy".
 
+    The counts at each distinct score come from ``sklearn.metrics.confusion_matrix_at_thresholds``.
     Returns the threshold as a float; predict "same" when ``similarity >= threshold``.
     """
     if not isinstance(method, str) or method.lower() not in THRESHOLD_METHODS:
         raise ValueError(f"Unknown threshold method {method!r}; choose one of {list(THRESHOLD_METHODS)}")
     method = method.lower()
-    similarities, labels = _check_scores_and_labels(similarities, labels, need_both_classes=True)
+    similarities, labels = check_scores_and_labels(similarities, labels, need_both_classes=True)
     if method == "eer":
         return equal_error_rate(similarities, labels)[1]
 
-    distinct_scores, true_positive_counts, false_positive_counts = _roc_counts(similarities, labels)
-    true_positive_counts = np.r_[0, true_positive_counts]
-    false_positive_counts = np.r_[0, false_positive_counts]
-    candidates = _between_scores_thresholds(distinct_scores)
+    _, false_positive_counts, _, true_positive_counts, distinct_scores = (
+        _sklearn_metrics().confusion_matrix_at_thresholds(labels, similarities, pos_label=_SAME)
+    )
+    # point 0 accepts nothing; counts are whole numbers held as floats
+    true_positive_counts = np.r_[0, np.rint(true_positive_counts).astype(np.int64)]
+    false_positive_counts = np.r_[0, np.rint(false_positive_counts).astype(np.int64)]
+    candidates = _between_scores_thresholds(np.asarray(distinct_scores, dtype=np.float64))
     positives = labels.sum()
     negatives = len(labels) - positives
 
@@ -262,7 +314,7 @@ def choose_threshold(similarities, labels, method="accuracy", target_far=None):
 
 # --- N-way one-shot ------------------------------------------------------------------------------
 
-def n_way_accuracy(similarity_matrix, correct_positions):
+def n_way_accuracy(similarity_matrix: ArrayLike, correct_positions: ArrayLike) -> float:
     """Fraction of N-way tasks answered correctly.
 
     ``similarity_matrix`` is (T, N): row t holds the query's similarity to each of the N support
@@ -304,7 +356,14 @@ def _check_model(model):
             raise ValueError(f"Expected a siamese_tf SiameseModel; {model!r} has no {attribute!r}")
 
 
-def evaluate_n_way(model, images, labels, n_way=10, num_tasks=200, seed=0):
+def evaluate_n_way(
+    model: SiameseModel,
+    images: ArrayLike,
+    labels: ArrayLike,
+    n_way: int = 10,
+    num_tasks: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
     """N-way one-shot accuracy of ``model`` on tasks sampled from ``images`` / class ``labels``.
 
     Tasks come from :func:`siamese_tf.samplers.sample_n_way_tasks` (one query, ``n_way`` support
@@ -349,7 +408,13 @@ def evaluate_n_way(model, images, labels, n_way=10, num_tasks=200, seed=0):
 
 # --- model helpers for verification -----------------------------------------------------------
 
-def evaluate_verification(model, first_images, second_images, labels, threshold=None):
+def evaluate_verification(
+    model: SiameseModel,
+    first_images: ArrayLike,
+    second_images: ArrayLike,
+    labels: ArrayLike,
+    threshold: float | None = None,
+) -> dict[str, float]:
     """Verification metrics of ``model`` on aligned pairs (labels: 1 = same).
 
     ``threshold`` is on the similarity scale; ``None`` uses ``model.thresholds["detection"]``
@@ -366,7 +431,7 @@ def evaluate_verification(model, first_images, second_images, labels, threshold=
         threshold = model.thresholds["detection"]
     threshold = _check_threshold(threshold)
     similarities = model.similarity_pairs(first_images, second_images)
-    similarities, labels = _check_scores_and_labels(similarities, labels, need_both_classes=True)
+    similarities, labels = check_scores_and_labels(similarities, labels, need_both_classes=True)
     results = binary_metrics(similarities, labels, threshold)
     eer, eer_threshold = equal_error_rate(similarities, labels)
     results.update({
@@ -378,7 +443,14 @@ def evaluate_verification(model, first_images, second_images, labels, threshold=
     return results
 
 
-def calibrate(model, first_images, second_images, labels, method="accuracy", target_far=None):
+def calibrate(
+    model: SiameseModel,
+    first_images: ArrayLike,
+    second_images: ArrayLike,
+    labels: ArrayLike,
+    method: str = "accuracy",
+    target_far: float | None = None,
+) -> float:
     """Choose the detection threshold on validation pairs and store it in the model.
 
     Sets ``model.thresholds["detection"]`` (similarity scale; a pair is "same" when its

@@ -269,7 +269,7 @@ def plot_score_histogram(similarities, labels, threshold=None, bins=30, path=Non
     threshold as a vertical line when given."""
     from siamese_tf import metrics
 
-    similarities, labels = metrics._check_scores_and_labels(similarities, labels)
+    similarities, labels = metrics.check_scores_and_labels(similarities, labels)
     figure = Figure(figsize=(6, 3.8))
     axes = figure.subplots()
     edges = np.histogram_bin_edges(similarities, bins=bins)

@@ -150,11 +150,21 @@ def make_pairs(images, labels, num_pairs, seed=0, positive_fraction=0.5):
 class EpochSeededBatches:
     """Mechanics shared by batch sources whose epoch ``e`` depends only on ``(seed, e)``.
 
-    Subclasses set ``steps_per_epoch``, ``seed`` and ``images`` and define ``batch(epoch, step)``
-    and ``_signature()``.
+    Subclasses set ``images``, call ``_init_epochs(steps_per_epoch, seed, augment)`` at the end of
+    ``__init__`` and define ``batch(epoch, step)`` and ``_signature()``.
     """
 
-    def _init_epochs(self):
+    def _init_epochs(self, steps_per_epoch, seed=0, augment=None):
+        """Check and keep what every epoch-seeded source needs, then start at epoch 0."""
+        if not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if augment is not None and not callable(augment):
+            raise ValueError(f"augment must be a callable (image, rng) -> image or None, got {augment!r}")
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.seed = int(seed)
+        self.augment = augment
         self._lock = threading.Lock()
         self._epoch = 0
         self._last_started_epoch = None
@@ -278,16 +288,9 @@ class PairBatches(EpochSeededBatches):
         for name, value in (("pairs_per_epoch", pairs_per_epoch), ("batch_size", batch_size)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if augment is not None and not callable(augment):
-            raise ValueError(f"augment must be a callable (image, rng) -> image or None, got {augment!r}")
         self.pairs_per_epoch = int(pairs_per_epoch)
         self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.augment = augment
-        self.steps_per_epoch = math.ceil(self.pairs_per_epoch / self.batch_size)
-        self._init_epochs()
+        self._init_epochs(math.ceil(self.pairs_per_epoch / self.batch_size), seed, augment)
         self._cached_epoch = None
         self._cached_pairs = None
         # Fail now, not inside tf.data, when the labels cannot give both kinds of pairs.
@@ -362,12 +365,9 @@ class ClassBalancedBatches(EpochSeededBatches):
                 f"images must have shape (N, H, W, C) with one label each; got {self.images.shape} and "
                 f"{len(self.labels)} labels"
             )
-        for name, value, minimum in (("classes_per_batch", classes_per_batch, 2), ("images_per_class", images_per_class, 2),
-                                     ("steps_per_epoch", steps_per_epoch, 1), ("seed", seed, 0)):
+        for name, value, minimum in (("classes_per_batch", classes_per_batch, 2), ("images_per_class", images_per_class, 2)):
             if not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if augment is not None and not callable(augment):
-            raise ValueError(f"augment must be a callable (image, rng) -> image or None, got {augment!r}")
         self.index = _ClassIndex(self.labels)
         self.eligible = np.flatnonzero(self.index.sizes >= 2)
         if len(self.eligible) < classes_per_batch:
@@ -377,10 +377,7 @@ class ClassBalancedBatches(EpochSeededBatches):
             )
         self.classes_per_batch = int(classes_per_batch)
         self.images_per_class = int(images_per_class)
-        self.steps_per_epoch = int(steps_per_epoch)
-        self.seed = int(seed)
-        self.augment = augment
-        self._init_epochs()
+        self._init_epochs(steps_per_epoch, seed, augment)
 
     @property
     def batch_size(self):

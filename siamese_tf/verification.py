@@ -19,6 +19,16 @@ import numpy as np
 
 from siamese_tf.errors import SiameseDataError
 
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VerificationResult",
+    "Verifier",
+    "calibrate_verification_threshold",
+    "choose_verification_threshold",
+    "verification_fractions",
+    "verify",
+]
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 
 
@@ -172,9 +182,9 @@ def choose_verification_threshold(fractions, labels):
     between neighbouring observed fractions (with 0 and 1 as outer neighbours) plus 1.0 (reject
     everyone); among equally accurate thresholds the highest (strictest) wins.
     """
-    from siamese_tf.metrics import _check_scores_and_labels
+    from siamese_tf.metrics import check_scores_and_labels
 
-    fractions, labels = _check_scores_and_labels(fractions, labels, similarities_name="fractions")
+    fractions, labels = check_scores_and_labels(fractions, labels, similarities_name="fractions")
     if np.any((fractions < 0) | (fractions > 1)):
         raise ValueError(f"fractions must lie in [0, 1]; got values from {fractions.min()} to {fractions.max()}")
     values = np.unique(np.r_[0.0, fractions, 1.0])

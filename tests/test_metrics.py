@@ -31,6 +31,42 @@ def tiny_pairs():
     return first, np.clip(second, 0, 1), labels
 
 
+# --- input checks and the public surface ------------------------------------------------------
+
+def test_check_scores_and_labels_is_public_and_normalises_input():
+    assert "check_scores_and_labels" in metrics.__all__
+    # a Keras-style column of scores, boolean labels: (N,) float64 and (N,) int64 come back
+    similarities, labels = metrics.check_scores_and_labels(np.array([[0.9], [0.1]], "float32"), [True, False])
+    assert similarities.dtype == np.float64 and similarities.shape == (2,)
+    assert labels.dtype == np.int64 and labels.tolist() == [1, 0]
+    _, labels = metrics.check_scores_and_labels([0.5, 0.4], np.array([[1.0], [0.0]]))
+    assert labels.tolist() == [1, 0]
+
+
+def test_check_scores_and_labels_messages_use_the_given_name_and_the_label_convention():
+    with pytest.raises(ValueError, match="3 fractions but 2 labels"):
+        metrics.check_scores_and_labels([0.1, 0.2, 0.3], [1, 0], similarities_name="fractions")
+    with pytest.raises(ValueError, match=r"0 \(different\) or 1 \(same\)"):
+        metrics.check_scores_and_labels([0.1, 0.2], ["a", "b"])
+    with pytest.raises(ValueError, match=r"only 'different' \(0\)"):
+        metrics.check_scores_and_labels([0.1, 0.2], [0, 0], need_both_classes=True)
+    # one class is fine unless both are needed
+    metrics.check_scores_and_labels([0.1, 0.2], [0, 0])
+
+
+def test_public_names_exist_and_are_annotated():
+    import inspect
+
+    for name in metrics.__all__:
+        assert hasattr(metrics, name), name
+        value = getattr(metrics, name)
+        if callable(value):
+            signature = inspect.signature(value)
+            assert signature.return_annotation is not inspect.Signature.empty, name
+            for parameter in signature.parameters.values():
+                assert parameter.annotation is not inspect.Parameter.empty, (name, parameter.name)
+
+
 # --- binary_metrics -------------------------------------------------------------------------
 
 def test_binary_metrics_hand_computed():
@@ -78,6 +114,35 @@ def test_binary_metrics_match_sklearn_on_random_data():
 def test_binary_metrics_rejects_bad_input(similarities, labels, message):
     with pytest.raises(ValueError, match=message):
         metrics.binary_metrics(similarities, labels, 0.5)
+
+
+def test_binary_metrics_with_one_class_only_hand_computed():
+    # only same pairs: 0.9 accepted, 0.3 rejected; no different pairs, so the false accept rate is 0.0
+    result = metrics.binary_metrics([0.9, 0.3], [1, 1], 0.5)
+    assert (result["true_positives"], result["false_negatives"]) == (1, 1)
+    assert (result["false_positives"], result["true_negatives"]) == (0, 0)
+    assert result["precision"] == 1.0 and result["recall"] == 0.5 and result["f1"] == pytest.approx(2 / 3)
+    assert result["false_accept_rate"] == 0.0 and result["false_reject_rate"] == 0.5
+    assert all(type(result[key]) is int for key in ("true_positives", "false_positives",
+                                                     "true_negatives", "false_negatives"))
+    # only different pairs, none accepted: every rate with an empty denominator is 0.0
+    result = metrics.binary_metrics([0.2, 0.1], [0, 0], 0.5)
+    assert result["accuracy"] == 1.0 and result["true_negatives"] == 2
+    assert result["precision"] == result["recall"] == result["f1"] == result["false_reject_rate"] == 0.0
+
+
+def test_binary_metrics_counts_match_sklearn_confusion_matrix_on_random_data():
+    rng = np.random.default_rng(13)
+    for threshold in (0.2, 0.5, 0.9):
+        similarities = np.round(rng.random(200), 2)
+        labels = rng.integers(0, 2, 200)
+        result = metrics.binary_metrics(similarities, labels, threshold)
+        predictions = (similarities >= threshold).astype(int)
+        tn, fp, fn, tp = sklearn.metrics.confusion_matrix(labels, predictions, labels=[0, 1]).ravel()
+        assert (result["true_negatives"], result["false_positives"]) == (tn, fp)
+        assert (result["false_negatives"], result["true_positives"]) == (fn, tp)
+        assert result["false_accept_rate"] == pytest.approx(fp / (fp + tn))
+        assert result["false_reject_rate"] == pytest.approx(1 - sklearn.metrics.recall_score(labels, predictions))
 
 
 # --- ROC, AUC, EER -------------------------------------------------------------------------------
@@ -143,6 +208,53 @@ def test_equal_error_rate_perfect_separation_is_zero():
     eer, threshold = metrics.equal_error_rate([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])
     assert eer == pytest.approx(0.0)
     assert 0.2 <= threshold <= 0.8
+
+
+def test_roc_curve_keeps_every_distinct_score():
+    # 0.8 lies on the straight segment between its neighbours; the curve still keeps its point
+    false_positive_rates, true_positive_rates, thresholds = metrics.roc_curve([0.9, 0.8, 0.7, 0.1], [1, 1, 1, 0])
+    np.testing.assert_allclose(true_positive_rates, [0, 1 / 3, 2 / 3, 1, 1])
+    np.testing.assert_allclose(false_positive_rates, [0, 0, 0, 0, 1])
+    np.testing.assert_allclose(thresholds[1:], [0.9, 0.8, 0.7, 0.1])
+
+
+def test_roc_auc_hand_computed_four_scores():
+    # same 0.8, 0.4; different 0.6, 0.2. Of the 4 (same, different) pairs the same pair scores
+    # higher in 3: (0.8, 0.6), (0.8, 0.2), (0.4, 0.2); (0.4, 0.6) is ranked wrong. AUC = 3/4.
+    similarities, labels = [0.8, 0.4, 0.6, 0.2], [1, 1, 0, 0]
+    assert metrics.roc_auc(similarities, labels) == pytest.approx(0.75)
+    assert metrics.auc(*metrics.roc_curve(similarities, labels)[:2]) == pytest.approx(0.75)
+    # a tie counts half: same 0.8, 0.5; different 0.5, 0.2 -> (1 + 1 + 1/2 + 1) / 4
+    assert metrics.roc_auc([0.8, 0.5, 0.5, 0.2], [1, 1, 0, 0]) == pytest.approx(0.875)
+    # reversed ranking: AUC 0; one class per side, labels 1 = same
+    assert metrics.roc_auc([0.1, 0.9], [1, 0]) == pytest.approx(0.0)
+
+
+def test_roc_auc_is_the_pairwise_ranking_probability_on_random_data():
+    rng = np.random.default_rng(17)
+    similarities = np.round(rng.random(60), 1)
+    labels = rng.integers(0, 2, 60)
+    same, different = similarities[labels == 1], similarities[labels == 0]
+    wins = (same[:, None] > different[None, :]) + 0.5 * (same[:, None] == different[None, :])
+    assert metrics.roc_auc(similarities, labels) == pytest.approx(wins.mean())
+
+
+def test_auc_matches_sklearn_on_random_curves():
+    rng = np.random.default_rng(19)
+    for _ in range(5):
+        x = np.sort(rng.random(30))
+        y = rng.random(30)
+        assert metrics.auc(x, y) == pytest.approx(sklearn.metrics.auc(x, y))
+        assert metrics.auc(x[::-1], y[::-1]) == pytest.approx(sklearn.metrics.auc(x, y))
+
+
+def test_equal_error_rate_hand_built_tie_at_the_top():
+    # same 0.9; different 0.9 (tied) and 0.1. Points (FAR, FRR): +inf -> (0, 1), 0.9 -> (1/2, 0).
+    # FAR - FRR goes -1 -> +1/2, crossing 2/3 of the way: EER = 2/3 * 1/2 = 1/3. The +inf
+    # threshold is replaced by its neighbour 0.9, so the threshold is 0.9.
+    eer, threshold = metrics.equal_error_rate([0.9, 0.9, 0.1], [1, 0, 0])
+    assert eer == pytest.approx(1 / 3)
+    assert threshold == pytest.approx(0.9)
 
 
 # --- choose_threshold ----------------------------------------------------------------------------

@@ -190,17 +190,10 @@ class SignatureSet:
 
     def select_writers(self, writer_indices):
         """A new SignatureSet with only these writers, renumbered ``0..k-1`` in the order given."""
-        writer_indices = [int(index) for index in np.asarray(writer_indices).reshape(-1)]
-        if len(set(writer_indices)) != len(writer_indices):
-            raise ValueError(f"writer_indices must be distinct, got {writer_indices}")
-        for index in writer_indices:
-            if not 0 <= index < self.num_writers:
-                raise ValueError(f"writer index {index} is out of range 0..{self.num_writers - 1}")
-        new_index_of = np.full(self.num_writers, -1, dtype=np.int64)
-        new_index_of[writer_indices] = np.arange(len(writer_indices))
-        keep = np.flatnonzero(new_index_of[self.writers] >= 0)
+        writer_indices, keep, new_writers = datasets_module.select_and_relabel(
+            self.writers, writer_indices, self.num_writers, "writer")
         return SignatureSet(
-            images=self.images[keep], writers=new_index_of[self.writers[keep]], genuine=self.genuine[keep],
+            images=self.images[keep], writers=new_writers, genuine=self.genuine[keep],
             writer_names=[self.writer_names[index] for index in writer_indices],
             paths=[self.paths[index] for index in keep], skipped=list(self.skipped),
             excluded_writers=list(self.excluded_writers),

@@ -54,17 +54,10 @@ class SignaturePairBatches(EpochSeededBatches):
         for name, value in (("pairs_per_epoch", pairs_per_epoch), ("batch_size", batch_size)):
             if not isinstance(value, (int, np.integer)) or value < 2:
                 raise ValueError(f"{name} must be an integer of at least 2, got {value!r}")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if augment is not None and not callable(augment):
-            raise ValueError(f"augment must be a callable (image, rng) -> image or None, got {augment!r}")
         self.first, self.second, self.labels = first.astype(np.int64), second.astype(np.int64), labels.astype(np.int64)
         self.pairs_per_epoch = int(pairs_per_epoch)
         self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.augment = augment
-        self.steps_per_epoch = -(-self.pairs_per_epoch // self.batch_size)
-        self._init_epochs()
+        self._init_epochs(-(-self.pairs_per_epoch // self.batch_size), seed, augment)
 
     def epoch_pairs(self, epoch):
         """``(first_indices, second_indices, labels)`` of a whole epoch, shuffled."""
@@ -201,10 +194,6 @@ class SignatureWriterBatches(EpochSeededBatches):
         if writers_per_batch > signature_set.num_writers:
             raise ValueError(f"writers_per_batch={writers_per_batch} but the set has only "
                              f"{signature_set.num_writers} writer(s)")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if augment is not None and not callable(augment):
-            raise ValueError(f"augment must be a callable (image, rng) -> image or None, got {augment!r}")
         self.signature_set = signature_set
         self.images = signature_set.images
         self.codes = signature_codes(signature_set.writers, signature_set.genuine)
@@ -221,10 +210,7 @@ class SignatureWriterBatches(EpochSeededBatches):
         self.writers_per_batch = int(writers_per_batch)
         self.genuine_per_writer = int(genuine_per_writer)
         self.forgeries_per_writer = int(forgeries_per_writer)
-        self.steps_per_epoch = int(steps_per_epoch)
-        self.seed = int(seed)
-        self.augment = augment
-        self._init_epochs()
+        self._init_epochs(steps_per_epoch, seed, augment)
 
     def batch_indices(self, epoch, step):
         """Image indices of batch ``step`` of ``epoch`` (writers drawn without replacement)."""
