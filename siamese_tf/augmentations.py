@@ -58,7 +58,7 @@ def augment_image(image, rng, **settings):
     return Augmenter(**settings)(image, rng)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class Augmenter:
     """A callable ``(image, rng) -> image``: random flip, affine warp and re-lighting.
 
@@ -85,11 +85,11 @@ class Augmenter:
     brightness: float = 0.1
     contrast: float = 0.1
     max_rotation: float = 10.0
-    max_shift: float = 0.05
-    max_scale: float = 0.05
     max_shear: float = 0.0
-    shift_in_pixels: bool = False
-    independent_axes: bool = False
+    independent_axes: bool = False  # with max_scale
+    max_scale: float = 0.05
+    shift_in_pixels: bool = False  # with max_shift
+    max_shift: float = 0.05
     component_probability: float = 1.0
 
     def __post_init__(self):

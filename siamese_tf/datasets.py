@@ -36,6 +36,7 @@ __all__ = [
     "IGNORED_NAMES",
     "DOCUMENTATION_PATTERN",
     "FileTree",
+    "ImageCollection",
     "ImageSet",
     "check_image_size",
     "class_counts_for_splits",
@@ -88,8 +89,23 @@ def select_and_relabel(labels, chosen, num_groups, what="class"):
     return chosen, keep, new_label_of[labels[keep]]
 
 
+class ImageCollection:
+    """What every set of images shares: ``images``, an (N, H, W, C) float32 array in [0, 1].
+
+    The base of :class:`ImageSet` and of the case studies' sets (e.g. signatures).
+    """
+
+    def __len__(self):
+        return len(self.images)
+
+    @property
+    def image_shape(self):
+        """Shape of one image, (height, width, channels)."""
+        return tuple(self.images.shape[1:])
+
+
 @dataclass
-class ImageSet:
+class ImageSet(ImageCollection):
     """Images with integer class labels.
 
     Attributes:
@@ -130,13 +146,6 @@ class ImageSet:
         """Number of classes (identities)."""
         return len(self.class_names)
 
-    @property
-    def image_shape(self):
-        """Shape of one image, (height, width, channels)."""
-        return tuple(self.images.shape[1:])
-
-    def __len__(self):
-        return len(self.images)
 
     def subset(self, indices):
         """A new ImageSet with the images at ``indices``; class names and labels are kept as they are."""

@@ -47,41 +47,32 @@ class DataSource:
     description: str
 
 
+def _omniglot_source(path, sha256, description):
+    """An Omniglot file of Lake's repository at the pinned commit; the local name is the file name."""
+    return DataSource(url=_OMNIGLOT_URL + path, sha256=sha256, filename=path.rsplit("/", 1)[-1],
+                      description=description + _OMNIGLOT_CITATION)
+
+
 REGISTRY = {
-    "omniglot_background": DataSource(
-        url=_OMNIGLOT_URL + "images_background.zip",
-        sha256=None,
-        filename="images_background.zip",
-        description="Omniglot background set: 30 alphabets, 964 characters x 20 drawers, 105x105 PNG. "
-        + _OMNIGLOT_CITATION,
+    "omniglot_background": _omniglot_source(
+        "images_background.zip", None,
+        "Omniglot background set: 30 alphabets, 964 characters x 20 drawers, 105x105 PNG. ",
     ),
-    "omniglot_evaluation": DataSource(
-        url=_OMNIGLOT_URL + "images_evaluation.zip",
-        sha256=None,
-        filename="images_evaluation.zip",
-        description="Omniglot evaluation set: 20 alphabets, 659 characters x 20 drawers, 105x105 PNG. "
-        + _OMNIGLOT_CITATION,
+    "omniglot_evaluation": _omniglot_source(
+        "images_evaluation.zip", None,
+        "Omniglot evaluation set: 20 alphabets, 659 characters x 20 drawers, 105x105 PNG. ",
     ),
-    "omniglot_background_small1": DataSource(
-        url=_OMNIGLOT_URL + "images_background_small1.zip",
-        sha256="f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
-        filename="images_background_small1.zip",
-        description="Omniglot minimal background set 1: 5 alphabets, 136 characters x 20 drawers. "
-        + _OMNIGLOT_CITATION,
+    "omniglot_background_small1": _omniglot_source(
+        "images_background_small1.zip", "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
+        "Omniglot minimal background set 1: 5 alphabets, 136 characters x 20 drawers. ",
     ),
-    "omniglot_background_small2": DataSource(
-        url=_OMNIGLOT_URL + "images_background_small2.zip",
-        sha256="3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
-        filename="images_background_small2.zip",
-        description="Omniglot minimal background set 2: 5 alphabets, 156 characters x 20 drawers. "
-        + _OMNIGLOT_CITATION,
+    "omniglot_background_small2": _omniglot_source(
+        "images_background_small2.zip", "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
+        "Omniglot minimal background set 2: 5 alphabets, 156 characters x 20 drawers. ",
     ),
-    "omniglot_all_runs": DataSource(
-        url=_OMNIGLOT_URL + "one-shot-classification/all_runs.zip",
-        sha256="437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325",
-        filename="all_runs.zip",
-        description="Omniglot 20-way one-shot classification benchmark of Lake et al. (20 runs). "
-        + _OMNIGLOT_CITATION,
+    "omniglot_all_runs": _omniglot_source(
+        "one-shot-classification/all_runs.zip", "437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325",
+        "Omniglot 20-way one-shot classification benchmark of Lake et al. (20 runs). ",
     ),
     "orl_faces": DataSource(
         url="https://www.cl.cam.ac.uk/research/dtg/attarchive/pub/data/att_faces.zip",

@@ -129,7 +129,7 @@ def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, c
 
 
 @dataclass
-class SignatureSet:
+class SignatureSet(datasets_module.ImageCollection):
     """Preprocessed signatures of several writers.
 
     Attributes:
@@ -169,16 +169,9 @@ class SignatureSet:
         if len(set(self.writer_names)) != len(self.writer_names):
             raise ValueError(f"writer_names must be distinct, got {self.writer_names}")
 
-    def __len__(self):
-        return len(self.images)
-
     @property
     def num_writers(self):
         return len(self.writer_names)
-
-    @property
-    def image_shape(self):
-        return tuple(self.images.shape[1:])
 
     def counts(self):
         """``{writer_name: (genuine count, forgery count)}``."""
