@@ -114,3 +114,25 @@ def test_registering_a_taken_name_with_another_builder_fails():
 
     with pytest.raises(ValueError, match="small_cnn"):
         register_embedding("small_cnn", another_small_cnn)
+
+
+# Import name -> distribution name, for the packages whose two names differ.
+DISTRIBUTION_OF = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "faiss": "faiss-cpu", "PIL": "pillow"}
+
+
+def test_pyproject_declares_every_third_party_package_the_code_imports():
+    import sys
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    declared = {requirement.split(";")[0].split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
+                for requirement in pyproject["project"]["dependencies"]}
+    imported = set()
+    for path in PACKAGE.rglob("*.py"):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top != "siamese_tf" and top not in sys.stdlib_module_names:
+                imported.add(top)
+    assert imported, "no third-party import found: the scan is broken"
+    missing = sorted(top for top in imported if DISTRIBUTION_OF.get(top, top).lower() not in declared)
+    assert not missing, f"pyproject.toml [project] dependencies lack {missing}"
