@@ -128,7 +128,8 @@ def test_load_split_reads_images_and_skips_a_broken_file(tiny_dataset, tmp_path)
     split = captcha.load_captcha_split(copy, "support_b")
     assert split.images.shape == (metadata["num_level_2"], 48, 48, 1)
     assert 0 <= split.images.min() and split.images.max() <= 1
-    assert split.labels.tolist() == list(range(metadata["num_level_1"], metadata["num_level_1"] + metadata["num_level_2"]))
+    first_level_2 = metadata["num_level_1"]
+    assert split.labels.tolist() == list(range(first_level_2, first_level_2 + metadata["num_level_2"]))
     (copy / "support_b" / "00000.png").write_bytes(b"not a png")
     with pytest.warns(UserWarning, match="unreadable"):
         broken = captcha.load_captcha_split(copy, "support_b")

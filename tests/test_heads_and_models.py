@@ -86,7 +86,8 @@ def test_keras_format_round_trip_keeps_weights_thresholds_and_head(tmp_path, hea
     assert isinstance(restored, SiameseModel)
     assert restored.thresholds == model.thresholds
     assert type(restored.head) is type(model.head)
-    np.testing.assert_allclose(restored.score_pairs(images, images[::-1]), model.score_pairs(images, images[::-1]), rtol=1e-5)
+    np.testing.assert_allclose(restored.score_pairs(images, images[::-1]), model.score_pairs(images, images[::-1]),
+                               rtol=1e-5)
 
 
 def test_save_requires_keras_suffix_and_load_names_missing_file(tmp_path, tiny_model):

@@ -122,6 +122,7 @@ DISTRIBUTION_OF = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "
 
 def test_pyproject_declares_every_third_party_package_the_code_imports():
     import sys
+
     import tomllib
 
     pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())

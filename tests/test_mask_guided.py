@@ -103,7 +103,8 @@ def test_written_layout_loads_back_and_bad_files_are_skipped(tmp_path):
     assert loaded.domain_names == tuple(d.name for d in generated["domains"])
     assert np.array_equal(np.sort(loaded.class_ids), np.sort(generated["train"].class_ids))
     # Masks written at 200x200 and read back at 32x32 overlap the generator's own masks well.
-    overlap = np.sum(loaded.masks * generated["train"].masks) / np.sum(np.maximum(loaded.masks, generated["train"].masks))
+    generated_masks = generated["train"].masks
+    overlap = np.sum(loaded.masks * generated_masks) / np.sum(np.maximum(loaded.masks, generated_masks))
     assert overlap > 0.5
     index_lines = (tmp_path / "index.csv").read_text().splitlines()
     assert index_lines[0] == "split,domain,class,path" and len(index_lines) == 1 + 6

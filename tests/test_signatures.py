@@ -154,7 +154,8 @@ def test_cedar_layout(tmp_path):
 def test_no_usable_writer_and_unknown_layout(tmp_path):
     for index in range(2):
         _write_png(tmp_path / "only" / "005" / f"{index}.png", _signature_image(index))
-    with pytest.warns(UserWarning, match="left out 1 writer"), pytest.raises(SiameseDataError, match="no usable writer"):
+    with (pytest.warns(UserWarning, match="left out 1 writer"),
+          pytest.raises(SiameseDataError, match="no usable writer")):
         signatures.load_signatures(tmp_path / "only", image_size=SMALL)
     with pytest.raises(ValueError, match="layout"):
         signatures.load_signatures(tmp_path / "only", layout="gpds")

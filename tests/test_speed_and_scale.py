@@ -391,7 +391,8 @@ from siamese_tf.training import compile_siamese
 rng = np.random.default_rng(0)
 a, b = rng.random((3, 4), dtype=np.float32), rng.random((3, 4), dtype=np.float32)
 out = {"l1dist": np.asarray(layers.L1Dist()(a, b)).tolist(), "expected_l1dist": np.abs(a - b).tolist()}
-out["contrastive"] = float(np.mean(np.asarray(losses.contrastive_loss(np.array([1.0, 0.0]), np.array([0.5, 0.25]), 1.0))))
+contrastive = losses.contrastive_loss(np.array([1.0, 0.0]), np.array([0.5, 0.25]), 1.0)
+out["contrastive"] = float(np.mean(np.asarray(contrastive)))
 labels = np.array([0, 0, 1, 1])
 distance_matrix = np.array([[0, 1, 2, 3], [1, 0, 3, 1], [2, 3, 0, 1], [3, 1, 1, 0]], np.float32)
 out["triplet"] = float(losses.triplet_loss(labels, distance_matrix, margin=0.5, mining="batch_hard"))
@@ -423,7 +424,8 @@ def test_layers_losses_heads_and_a_fit_run_on_the_jax_backend():
 # --- the throughput benchmark's FLOP count ------------------------------------------------------
 
 def test_forward_flops_counts_conv_and_dense_layers_by_hand():
-    spec = importlib.util.spec_from_file_location("throughput_benchmark", REPOSITORY_ROOT / "benchmarks" / "throughput.py")
+    path = REPOSITORY_ROOT / "benchmarks" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("throughput_benchmark", path)
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     inputs = keras.Input((8, 8, 2))
