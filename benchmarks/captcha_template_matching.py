@@ -40,7 +40,8 @@ from siamese_tf.studies import captcha  # noqa: E402  # noqa: E402
 
 def run(arguments):
     settings.seed_everything(arguments.seed)
-    dataset_dir = Path(arguments.dataset_dir or settings.data_dir() / f"captcha_cicc_scale{arguments.scale}_seed{arguments.seed}")
+    dataset_dir = Path(arguments.dataset_dir
+                       or settings.data_dir() / f"captcha_cicc_scale{arguments.scale}_seed{arguments.seed}")
     started = time.perf_counter()
     metadata = captcha.generate_captcha_dataset(dataset_dir, scale=arguments.scale, seed=arguments.seed,
                                                  progress=arguments.progress)
@@ -68,7 +69,8 @@ def run(arguments):
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
     def evaluate(queries, templates):
-        return captcha.evaluate_template_matching(model, queries.images, queries.labels, templates.images, templates.labels)
+        return captcha.evaluate_template_matching(model, queries.images, queries.labels, templates.images,
+                                                  templates.labels)
 
     results = {
         "few_shot_test_a": evaluate(split["test_a"], split["support_a"]),
@@ -80,7 +82,8 @@ def run(arguments):
         results[f"merged_library_{name}"] = captcha.evaluate_template_matching(
             model, split[name].images, split[name].labels, library=merged)
     if "test_b_held_out_font" in split:
-        results["held_out_font_vs_training_font_templates"] = evaluate(split["test_b_held_out_font"], split["support_b"])
+        results["held_out_font_vs_training_font_templates"] = evaluate(split["test_b_held_out_font"],
+                                                                       split["support_b"])
         results["held_out_font_vs_same_font_templates"] = evaluate(split["test_b_held_out_font"],
                                                                    split["support_b_held_out_font"])
     timing = captcha.time_matching(model, num_templates=6763, num_queries=arguments.timing_queries)

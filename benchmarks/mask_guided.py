@@ -42,7 +42,8 @@ def _summarise(outcome):
     results = outcome["results"]
     summary = {}
     for split, methods in results.items():
-        summary[split] = {method: dict(values["summary"], per_domain=values["rows"]) for method, values in methods.items()}
+        summary[split] = {method: dict(values["summary"], per_domain=values["rows"])
+                          for method, values in methods.items()}
     return {
         "results": summary,
         "tables_markdown": {split: mask_guided.accuracy_table({m: v["rows"] for m, v in methods.items()})

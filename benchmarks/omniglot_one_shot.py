@@ -41,7 +41,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--minutes", type=float, default=None,
                         help="training time budget in minutes (default 24 for conv4, none for --full)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
-    parser.add_argument("--loss", choices=("neighbourhood", "prototypical", "triplet", "contrastive"), default="neighbourhood")
+    parser.add_argument("--loss", choices=("neighbourhood", "prototypical", "triplet", "contrastive"),
+                        default="neighbourhood")
     parser.add_argument("--classes-per-batch", type=int, default=32, help="conv4: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=4, help="conv4: drawings per character (K)")
     parser.add_argument("--learning-rate", type=float, default=None, help="default conv4 2e-3, koch 1e-4 (adam)")
@@ -111,7 +112,8 @@ def main(argv=None):
         model = omniglot.build_koch_model((side, side, 1), padding="valid" if side >= 65 else "same")
         config = dict(num_epochs=epochs, base_pairs_per_epoch=4 if smoke else (30000 // 9 if arguments.full else 200),
                       distortions_per_pair=1 if smoke else 8, batch_size=8 if smoke else 32,
-                      optimizer="sgd" if arguments.full else "adam", learning_rate=arguments.learning_rate or (0.01 if arguments.full else 1e-4),
+                      optimizer="sgd" if arguments.full else "adam",
+                      learning_rate=arguments.learning_rate or (0.01 if arguments.full else 1e-4),
                       patience=20 if arguments.full else 10, minutes=minutes, seed=arguments.seed,
                       verbose=arguments.verbose)
         history, one_shot, budget = omniglot.train_koch(model, train_set, held_out, episodes, **config)

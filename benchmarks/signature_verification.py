@@ -134,7 +134,8 @@ def main(argv=None):
         model, record = signatures.train_signature_branch(
             name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
             learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
-            augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None, max_minutes=arguments.max_minutes,
+            augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
+            max_minutes=arguments.max_minutes,
             cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
             seed=arguments.seed, log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True),
         )
@@ -161,7 +162,8 @@ def main(argv=None):
             "bar_reached": bool(figures["accuracy"] >= BAR["accuracy"] and figures["auc"] >= BAR["auroc"]
                                 and sizes["file_megabytes"] < BAR["file_megabytes"]),
             "float16": {
-                "test": {key: round(float(value), 4) for key, value in half_figures.items() if isinstance(value, float)},
+                "test": {key: round(float(value), 4) for key, value in half_figures.items()
+                         if isinstance(value, float)},
                 "file_megabytes": half_sizes["file_megabytes"],
                 "bar_reached": bool(half_figures["accuracy"] >= BAR["accuracy"] and half_figures["auc"] >= BAR["auroc"]
                                     and half_sizes["file_megabytes"] < BAR["file_megabytes"]),

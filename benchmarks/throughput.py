@@ -306,7 +306,8 @@ def index_latencies(sizes=(10_000, 100_000, 1_000_000), dim=256, num_queries=200
                 entry[f"faiss_{index_type}"] = {
                     "build_seconds": round(build_seconds, 1), "single_query_ms": round(single_ms, 3),
                     "single_query_cpu_ms": round(cpu_ms, 3),
-                    "batched_ms_per_query": round(batched_ms, 4), f"recall_at_{k}_vs_exact": round(_recall(found, truth), 4),
+                    "batched_ms_per_query": round(batched_ms, 4),
+                    f"recall_at_{k}_vs_exact": round(_recall(found, truth), 4),
                     **({"nlist": index.nlist, "nprobe": index.nprobe} if index_type == "ivf" else {}),
                 }
                 del index

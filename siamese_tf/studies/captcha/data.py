@@ -1,17 +1,26 @@
-"""Chinese-character CAPTCHAs (CICC-style, SiameseCCR): GB2312 characters, CJK fonts, rendering, split plans, files and the crops the networks see.
+"""Chinese-character CAPTCHAs (CICC-style, SiameseCCR): GB2312 characters, CJK fonts, rendering,
+split plans, files and the crops the networks see.
 """
+
+from __future__ import annotations
 
 import csv
 import dataclasses
 import json
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
+
+if TYPE_CHECKING:
+    from PIL import ImageFont
 
 __all__ = [
     "CROP_SIZE",
@@ -81,7 +90,7 @@ class NoCJKFontError(FileNotFoundError):
     """No CJK font was found; the message lists the files and folders searched."""
 
 
-def gb2312_characters(level):
+def gb2312_characters(level: int) -> list[str]:
     """The GB2312 level-1 (3,755) or level-2 (3,008) Chinese characters, in code order."""
     if level not in LEVEL_ROWS:
         raise ValueError(f"GB2312 level must be 1 or 2, got {level!r}")
@@ -103,7 +112,7 @@ class CaptchaFont:
     path: str
     index: int = 0
 
-    def load(self, size):
+    def load(self, size: int) -> ImageFont.FreeTypeFont:
         from PIL import ImageFont
 
         return ImageFont.truetype(self.path, size, index=self.index)
@@ -116,7 +125,8 @@ def _font_dirs(search_dirs):
     return [Path(directory).expanduser() for directory in search_dirs]
 
 
-def find_cjk_fonts(search_dirs=None, names=None):
+def find_cjk_fonts(search_dirs: Iterable[str | os.PathLike] | None = None,
+                   names: Iterable[str] | None = None) -> list[CaptchaFont]:
     """Installed CJK fonts from :data:`KNOWN_CJK_FONTS`, searched in ``search_dirs``.
 
     Args:
@@ -159,7 +169,7 @@ def _glyph_bitmap(loaded_font, character):
     return mask.size, bytes(mask)
 
 
-def covered_characters(font, characters, size=32):
+def covered_characters(font: CaptchaFont, characters: Iterable[str], size: int = 32) -> list[str]:
     """The characters of ``characters`` that ``font`` draws (not its "missing glyph" box)."""
     loaded = font.load(size)
     missing_glyphs = {_glyph_bitmap(loaded, code) for code in ("\ue000", "\U0010fffd")}
@@ -176,8 +186,10 @@ def _random_colours(rng):
     return tuple(int(v) for v in background), tuple(int(v) for v in text)
 
 
-def render_captcha(character, font, rng, image_size=IMAGE_SIZE, max_rotation=30.0, font_size_range=(28, 40),
-                   noise_points=(20, 60), noise_lines=(1, 3)):
+def render_captcha(character: str, font: CaptchaFont, rng: np.random.Generator | int | Sequence[int] | None,
+                   image_size: int = IMAGE_SIZE, max_rotation: float = 30.0,
+                   font_size_range: tuple[int, int] = (28, 40), noise_points: tuple[int, int] = (20, 60),
+                   noise_lines: tuple[int, int] = (1, 3)) -> np.ndarray:
     """Draw one CAPTCHA image: a uint8 (image_size, image_size, 3) RGB array.
 
     Random background/text colour, font size in ``font_size_range``, rotation in
@@ -229,9 +241,11 @@ def _choose_characters(characters, scale, rng):
     return [characters[i] for i in keep]
 
 
-def plan_captcha_dataset(scale=1.0, seed=0, fonts=None, held_out_font=DEFAULT_HELD_OUT_FONT,
-                         train_per_character=PAPER_SIZES["train_per_character"], test_a_size=None,
-                         test_b_size=None, check_coverage=True):
+def plan_captcha_dataset(scale: float = 1.0, seed: int = 0, fonts: Iterable[CaptchaFont] | None = None,
+                         held_out_font: str | None = DEFAULT_HELD_OUT_FONT,
+                         train_per_character: int = PAPER_SIZES["train_per_character"],
+                         test_a_size: int | None = None, test_b_size: int | None = None, check_coverage: bool = True,
+                         ) -> tuple[list[tuple[str, int, str, int, int, CaptchaFont]], dict[str, Any]]:
     """Decide every image of the data set without drawing any: returns ``(plan, metadata)``.
 
     ``plan`` is a list of ``(split, image_number, character, label, level, font)``. Characters
@@ -305,9 +319,12 @@ def plan_captcha_dataset(scale=1.0, seed=0, fonts=None, held_out_font=DEFAULT_HE
     return plan, metadata
 
 
-def generate_captcha_dataset(output_dir, scale=1.0, seed=0, fonts=None, held_out_font=DEFAULT_HELD_OUT_FONT,
-                             train_per_character=PAPER_SIZES["train_per_character"], test_a_size=None,
-                             test_b_size=None, progress=True, overwrite=False):
+def generate_captcha_dataset(output_dir: str | os.PathLike, scale: float = 1.0, seed: int = 0,
+                             fonts: Iterable[CaptchaFont] | None = None,
+                             held_out_font: str | None = DEFAULT_HELD_OUT_FONT,
+                             train_per_character: int = PAPER_SIZES["train_per_character"],
+                             test_a_size: int | None = None, test_b_size: int | None = None, progress: bool = True,
+                             overwrite: bool = False) -> dict[str, Any]:
     """Write the CAPTCHA data set: ``<output_dir>/<split>/<n>.png``, ``index.csv``, ``metadata.json``.
 
     See the module docstring for the splits. ``scale`` in (0, 1] keeps that share of the GB2312
@@ -359,16 +376,16 @@ class CaptchaSplit:
 
     images: np.ndarray
     labels: np.ndarray
-    characters: list
-    fonts: list
-    paths: list
+    characters: list[str]
+    fonts: list[str]
+    paths: list[str]
     skipped: int = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.labels)
 
 
-def load_captcha_metadata(dataset_dir):
+def load_captcha_metadata(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     """The ``metadata.json`` of a data set written by :func:`generate_captcha_dataset`."""
     path = Path(dataset_dir) / "metadata.json"
     if not path.exists():
@@ -377,7 +394,7 @@ def load_captcha_metadata(dataset_dir):
     return json.loads(path.read_text())
 
 
-def load_captcha_split(dataset_dir, split, gray=True):
+def load_captcha_split(dataset_dir: str | os.PathLike, split: str, gray: bool = True) -> CaptchaSplit:
     """Read one split back (see :class:`CaptchaSplit`); unreadable PNGs are skipped with a warning."""
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}")
@@ -410,7 +427,8 @@ def load_captcha_split(dataset_dir, split, gray=True):
     return CaptchaSplit(array, np.asarray(labels, np.int64), metadata["characters"], fonts, paths, skipped)
 
 
-def render_split_in_memory(characters, fonts, seed=0, gray=True):
+def render_split_in_memory(characters: Sequence[str], fonts: Sequence[CaptchaFont], seed: int = 0,
+                           gray: bool = True) -> np.ndarray:
     """Draw one image per character (cycling over ``fonts``) without writing files: (N, 48, 48, C) float32."""
     if not characters:
         raise ValueError("characters is empty")
@@ -421,7 +439,7 @@ def render_split_in_memory(characters, fonts, seed=0, gray=True):
     return np.stack(images).astype(np.float32) / 255.0
 
 
-def gray(images):
+def gray(images: ArrayLike) -> np.ndarray:
     """RGB images (N, H, W, 3) in [0, 1] to gray (N, H, W, 1), OpenCV's weights."""
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or images.shape[-1] != 3:
@@ -432,14 +450,14 @@ def gray(images):
 CROP_SIZE = 44
 
 
-def check_images(images, name="images"):
+def check_images(images: ArrayLike, name: str = "images") -> np.ndarray:
     images = np.asarray(images, np.float32)
     if images.ndim != 4:
         raise ValueError(f"{name} must have shape (N, H, W, C), got {images.shape}")
     return images
 
 
-def center_crop(images, size=CROP_SIZE):
+def center_crop(images: ArrayLike, size: int = CROP_SIZE) -> np.ndarray:
     """The centre ``size`` x ``size`` window of each image (N, H, W, C)."""
     images = check_images(images)
     height, width = images.shape[1:3]

@@ -1,12 +1,20 @@
 """CAPTCHA recognition by template matching: template libraries, top-k accuracy, XLA matcher, timing and confusions.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.libraries import TemplateLibrary
 from siamese_tf.studies.captcha.data import center_crop, check_images
+
+if TYPE_CHECKING:
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "build_template_library",
@@ -17,15 +25,18 @@ __all__ = [
 ]
 
 
-def build_template_library(model, template_images, template_labels, class_names=None):
+def build_template_library(model: SiameseModel, template_images: ArrayLike, template_labels: ArrayLike,
+                           class_names: Sequence[str] | None = None) -> TemplateLibrary:
     """Embed one template per character (centre-cropped) into a :class:`TemplateLibrary`."""
     template_images = check_images(template_images, "template_images")
     return TemplateLibrary.from_images(model, center_crop(template_images, model.input_image_shape[0]),
                                        template_labels, class_names)
 
 
-def evaluate_template_matching(model, query_images, query_labels, template_images=None, template_labels=None,
-                               ks=(1, 5, 10), library=None):
+def evaluate_template_matching(model: SiameseModel, query_images: ArrayLike, query_labels: ArrayLike,
+                               template_images: ArrayLike | None = None, template_labels: ArrayLike | None = None,
+                               ks: Sequence[int] = (1, 5, 10), library: TemplateLibrary | None = None,
+                               ) -> dict[str, Any]:
     """Top-k accuracy of template matching and the time per query.
 
     Returns a dict with ``top_1``/``top_5``/``top_10``, ``num_queries``, ``num_templates``,
@@ -50,7 +61,8 @@ def evaluate_template_matching(model, query_images, query_labels, template_image
     return figures
 
 
-def xla_top_k_matcher(model, library_embeddings, k=10, chunk_size=16):
+def xla_top_k_matcher(model: SiameseModel, library_embeddings: ArrayLike, k: int = 10,
+                      chunk_size: int = 16) -> Callable[[ArrayLike], tuple[np.ndarray, np.ndarray]]:
     """A compiled (XLA) ranker: query embeddings (Q, D) -> (indices, scores) of the top-k templates.
 
     For the L1 head the score ``w . |q - t| + b`` ranks templates like the sigmoid probability
@@ -88,7 +100,8 @@ def xla_top_k_matcher(model, library_embeddings, k=10, chunk_size=16):
     return match
 
 
-def time_matching(model, num_templates=6763, num_queries=256, seed=0, repeats=3, library_embeddings=None):
+def time_matching(model: SiameseModel, num_templates: int = 6763, num_queries: int = 256, seed: int = 0,
+                  repeats: int = 3, library_embeddings: ArrayLike | None = None) -> dict[str, Any]:
     """Milliseconds per query to rank ``num_templates`` templates: TemplateLibrary path and XLA path.
 
     Embeddings are random (matching cost does not depend on their values) unless
@@ -117,7 +130,8 @@ def time_matching(model, num_templates=6763, num_queries=256, seed=0, repeats=3,
             "xla_ms_per_query": float(np.median(timings["xla"]))}
 
 
-def confusion_examples(matches_labels, query_labels, max_examples=16):
+def confusion_examples(matches_labels: ArrayLike, query_labels: ArrayLike,
+                       max_examples: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions of wrongly matched queries and their (true, predicted) labels, for a gallery."""
     predicted = np.asarray(matches_labels)[:, 0]
     query_labels = np.asarray(query_labels).reshape(-1)

@@ -1,5 +1,10 @@
-"""CAPTCHA networks: the SiameseCCR residual branches (registered as ``siamese_ccr``, ``siamese_ccr_15/27/39``) and the LeNet-5 / CNN-11 classifier baselines.
+"""CAPTCHA networks: the SiameseCCR residual branches (registered as ``siamese_ccr``,
+``siamese_ccr_15/27/39``) and the LeNet-5 / CNN-11 classifier baselines.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -19,7 +24,8 @@ __all__ = [
 ARCHITECTURES = ("siamese_ccr_15", "siamese_ccr_27", "siamese_ccr_39")
 
 
-def lenet5_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), name="lenet5"):
+def lenet5_classifier(num_classes: int, input_shape: tuple[int, int, int] = (CROP_SIZE, CROP_SIZE, 1),
+                      name: str = "lenet5") -> keras.Model:
     """LeNet-5-like classifier: Conv 6@5 - pool - Conv 16@5 - pool - Dense 120 - Dense 84 - softmax."""
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
@@ -35,7 +41,8 @@ def lenet5_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), name="
     return keras.Model(inputs, outputs, name=name)
 
 
-def cnn11_classifier(num_classes, input_shape=(CROP_SIZE, CROP_SIZE, 1), filters=(32, 64, 128, 256), name="cnn11"):
+def cnn11_classifier(num_classes: int, input_shape: tuple[int, int, int] = (CROP_SIZE, CROP_SIZE, 1),
+                     filters: Sequence[int] = (32, 64, 128, 256), name: str = "cnn11") -> keras.Model:
     """11-layer CNN classifier: 4 blocks of two 3x3 convolutions (batch norm, pooling), 2 dense + softmax."""
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
@@ -75,8 +82,9 @@ def _bottleneck_unit(x, width, stride, name):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def siamese_ccr_embedding(input_shape=(44, 44, 1), units_per_stage=1, embedding_dim=256,
-                          widths=(16, 32, 64, 128), stem_filters=32, activation="sigmoid", name="embedding"):
+def siamese_ccr_embedding(input_shape: tuple[int, int, int] = (44, 44, 1), units_per_stage: int = 1,
+                          embedding_dim: int = 256, widths: Sequence[int] = (16, 32, 64, 128), stem_filters: int = 32,
+                          activation: str | None = "sigmoid", name: str = "embedding") -> keras.Model:
     """SiameseCCR residual branch (Chen et al., Chinese CAPTCHA recognition): 44x44 gray in, n=256 out.
 
     Conv 3x3 stem - 4 stages of ``units_per_stage`` (k) bottleneck units (1x1, 3x3, 1x1 with

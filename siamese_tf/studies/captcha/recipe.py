@@ -1,17 +1,23 @@
-"""SiameseCCR training: random crops, batch-norm recalibration, hard-negative mining, pair and class batches, the training rounds and the classifier baselines.
+"""SiameseCCR training: random crops, batch-norm recalibration, hard-negative mining, pair and class
+batches, the training rounds and the classifier baselines.
 
 Label convention: 1 = same character, 0 = different.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 from keras import layers
+from numpy.typing import ArrayLike
 
 from siamese_tf.libraries import TemplateLibrary
-from siamese_tf.models import build_siamese_model
+from siamese_tf.models import SiameseModel, build_siamese_model
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches, sample_pairs
 from siamese_tf.studies.captcha.data import CROP_SIZE, center_crop, check_images
 from siamese_tf.studies.captcha.networks import ARCHITECTURES, BASELINES
@@ -39,12 +45,12 @@ HEADS = {"l1": ("binary_crossentropy",), "euclidean": ("prototypical", "triplet"
 class RandomCrop:
     """``(image, rng) -> image``: a random ``size`` x ``size`` window (the paper's 44x44 of 48x48)."""
 
-    def __init__(self, size=CROP_SIZE):
+    def __init__(self, size: int = CROP_SIZE) -> None:
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"crop size must be a positive integer, got {size!r}")
         self.size = size
 
-    def __call__(self, image, rng):
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = image.shape[:2]
         if self.size > min(height, width):
             raise ValueError(f"crop size {self.size} is larger than the image ({height}x{width})")
@@ -53,7 +59,8 @@ class RandomCrop:
         return image[top:top + self.size, left:left + self.size]
 
 
-def recalibrate_batch_norm(network, images, crop_size=None, max_images=1024, seed=0):
+def recalibrate_batch_norm(network: keras.Model, images: ArrayLike, crop_size: int | None = None,
+                           max_images: int = 1024, seed: int = 0) -> int:
     """Set every BatchNormalization layer's moving statistics to those of ``images`` (in place).
 
     Short CPU runs end long before the moving averages (momentum 0.99) forget their initial
@@ -88,7 +95,8 @@ def _all_layers(network):
             yield from _all_layers(layer)
 
 
-def confusable_classes(model, images, labels, top_k=10, batch_size=256):
+def confusable_classes(model: SiameseModel, images: ArrayLike, labels: ArrayLike, top_k: int = 10,
+                       batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Each class's ``top_k`` most similar *other* classes under ``model`` (hard negatives).
 
     One template per class (its first image, centre-cropped) is embedded; classes are ranked by
@@ -117,7 +125,9 @@ def confusable_classes(model, images, labels, top_k=10, batch_size=256):
     return classes, classes[order]
 
 
-def hard_negative_pairs(labels, classes, confusers, num_pairs, rng, positive_fraction=0.5):
+def hard_negative_pairs(labels: ArrayLike, classes: ArrayLike, confusers: ArrayLike, num_pairs: int,
+                        rng: np.random.Generator | int | None,
+                        positive_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs whose negatives come from each anchor's confusable classes (1 = same, 0 = different).
 
     Positives are balanced random same-class pairs (as :func:`siamese_tf.samplers.sample_pairs`);
@@ -153,12 +163,13 @@ class CaptchaPairBatches(PairBatches):
     from :func:`confusable_classes` the negatives are hard (:func:`hard_negative_pairs`).
     """
 
-    def __init__(self, images, labels, pairs_per_epoch, batch_size=32, seed=0, crop_size=CROP_SIZE, confusers=None):
+    def __init__(self, images: ArrayLike, labels: ArrayLike, pairs_per_epoch: int, batch_size: int = 32, seed: int = 0,
+                 crop_size: int = CROP_SIZE, confusers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__(images, labels, pairs_per_epoch, batch_size, seed, augment=RandomCrop(crop_size))
         self.crop_size = crop_size
         self.confusers = confusers
 
-    def epoch_pairs(self, epoch):
+    def epoch_pairs(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.confusers is None:
             return super().epoch_pairs(epoch)
         with self._lock:
@@ -186,8 +197,9 @@ class CaptchaClassBatches(ClassBalancedBatches):
     most different-character pairs in the batch are hard ones.
     """
 
-    def __init__(self, images, labels, classes_per_batch=16, images_per_class=4, steps_per_epoch=100, seed=0,
-                 crop_size=CROP_SIZE, confusers=None, group_size=4):
+    def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 16, images_per_class: int = 4,
+                 steps_per_epoch: int = 100, seed: int = 0, crop_size: int = CROP_SIZE,
+                 confusers: tuple[np.ndarray, np.ndarray] | None = None, group_size: int = 4) -> None:
         super().__init__(images, labels, classes_per_batch, images_per_class, steps_per_epoch, seed,
                          augment=RandomCrop(crop_size))
         if not isinstance(group_size, int) or group_size < 2:
@@ -208,14 +220,15 @@ class CaptchaClassBatches(ClassBalancedBatches):
             if seed_label in chosen:
                 continue
             group = [seed_label]
-            row = [int(c) for c in self._confuser_rows.get(seed_label, ()) if int(c) not in chosen and int(c) != seed_label]
+            row = [int(c) for c in self._confuser_rows.get(seed_label, ())
+                   if int(c) not in chosen and int(c) != seed_label]
             row = [c for c in row if c in self._eligible_set]
             picks = rng.permutation(len(row))[:self.group_size - 1]
             group += [row[i] for i in picks]
             chosen += group[:self.classes_per_batch - len(chosen)]
         return np.searchsorted(self.index.classes, np.asarray(chosen))
 
-    def batch(self, epoch, step):
+    def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         if self.confusers is None:
             return super().batch(epoch, step)
         if not 0 <= step < self.steps_per_epoch:
@@ -256,7 +269,7 @@ class CCRConfig:
     """
 
     architecture: str = "siamese_ccr_15"
-    widths: tuple = (16, 32, 64, 128)
+    widths: tuple[int, ...] = (16, 32, 64, 128)
     embedding_dim: int = 256
     mode: str = "in_batch"
     random_epochs: int = 4
@@ -271,10 +284,10 @@ class CCRConfig:
     learning_rate: float = 1e-3
     cosine_decay: bool = False
     head: str = "l1"
-    loss: str = None
+    loss: str | None = None
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"Unknown head {self.head!r}; choose one of {HEADS}")
         if self.loss is None:
@@ -294,12 +307,12 @@ class CCRConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
 
-    def total_steps(self):
+    def total_steps(self) -> int:
         """Training steps of all rounds: ``steps_per_epoch * (random_epochs + mining_rounds * mining_epochs)``."""
         return self.steps_per_epoch * (self.random_epochs + self.mining_rounds * self.mining_epochs)
 
 
-def build_siamese_ccr(config=None):
+def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
     """A SiameseCCR model (residual branch + ``config.head``), compiled for ``config.mode`` and
     ``config.loss`` (the paper: L1 head, binary cross-entropy).
 
@@ -327,7 +340,8 @@ def _batches(images, labels, config, seed, confusers):
     return CaptchaPairBatches(images, labels, pairs, config.pairs_batch_size, seed, confusers=confusers)
 
 
-def train_siamese_ccr(train_images, train_labels, config=None, model=None, verbose=0):
+def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: CCRConfig | None = None,
+                      model: SiameseModel | None = None, verbose: int = 0) -> tuple[SiameseModel, dict[str, Any]]:
     """Train SiameseCCR with the paper's algorithm: random pairs, then rounds of hard negative mining.
 
     Args:
@@ -367,8 +381,10 @@ def train_siamese_ccr(train_images, train_labels, config=None, model=None, verbo
     return model, report
 
 
-def train_classifier_baseline(name, train_images, train_labels, test_images, test_labels, epochs=20,
-                              batch_size=64, learning_rate=1e-3, seed=0, ks=(1, 5, 10)):
+def train_classifier_baseline(name: str, train_images: ArrayLike, train_labels: ArrayLike, test_images: ArrayLike,
+                              test_labels: ArrayLike, epochs: int = 20, batch_size: int = 64,
+                              learning_rate: float = 1e-3, seed: int = 0,
+                              ks: Sequence[int] = (1, 5, 10)) -> tuple[keras.Model, dict[str, Any]]:
     """Train a baseline classifier on random crops; returns ``(model, figures)`` with top-k on the test set.
 
     Labels are mapped to 0..C-1 in sorted order of the training labels; test images of classes

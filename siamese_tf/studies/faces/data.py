@@ -1,6 +1,11 @@
 """Face data: where the ORL / AT&T faces are found.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 from siamese_tf import settings
 from siamese_tf.errors import SiameseDataError
 
@@ -19,7 +24,7 @@ FACE_DATA_CANDIDATES = (
 )
 
 
-def locate_face_data(data_dir=None):
+def locate_face_data(data_dir: str | os.PathLike | None = None) -> Path:
     """Find the ORL / AT&T faces under ``data_dir`` (a zip or an extracted folder)."""
     root = settings.data_dir(data_dir)
     for candidate in FACE_DATA_CANDIDATES:

@@ -1,14 +1,23 @@
 """Face evaluation: the seed apps' "N reference images" rule.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from siamese_tf.datasets import ImageSet
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "reference_rule_scores",
 ]
 
 
-def reference_rule_scores(model, image_set, reference_images, detection_threshold, seed=0):
+def reference_rule_scores(model: SiameseModel, image_set: ImageSet, reference_images: int, detection_threshold: float,
+                          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the seed apps' rule: the fraction of a person's reference images that match.
 
     For every subject, the first ``reference_images`` images are the stored references;

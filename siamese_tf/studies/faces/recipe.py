@@ -1,11 +1,16 @@
-"""The face-verification job behind ``make demo``: train on some people, choose thresholds on validation people, report on people the model never saw.
+"""The face-verification job behind ``make demo``: train on some people, choose thresholds on
+validation people, report on people the model never saw.
 
 Label convention: 1 = same.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
+import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +36,9 @@ class FaceVerificationConfig:
     embedding_dim: int = 64
     normalize: bool = True  # unit-length embeddings (helps distance heads)
     head: str = "euclidean"  # "l1" (BCE, the seed notebooks) or "euclidean"/"cosine" (contrastive)
-    loss: str = "triplet"  # batch-hard triplet; None: the head's default (BCE for "l1", contrastive)
+    loss: str | None = "triplet"  # batch-hard triplet; None: the head's default (BCE for "l1", contrastive)
     mode: str = "in_batch"  # "pairs" (two embeddings per pair) or "in_batch" (all pairs of a P x K batch)
-    margin: float = None  # None: 1.0 for contrastive, 0.2 for triplet
+    margin: float | None = None  # None: 1.0 for contrastive, 0.2 for triplet
     train_subjects: int = 16
     validation_subjects: int = 4
     test_subjects: int = 10
@@ -55,7 +60,7 @@ class FaceVerificationConfig:
     seed: int = 0
 
     @classmethod
-    def smoke(cls, **overrides):
+    def smoke(cls, **overrides: Any) -> FaceVerificationConfig:
         """A configuration that runs in well under a minute (CI, quick checks)."""
         values = dict(num_epochs=2, pairs_per_epoch=128, steps_per_epoch=4, validation_pairs=120, test_pairs=200,
                       num_tasks=50, early_stopping_patience=0)
@@ -63,7 +68,7 @@ class FaceVerificationConfig:
         return cls(**values)
 
     @classmethod
-    def default(cls, **overrides):
+    def default(cls, **overrides: Any) -> FaceVerificationConfig:
         """The full configuration, or the smoke one when SIAMESE_TF_SMOKE is set."""
         return cls.smoke(**overrides) if settings.smoke_mode() else cls(**overrides)
 
@@ -81,7 +86,9 @@ def _split_subjects(faces, config):
     return split_by_identity(subset, fractions=fractions, seed=config.seed)
 
 
-def run_face_verification(config=None, data_dir=None, models_dir=None, reports_dir=None, verbose=1):
+def run_face_verification(config: FaceVerificationConfig | None = None, data_dir: str | os.PathLike | None = None,
+                          models_dir: str | os.PathLike | None = None, reports_dir: str | os.PathLike | None = None,
+                          verbose: int = 1) -> dict[str, Any]:
     """Train, calibrate, evaluate and save a face-verification Siamese model; write a report.
 
     Returns the report dict that is also written to ``reports/face_verification.json``.

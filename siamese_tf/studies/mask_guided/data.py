@@ -1,15 +1,22 @@
-"""Mask-guided data: synthetic chairlift domains (image + one binary mask per class), a loader for real ones, and the image-mask pairs.
+"""Mask-guided data: synthetic chairlift domains (image + one binary mask per class), a loader for real
+ones, and the image-mask pairs.
 
 Class ids: 0 = closed, 1 = open. Pair labels: 1 = same (the image shows the state its mask shows), 0 = different.
 """
 
+from __future__ import annotations
+
 import csv
+import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.datasets import natural_sort_key, read_image
 from siamese_tf.errors import SiameseDataError
@@ -74,12 +81,12 @@ class MaskGuidedData:
     class_ids: np.ndarray
     domain_ids: np.ndarray
     masks: np.ndarray
-    domain_names: tuple
-    class_names: tuple = CLASS_NAMES
+    domain_names: tuple[str, ...]
+    class_names: tuple[str, ...] = CLASS_NAMES
     skipped: int = 0
-    paths: list = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.images = np.asarray(self.images, dtype=np.float32)
         self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
         self.domain_ids = np.asarray(self.domain_ids, dtype=np.int64).reshape(-1)
@@ -94,7 +101,9 @@ class MaskGuidedData:
             )
         expected_masks = (len(self.domain_names), 2) + self.images.shape[1:]
         if self.masks.shape != expected_masks:
-            raise ValueError(f"masks must have shape {expected_masks} (domains, classes, H, W, 3), got {self.masks.shape}")
+            raise ValueError(
+                f"masks must have shape {expected_masks} (domains, classes, H, W, 3), got {self.masks.shape}"
+            )
         if count and (self.class_ids.min() < 0 or self.class_ids.max() > 1):
             raise ValueError(f"class ids must be 0 (closed) or 1 (open), got values {np.unique(self.class_ids)}")
         if count and (self.domain_ids.min() < 0 or self.domain_ids.max() >= len(self.domain_names)):
@@ -102,14 +111,14 @@ class MaskGuidedData:
                 f"domain ids must lie in [0, {len(self.domain_names)}), got values {np.unique(self.domain_ids)}"
             )
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
     @property
-    def image_shape(self):
+    def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
 
-    def subset(self, indices):
+    def subset(self, indices: ArrayLike) -> MaskGuidedData:
         """The images at ``indices`` (all domains and masks kept, so domain ids stay valid)."""
         indices = np.asarray(indices, dtype=np.int64)
         return MaskGuidedData(
@@ -118,7 +127,7 @@ class MaskGuidedData:
             [self.paths[i] for i in indices] if self.paths else [],
         )
 
-    def select_domains(self, domain_ids):
+    def select_domains(self, domain_ids: int | str | Sequence[int | str]) -> MaskGuidedData:
         """Only the images of ``domain_ids`` (names or ids); domain numbering is kept."""
         wanted = {self._domain_id(d) for d in np.atleast_1d(domain_ids).tolist()}
         return self.subset(np.flatnonzero(np.isin(self.domain_ids, sorted(wanted))))
@@ -132,7 +141,7 @@ class MaskGuidedData:
             raise ValueError(f"domain id {domain!r} is out of range [0, {len(self.domain_names)})")
         return int(domain)
 
-    def counts(self):
+    def counts(self) -> list[dict[str, Any]]:
         """Per-domain image counts: list of dicts {domain, closed, open, total}."""
         rows = []
         for domain_id, name in enumerate(self.domain_names):
@@ -159,14 +168,14 @@ class ChairliftDomain:
     closed_bar_y: float
     open_bar_y: float
     footrest: bool
-    carrier_color: tuple
-    bar_color: tuple
+    carrier_color: tuple[float, float, float]
+    bar_color: tuple[float, float, float]
     homography: np.ndarray
     background: np.ndarray
     light_gain: float
-    tint: tuple
+    tint: tuple[float, float, float]
     occupancy: float
-    weather: dict
+    weather: dict[str, float]
     open_fraction: float
 
 
@@ -208,7 +217,7 @@ def _random_homography(rng):
     return cv2.getPerspectiveTransform(source, destination.astype(np.float32))
 
 
-def make_domain(seed, name=None):
+def make_domain(seed: int, name: str | None = None) -> ChairliftDomain:
     """Draw one chairlift domain from ``seed`` (same seed, same chairlift)."""
     rng = np.random.default_rng([int(seed), 7919])
     seat_count = int(rng.integers(2, 7))
@@ -297,7 +306,7 @@ def _polyline(canvas, points, color, thickness):
     cv2.polylines(canvas, [np.round(points).astype(np.int32)], False, color, int(thickness), cv2.LINE_AA)
 
 
-def render_mask(domain, class_id):
+def render_mask(domain: ChairliftDomain, class_id: int) -> np.ndarray:
     """The domain's binary mask of ``class_id`` at 200x200: white bar on black, float32 0/1 (H, W)."""
     if class_id not in (CLOSED, OPEN):
         raise ValueError(f"class_id must be 0 (closed) or 1 (open), got {class_id!r}")
@@ -340,7 +349,7 @@ def _apply_weather(image, domain, rng):
     return kind
 
 
-def render_image(domain, class_id, rng):
+def render_image(domain: ChairliftDomain, class_id: int, rng: np.random.Generator) -> np.ndarray:
     """One registered 200x200 RGB image of ``domain`` with the bar in ``class_id``'s position."""
     if class_id not in (CLOSED, OPEN):
         raise ValueError(f"class_id must be 0 (closed) or 1 (open), got {class_id!r}")
@@ -411,8 +420,10 @@ def _check_count(value, name, allow_zero=False):
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
 
 
-def generate_chairlift_data(num_domains=12, train_per_domain=100, validation_per_domain=40, test_per_domain=100,
-                            image_size=(64, 64), seed=0, first_domain=0, output_dir=None, progress=True):
+def generate_chairlift_data(num_domains: int = 12, train_per_domain: int = 100, validation_per_domain: int = 40,
+                            test_per_domain: int = 100, image_size: tuple[int, int] = (64, 64), seed: int = 0,
+                            first_domain: int = 0, output_dir: str | os.PathLike | None = None,
+                            progress: bool = True) -> dict[str, Any]:
     """Generate ``num_domains`` synthetic chairlifts with train / validation / test splits.
 
     Args:
@@ -508,7 +519,8 @@ def _find_mask(domain_dir, class_name):
     return None
 
 
-def load_mask_domains(root, image_size=(64, 64), mask_threshold=0.5):
+def load_mask_domains(root: str | os.PathLike, image_size: tuple[int, int] = (64, 64),
+                      mask_threshold: float = 0.5) -> MaskGuidedData:
     """Read real chairlifts (or any mask-guided two-class domains) from a folder.
 
     Layout: ``root/<domain>/open/*`` and ``root/<domain>/closed/*`` images, plus
@@ -571,7 +583,8 @@ def load_mask_domains(root, image_size=(64, 64), mask_threshold=0.5):
                           skipped, paths)
 
 
-def mask_overlay(image, mask, color=(1.0, 0.2, 0.2), alpha=0.6):
+def mask_overlay(image: ArrayLike, mask: ArrayLike, color: tuple[float, float, float] = (1.0, 0.2, 0.2),
+                 alpha: float = 0.6) -> np.ndarray:
     """The image with ``mask`` painted on in ``color``: shows whether masks and images line up."""
     image = np.asarray(image, np.float32)
     mask = np.asarray(mask, np.float32)
@@ -583,7 +596,7 @@ def mask_overlay(image, mask, color=(1.0, 0.2, 0.2), alpha=0.6):
     return image * (1 - weight) + np.asarray(color, np.float32) * weight
 
 
-def check_data(data, name="data"):
+def check_data(data: MaskGuidedData, name: str = "data") -> MaskGuidedData:
     if not isinstance(data, MaskGuidedData):
         raise ValueError(f"{name} must be a siamese_tf.studies.mask_guided.MaskGuidedData, got {type(data).__name__}")
     if len(data) == 0:
@@ -591,7 +604,7 @@ def check_data(data, name="data"):
     return data
 
 
-def image_mask_pairs(data):
+def image_mask_pairs(data: MaskGuidedData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every image paired with both masks of its own domain: half positive, half negative.
 
     Returns ``(image_indices, mask_indices, labels)``; ``mask_indices`` index
@@ -606,7 +619,7 @@ def image_mask_pairs(data):
     return image_indices, mask_indices, labels.astype(np.float32)
 
 
-def validation_pairs(data):
+def validation_pairs(data: MaskGuidedData) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """``((images, masks), labels)`` numpy arrays of :func:`image_mask_pairs` (for validation)."""
     image_indices, mask_indices, labels = image_mask_pairs(data)
     flat_masks = data.masks.reshape((-1,) + data.image_shape)

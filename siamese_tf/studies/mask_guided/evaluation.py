@@ -1,9 +1,22 @@
 """Mask-guided evaluation: class by the nearer mask, per-domain accuracy, the paper's Table 2, embedding plots.
 """
 
-import numpy as np
+from __future__ import annotations
 
-from siamese_tf.studies.mask_guided.data import CLASS_NAMES, check_data
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from siamese_tf.studies.mask_guided.data import CLASS_NAMES, MaskGuidedData, check_data
+
+if TYPE_CHECKING:
+    import keras
+    from matplotlib.figure import Figure
+
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "accuracy_table",
@@ -15,7 +28,7 @@ __all__ = [
 ]
 
 
-def mask_distances(model, data, batch_size=128):
+def mask_distances(model: SiameseModel, data: MaskGuidedData, batch_size: int = 128) -> np.ndarray:
     """(N, 2) Euclidean distances of each image to its domain's closed and open masks."""
     check_data(data)
     image_embeddings = model.embed(data.images, batch_size)
@@ -25,12 +38,12 @@ def mask_distances(model, data, batch_size=128):
     return np.linalg.norm(image_embeddings[:, None, :] - own_masks, axis=-1)
 
 
-def predict_with_masks(model, data, batch_size=128):
+def predict_with_masks(model: SiameseModel, data: MaskGuidedData, batch_size: int = 128) -> np.ndarray:
     """Class ids (0 = closed, 1 = open): the nearer of the image's own domain's two masks."""
     return np.argmin(mask_distances(model, data, batch_size), axis=1)
 
 
-def predict_classifier(model, data, batch_size=128):
+def predict_classifier(model: keras.Model, data: MaskGuidedData, batch_size: int = 128) -> np.ndarray:
     """Class ids (0 = closed, 1 = open) from the softmax baseline."""
     check_data(data)
     outputs = [np.asarray(model(data.images[start:start + batch_size], training=False))
@@ -38,7 +51,8 @@ def predict_classifier(model, data, batch_size=128):
     return np.argmax(np.concatenate(outputs), axis=1)
 
 
-def per_domain_accuracy(data, predicted_class_ids):
+def per_domain_accuracy(data: MaskGuidedData,
+                        predicted_class_ids: ArrayLike) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Accuracy per domain (the paper's Table 2) and the mean over domains.
 
     Returns ``(rows, summary)``: rows are dicts {domain, images, open, accuracy,
@@ -73,7 +87,7 @@ def per_domain_accuracy(data, predicted_class_ids):
     return rows, summary
 
 
-def accuracy_table(results):
+def accuracy_table(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """A Markdown table, one row per domain, one accuracy column per method.
 
     ``results`` maps a method name to the ``rows`` of :func:`per_domain_accuracy` (same domains).
@@ -93,7 +107,9 @@ def accuracy_table(results):
     return "\n".join(lines)
 
 
-def plot_embedding_by_domain(model, data, domain_ids=None, columns=3, max_points=200, path=None):
+def plot_embedding_by_domain(model: SiameseModel, data: MaskGuidedData, domain_ids: ArrayLike | None = None,
+                             columns: int = 3, max_points: int = 200,
+                             path: str | os.PathLike | None = None) -> Figure:
     """The 2-D embedding of each domain: images as dots by class, the two masks as triangles.
 
     The paper's Figures 4 and 5. Needs a 2-D embedding (``embedding_dim=2``). Returns the Figure.

@@ -1,5 +1,10 @@
-"""Mask-guided networks: the sister embedding (Alqasir et al., VISAPP 2020) and the same network as a plain classifier baseline.
+"""Mask-guided networks: the sister embedding (Alqasir et al., VISAPP 2020) and the same network as a plain
+classifier baseline.
 """
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -13,7 +18,8 @@ __all__ = [
 ]
 
 
-def build_classifier(image_shape=(64, 64, 3), learning_rate=1e-3, name="mask_free_classifier"):
+def build_classifier(image_shape: tuple[int, int, int] = (64, 64, 3), learning_rate: float = 1e-3,
+                     name: str = "mask_free_classifier") -> keras.Model:
     """The same sister network, its 2-D output read as class logits (softmax): no masks at all."""
     trunk = mask_guided_sister_embedding(tuple(image_shape), embedding_dim=len(CLASS_NAMES), name="trunk")
     outputs = keras.layers.Softmax(name="class_probabilities")(trunk.outputs[0])
@@ -23,8 +29,9 @@ def build_classifier(image_shape=(64, 64, 3), learning_rate=1e-3, name="mask_fre
     return model
 
 
-def mask_guided_sister_embedding(input_shape=(64, 64, 3), embedding_dim=2, filters=(32, 64), dropout=0.0,
-                                 name="embedding"):
+def mask_guided_sister_embedding(input_shape: tuple[int, int, int] = (64, 64, 3), embedding_dim: int = 2,
+                                 filters: Sequence[int] = (32, 64), dropout: float = 0.0,
+                                 name: str = "embedding") -> keras.Model:
     """The sister network of Alqasir, Muselet & Ducottet (VISAPP 2020), mask-guided classification.
 
     Conv 32@3x3 (ReLU) - Conv 64@3x3 (ReLU) - max-pool 2x2 - flatten - Dense(``embedding_dim``),

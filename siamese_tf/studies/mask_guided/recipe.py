@@ -1,5 +1,11 @@
-"""Mask-guided training: image-mask pair batches, the contrastive Siamese, the classifier baseline and the whole seen/unseen-domain comparison.
+"""Mask-guided training: image-mask pair batches, the contrastive Siamese, the classifier baseline and the
+whole seen/unseen-domain comparison.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -8,6 +14,7 @@ import tensorflow as tf
 from siamese_tf.heads import DistanceHead
 from siamese_tf.models import SiameseModel
 from siamese_tf.studies.mask_guided.data import (
+    MaskGuidedData,
     check_data,
     image_mask_pairs,
     validation_pairs,
@@ -41,7 +48,7 @@ class MaskPairBatches:
     and batches gather from them, so memory does not grow with the number of pairs.
     """
 
-    def __init__(self, data, batch_size=32, seed=0):
+    def __init__(self, data: MaskGuidedData, batch_size: int = 32, seed: int = 0) -> None:
         check_data(data)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -50,10 +57,10 @@ class MaskPairBatches:
         self.seed = int(seed)
         self.image_indices, self.mask_indices, self.labels = image_mask_pairs(data)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return int(np.ceil(len(self.labels) / self.batch_size))
 
-    def dataset(self):
+    def dataset(self) -> tf.data.Dataset:
         images = tf.constant(self.data.images)
         masks = tf.constant(self.data.masks.reshape((-1,) + self.data.image_shape))
         pairs = tf.data.Dataset.from_tensor_slices(
@@ -68,13 +75,14 @@ class MaskPairBatches:
         options.autotune.enabled = False  # ENVIRONMENT_NOTES: autotune stalls the end of fit()
         return dataset.with_options(options).prefetch(2)
 
-    def callback(self):
+    def callback(self) -> keras.callbacks.Callback:
         """A no-op callback (the shuffle is seeded by tf.data itself); train_siamese asks for one."""
         return keras.callbacks.Callback()
 
 
-def build_mask_guided_siamese(image_shape=(64, 64, 3), embedding_dim=2, learning_rate=1e-3, margin=1.0,
-                              name="mask_guided_siamese"):
+def build_mask_guided_siamese(image_shape: tuple[int, int, int] = (64, 64, 3), embedding_dim: int = 2,
+                              learning_rate: float = 1e-3, margin: float = 1.0,
+                              name: str = "mask_guided_siamese") -> SiameseModel:
     """The paper's Siamese network: the sister embedding, Euclidean distance, contrastive loss.
 
     Returns a compiled :class:`~siamese_tf.models.SiameseModel` whose head outputs distances
@@ -85,8 +93,12 @@ def build_mask_guided_siamese(image_shape=(64, 64, 3), embedding_dim=2, learning
     return compile_siamese(model, learning_rate=learning_rate, margin=margin)
 
 
-def train_mask_guided_siamese(model, train_data, num_epochs, validation_data=None, batch_size=32, seed=0,
-                              verbose=0, callbacks=(), method="shared_masks", on_epoch_end=None):
+def train_mask_guided_siamese(model: SiameseModel, train_data: MaskGuidedData, num_epochs: int,
+                              validation_data: MaskGuidedData | None = None, batch_size: int = 32, seed: int = 0,
+                              verbose: int = 0, callbacks: Sequence[keras.callbacks.Callback] = (),
+                              method: str = "shared_masks",
+                              on_epoch_end: Callable[[int, dict[str, float]], Any] | None = None,
+                              ) -> dict[str, list[float]] | keras.callbacks.History:
     """Train on all image/mask pairs of ``train_data`` (every image with both of its domain's masks).
 
     Two methods give the same objective (the mean contrastive loss over all pairs, half of them
@@ -170,7 +182,8 @@ def _shared_mask_steps(model, margin):
     return train_step, tf.function(loss_of, reduce_retracing=True)
 
 
-def shared_mask_loss(model, data, batch_size=128, _loss_of=None):
+def shared_mask_loss(model: SiameseModel, data: MaskGuidedData, batch_size: int = 128,
+                     _loss_of: Callable[..., tf.Tensor] | None = None) -> float:
     """The mean contrastive loss over all image/mask pairs of ``data`` (label 1 = same), no training.
 
     Equals what ``model.evaluate`` gives on :func:`validation_pairs` (checked in the tests).
@@ -193,8 +206,9 @@ def _class_dataset(data, batch_size, seed=None):
     return dataset.batch(batch_size).with_options(options).prefetch(2)
 
 
-def train_classifier(model, train_data, num_epochs, validation_data=None, batch_size=32, seed=0, verbose=0,
-                     callbacks=()):
+def train_classifier(model: keras.Model, train_data: MaskGuidedData, num_epochs: int,
+                     validation_data: MaskGuidedData | None = None, batch_size: int = 32, seed: int = 0,
+                     verbose: int = 0, callbacks: Sequence[keras.callbacks.Callback] = ()) -> keras.callbacks.History:
     """Train the softmax baseline on images and class ids; returns the Keras History.
 
     One classifier epoch sees each image once while a Siamese epoch sees it twice (with both
@@ -210,10 +224,12 @@ def train_classifier(model, train_data, num_epochs, validation_data=None, batch_
                      shuffle=False, verbose=verbose, callbacks=list(callbacks))
 
 
-def run_chairlift_comparison(num_seen_domains=12, num_unseen_domains=4, train_per_domain=100,
-                             validation_per_domain=20, test_per_domain=60, image_size=(48, 48), siamese_epochs=16,
-                             classifier_epochs=16, batch_size=32, learning_rate=1e-3, margin=1.0, seed=0,
-                             data=None, progress=True, verbose=0):
+def run_chairlift_comparison(num_seen_domains: int = 12, num_unseen_domains: int = 4, train_per_domain: int = 100,
+                             validation_per_domain: int = 20, test_per_domain: int = 60,
+                             image_size: tuple[int, int] = (48, 48), siamese_epochs: int = 16,
+                             classifier_epochs: int = 16, batch_size: int = 32, learning_rate: float = 1e-3,
+                             margin: float = 1.0, seed: int = 0, data: dict[str, Any] | None = None,
+                             progress: bool = True, verbose: int = 0) -> dict[str, Any]:
     """Generate chairlifts, train the mask-guided Siamese network and the softmax baseline, test both.
 
     Both models train on the seen domains' training images only; both are tested on the seen

@@ -1,8 +1,13 @@
-"""Omniglot data: the background/evaluation sets, alphabet splits, rotations as new classes and Lake's 20 official one-shot runs.
+"""Omniglot data: the background/evaluation sets, alphabet splits, rotations as new classes and
+Lake's 20 official one-shot runs.
 """
 
+from __future__ import annotations
+
+import os
 import re
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -65,7 +70,7 @@ def _check_source(path):
     return path
 
 
-def find_background_small(data_dir=None):
+def find_background_small(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Paths of the two minimal background archives under ``<data_dir>/omniglot/``.
 
     ``data_dir`` defaults to :func:`siamese_tf.settings.data_dir`.
@@ -86,7 +91,9 @@ def find_background_small(data_dir=None):
     return paths
 
 
-def load_omniglot(sources, image_size=OMNIGLOT_IMAGE_SIZE, invert=False, max_images_per_class=None):
+def load_omniglot(sources: str | os.PathLike | Sequence[str | os.PathLike],
+                  image_size: tuple[int, int] = OMNIGLOT_IMAGE_SIZE, invert: bool = False,
+                  max_images_per_class: int | None = None) -> ImageSet:
     """Load Omniglot background/evaluation sets (zips or folders) into one :class:`ImageSet`.
 
     Every character folder is one class named ``"Alphabet/characterNN"``. A character that appears
@@ -135,28 +142,30 @@ def load_omniglot(sources, image_size=OMNIGLOT_IMAGE_SIZE, invert=False, max_ima
     return ImageSet(images, np.concatenate(all_labels), class_names, all_paths, skipped)
 
 
-def load_background_small(data_dir=None, image_size=OMNIGLOT_IMAGE_SIZE, invert=False, max_images_per_class=None):
+def load_background_small(data_dir: str | os.PathLike | None = None, image_size: tuple[int, int] = OMNIGLOT_IMAGE_SIZE,
+                          invert: bool = False, max_images_per_class: int | None = None) -> ImageSet:
     """Both minimal background sets (8 distinct alphabets, 242 distinct characters x 20 drawers)."""
     return load_omniglot(find_background_small(data_dir), image_size, invert, max_images_per_class)
 
 
-def alphabet_of(class_name):
+def alphabet_of(class_name: str) -> str:
     """The alphabet of a class name ``"Alphabet/characterNN"`` (rotations keep their alphabet)."""
     return str(class_name).split("/", 1)[0]
 
 
-def class_alphabets(image_set):
+def class_alphabets(image_set: ImageSet) -> np.ndarray:
     """Alphabet name of every class of ``image_set``, as a numpy string array."""
     return np.array([alphabet_of(name) for name in image_set.class_names])
 
 
-def drawer_of(path):
+def drawer_of(path: str | os.PathLike) -> int:
     """Drawer number from an Omniglot file name (``0108_07.png`` -> 7); -1 when there is none."""
     match = _DRAWER_PATTERN.search(PurePosixPath(str(path).replace("\\", "/")).name)
     return int(match.group(1)) if match else -1
 
 
-def split_alphabets(image_set, held_out=HELD_OUT_ALPHABETS):
+def split_alphabets(image_set: ImageSet,
+                    held_out: str | Iterable[str] = HELD_OUT_ALPHABETS) -> tuple[ImageSet, ImageSet]:
     """Split into (training set, held-out set) by alphabet; both relabelled from 0.
 
     Raises:
@@ -173,7 +182,7 @@ def split_alphabets(image_set, held_out=HELD_OUT_ALPHABETS):
     return image_set.select_classes(np.flatnonzero(~held)), image_set.select_classes(np.flatnonzero(held))
 
 
-def add_rotations(image_set, angles=(90, 180, 270)):
+def add_rotations(image_set: ImageSet, angles: Iterable[int] = (90, 180, 270)) -> ImageSet:
     """Add each character rotated by ``angles`` (multiples of 90 degrees) as new classes.
 
     A rotated character is a different character (a "6" is not a "9"), which multiplies the
@@ -205,8 +214,8 @@ class LakeRun:
     support_images: np.ndarray
     query_images: np.ndarray
     correct_positions: np.ndarray
-    support_paths: list
-    query_paths: list
+    support_paths: list[str]
+    query_paths: list[str]
 
 
 def _resolve_in_runs(tree, run_folder, named, labels_path, line_number):
@@ -223,7 +232,8 @@ def _resolve_in_runs(tree, run_folder, named, labels_path, line_number):
     )
 
 
-def read_lake_runs(path, image_size=OMNIGLOT_IMAGE_SIZE, invert=False):
+def read_lake_runs(path: str | os.PathLike, image_size: tuple[int, int] = OMNIGLOT_IMAGE_SIZE,
+                   invert: bool = False) -> list[LakeRun]:
     """Read Lake's one-shot runs (``all_runs.zip`` or its extracted folder) into :class:`LakeRun` s.
 
     Each run folder holds ``class_labels.txt`` whose lines read ``runNN/test/itemKK.png

@@ -3,17 +3,37 @@
 Similarities are higher for "same".
 """
 
+from __future__ import annotations
+
+import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.studies.omniglot.data import (
     OMNIGLOT_IMAGE_SIZE,
+    LakeRun,
     class_alphabets,
     drawer_of,
     read_lake_runs,
 )
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from siamese_tf.datasets import ImageSet
+    from siamese_tf.models import SiameseModel
+
+    class Scorer(Protocol):
+        """What :func:`evaluate_episodes` and :func:`score_lake_runs` need of a scorer."""
+
+        def features(self, images: ArrayLike) -> np.ndarray: ...
+
+        def similarity(self, query_features: np.ndarray, support_features: np.ndarray) -> np.ndarray: ...
 
 __all__ = [
     "EnsembleScorer",
@@ -39,23 +59,23 @@ class OneShotEpisodes:
 
     support_indices: np.ndarray
     query_indices: np.ndarray
-    alphabets: list = field(default_factory=list)
+    alphabets: list[str] = field(default_factory=list)
 
     @property
-    def n_way(self):
+    def n_way(self) -> int:
         return int(self.support_indices.shape[1])
 
     @property
-    def num_episodes(self):
+    def num_episodes(self) -> int:
         return int(self.support_indices.shape[0])
 
     @property
-    def num_tasks(self):
+    def num_tasks(self) -> int:
         return int(self.query_indices.size)
 
 
-def sample_one_shot_episodes(image_set, n_way=20, num_episodes=20, seed=0, within_alphabet=True,
-                             same_drawer=True):
+def sample_one_shot_episodes(image_set: ImageSet, n_way: int = 20, num_episodes: int = 20, seed: int = 0,
+                             within_alphabet: bool = True, same_drawer: bool = True) -> OneShotEpisodes:
     """Draw seeded N-way one-shot episodes like Lake's 20-way runs.
 
     Args:
@@ -118,7 +138,7 @@ class ModelScorer:
     Shifted-in pixels are zeros, the background of inverted characters.
     """
 
-    def __init__(self, model, batch_size=256, test_time_shift=0):
+    def __init__(self, model: SiameseModel, batch_size: int = 256, test_time_shift: int = 0) -> None:
         if not isinstance(test_time_shift, (int, np.integer)) or test_time_shift < 0:
             raise ValueError(f"test_time_shift must be a non-negative integer, got {test_time_shift!r}")
         self.model = model
@@ -131,7 +151,7 @@ class ModelScorer:
                   for start in range(0, len(images), self.batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.model.embedding.outputs[0].shape[-1]))
 
-    def features(self, images):
+    def features(self, images: ArrayLike) -> np.ndarray:
         images = np.asarray(images, np.float32)
         if not self.test_time_shift or len(images) == 0:
             return self._embed(images)
@@ -141,7 +161,7 @@ class ModelScorer:
             total = total + self._embed(shift_images(images, offset, axis))
         return total / 5.0
 
-    def similarity(self, query_features, support_features):
+    def similarity(self, query_features: ArrayLike, support_features: ArrayLike) -> np.ndarray:
         return np.asarray(self.model.similarity_to_library(query_features, support_features))
 
 
@@ -156,7 +176,7 @@ class EnsembleScorer:
     directly; they are wrapped in :class:`ModelScorer` with ``test_time_shift``.
     """
 
-    def __init__(self, scorers, test_time_shift=0):
+    def __init__(self, scorers: Iterable[Scorer | SiameseModel], test_time_shift: int = 0) -> None:
         scorers = list(scorers)
         if not scorers:
             raise ValueError("an ensemble needs at least one scorer, got none")
@@ -164,13 +184,13 @@ class EnsembleScorer:
                         for scorer in scorers]
         self._widths = None
 
-    def features(self, images):
+    def features(self, images: ArrayLike) -> np.ndarray:
         parts = [np.asarray(scorer.features(images), np.float32) for scorer in self.scorers]
         parts = [part.reshape(len(part), -1) for part in parts]
         self._widths = [part.shape[1] for part in parts]
         return np.concatenate(parts, axis=1)
 
-    def similarity(self, query_features, support_features):
+    def similarity(self, query_features: np.ndarray, support_features: np.ndarray) -> np.ndarray:
         if self._widths is None:
             raise ValueError("call features() before similarity(): the ensemble splits features by member")
         total = 0.0
@@ -179,12 +199,13 @@ class EnsembleScorer:
             similarities = np.asarray(scorer.similarity(query_features[:, start:start + width],
                                                         support_features[:, start:start + width]), np.float64)
             spread = similarities.std(axis=-1, keepdims=True)
-            total = total + (similarities - similarities.mean(axis=-1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+            centred = similarities - similarities.mean(axis=-1, keepdims=True)
+            total = total + centred / np.where(spread > 0, spread, 1.0)
             start += width
         return total / len(self.scorers)
 
 
-def shift_images(images, offset, axis):
+def shift_images(images: np.ndarray, offset: int, axis: int) -> np.ndarray:
     """Move (N, H, W, C) images by ``offset`` pixels along ``axis`` (1 = rows, 2 = columns), filling with 0."""
     if offset == 0:
         return images.copy()
@@ -202,11 +223,11 @@ def shift_images(images, offset, axis):
 class PixelScorer:
     """Raw-pixel nearest neighbour: similarity = minus the Euclidean distance of the pixels."""
 
-    def features(self, images):
+    def features(self, images: ArrayLike) -> np.ndarray:
         images = np.asarray(images, np.float32)
         return images.reshape(len(images), -1)
 
-    def similarity(self, query_features, support_features):
+    def similarity(self, query_features: np.ndarray, support_features: np.ndarray) -> np.ndarray:
         squared = ((query_features ** 2).sum(1)[:, None] + (support_features ** 2).sum(1)[None]
                    - 2.0 * query_features @ support_features.T)
         return -np.sqrt(np.maximum(squared, 0.0))
@@ -223,7 +244,8 @@ def _episode_accuracies(scorer, query_features, support_features):
     return np.asarray(accuracies)
 
 
-def evaluate_episodes(scorer, images, episodes, return_similarities=False):
+def evaluate_episodes(scorer: Scorer | SiameseModel, images: ArrayLike, episodes: OneShotEpisodes,
+                      return_similarities: bool = False) -> dict[str, Any]:
     """N-way one-shot accuracy of ``scorer`` (a :class:`ModelScorer`, :class:`PixelScorer` or any
     object with ``features(images)`` and ``similarity(query_features, support_features)``).
 
@@ -257,7 +279,8 @@ def evaluate_episodes(scorer, images, episodes, return_similarities=False):
     return result
 
 
-def score_lake_runs(path_or_runs, scorer, image_size=OMNIGLOT_IMAGE_SIZE, invert=False):
+def score_lake_runs(path_or_runs: str | os.PathLike | list[LakeRun], scorer: Scorer | SiameseModel,
+                    image_size: tuple[int, int] = OMNIGLOT_IMAGE_SIZE, invert: bool = False) -> dict[str, Any]:
     """Score Lake's runs: per-run and mean accuracy of ``scorer`` (:class:`ModelScorer`,
     :class:`PixelScorer`, or a SiameseModel). ``image_size``/``invert`` must match the model's
     training images.
@@ -282,7 +305,8 @@ def score_lake_runs(path_or_runs, scorer, image_size=OMNIGLOT_IMAGE_SIZE, invert
     }
 
 
-def images_embedded_per_second(model, images, repeats=3, batch_size=256):
+def images_embedded_per_second(model: SiameseModel, images: ArrayLike, repeats: int = 3,
+                               batch_size: int = 256) -> float:
     """Median throughput of :class:`ModelScorer` features (embeddings) on ``images``, after a warm-up."""
     scorer = ModelScorer(model, batch_size=batch_size)
     images = np.asarray(images, np.float32)

@@ -1,6 +1,14 @@
 """Omniglot networks: Koch et al.'s Siamese network and the 4-block conv net that trains well on a CPU.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from siamese_tf.models import SiameseModel
+
 __all__ = [
     "build_conv4_model",
     "build_koch_model",
@@ -8,7 +16,7 @@ __all__ = [
 
 
 
-def build_koch_model(input_shape=(105, 105, 1), padding="valid"):
+def build_koch_model(input_shape: tuple[int, int, int] = (105, 105, 1), padding: str = "valid") -> SiameseModel:
     """The faithful reproduction: Koch et al.'s network (38.95 M parameters at 105x105) with the
     L1 head ``sigmoid(w . |a - b| + b)``; train with binary cross-entropy on verification pairs."""
     from siamese_tf.models import build_siamese_model
@@ -16,7 +24,8 @@ def build_koch_model(input_shape=(105, 105, 1), padding="valid"):
     return build_siamese_model("koch", "l1", input_shape=input_shape, name="koch_siamese", padding=padding)
 
 
-def build_conv4_model(input_shape=(28, 28, 1), embedding_dim=64, filters=(64, 64, 64, 64), batch_norm_momentum=0.9):
+def build_conv4_model(input_shape: tuple[int, int, int] = (28, 28, 1), embedding_dim: int = 64,
+                      filters: Sequence[int] = (64, 64, 64, 64), batch_norm_momentum: float = 0.9) -> SiameseModel:
     """A 4-block conv net (3x3 conv, batch norm, ReLU, 2x2 pool) with a Euclidean distance head.
 
     ``batch_norm_momentum`` 0.9 instead of Keras's 0.99: short CPU runs take a few hundred steps,

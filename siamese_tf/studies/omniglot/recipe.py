@@ -3,14 +3,27 @@
 Label convention: pair labels are **1 for the same character** and 0 for different characters.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
 from siamese_tf.samplers import PairBatches
 from siamese_tf.studies.omniglot.data import class_alphabets
-from siamese_tf.studies.omniglot.evaluation import ModelScorer, evaluate_episodes
+from siamese_tf.studies.omniglot.evaluation import ModelScorer, OneShotEpisodes, evaluate_episodes
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from siamese_tf.augmentations import Augmenter
+    from siamese_tf.datasets import ImageSet
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "KochPairBatches",
@@ -27,7 +40,9 @@ __all__ = [
 ]
 
 
-def sample_koch_pairs(labels, alphabets_of_classes, num_pairs, rng, within_alphabet_fraction=0.5):
+def sample_koch_pairs(labels: ArrayLike, alphabets_of_classes: ArrayLike, num_pairs: int,
+                      rng: np.random.Generator | int | None,
+                      within_alphabet_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Verification pairs as in Koch et al.: half same, half different; different pairs within
     one alphabet (the hard ones) or across alphabets.
 
@@ -93,8 +108,11 @@ class KochPairBatches(PairBatches):
     :func:`siamese_tf.training.train_siamese` like :class:`PairBatches`.
     """
 
-    def __init__(self, images, labels, alphabets_of_classes, base_pairs_per_epoch, batch_size=32, seed=0,
-                 distortions_per_pair=8, within_alphabet_fraction=0.5, augment="koch"):
+    def __init__(self, images: ArrayLike, labels: ArrayLike, alphabets_of_classes: ArrayLike,
+                 base_pairs_per_epoch: int, batch_size: int = 32, seed: int = 0, distortions_per_pair: int = 8,
+                 within_alphabet_fraction: float = 0.5,
+                 augment: str | Augmenter | Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = "koch",
+                 ) -> None:
         from siamese_tf.augmentations import Augmenter
 
         if not isinstance(distortions_per_pair, (int, np.integer)) or distortions_per_pair < 0:
@@ -122,7 +140,7 @@ class KochPairBatches(PairBatches):
         return (np.repeat(first, copies)[order], np.repeat(second, copies)[order],
                 np.repeat(pair_labels, copies)[order], distorted[order])
 
-    def batch(self, epoch, step):
+    def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
@@ -151,7 +169,8 @@ class OneShotEarlyStopping(_keras_callback_base()):
     Adds ``val_one_shot_accuracy`` to the epoch logs (and so to the ``History``).
     """
 
-    def __init__(self, images, episodes, patience=5, restore_best_weights=True, verbose=0):
+    def __init__(self, images: ArrayLike, episodes: OneShotEpisodes, patience: int | None = 5,
+                 restore_best_weights: bool = True, verbose: int = 0) -> None:
         super().__init__()
         self.images = np.asarray(images, np.float32)
         self.episodes = episodes
@@ -164,7 +183,7 @@ class OneShotEarlyStopping(_keras_callback_base()):
         self._best_weights = None
         self._waited = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         accuracy = evaluate_episodes(ModelScorer(self.model), self.images, self.episodes)["accuracy"]
         self.history.append(accuracy)
         if logs is not None:
@@ -180,7 +199,7 @@ class OneShotEarlyStopping(_keras_callback_base()):
             if self.patience is not None and self._waited >= self.patience:
                 self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.restore_best_weights and self._best_weights is not None:
             self.model.set_weights(self._best_weights)
 
@@ -193,7 +212,7 @@ class TimeBudget(_keras_callback_base()):
     time-bounded run ends with a small learning rate however fast the machine is.
     """
 
-    def __init__(self, minutes, learning_rate=None, final_fraction=0.05):
+    def __init__(self, minutes: float | None, learning_rate: float | None = None, final_fraction: float = 0.05) -> None:
         super().__init__()
         if minutes is not None and minutes <= 0:
             raise ValueError(f"minutes must be positive or None, got {minutes!r}")
@@ -206,33 +225,33 @@ class TimeBudget(_keras_callback_base()):
         self.finished = None
         self.steps = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.started, self.finished = time.perf_counter(), None
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         # Freeze the clock: a budget read later (an ensemble's first member) reports its own run only.
         self.finished = time.perf_counter()
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.learning_rate is not None:
             fraction = min(1.0, self.elapsed_seconds / self.seconds)
             scale = self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + np.cos(np.pi * fraction))
             self.model.optimizer.learning_rate.assign(self.learning_rate * scale)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.steps += 1
         if self.seconds is not None and self.elapsed_seconds >= self.seconds:
             self.model.stop_training = True
 
     @property
-    def elapsed_seconds(self):
+    def elapsed_seconds(self) -> float:
         """Seconds since training began, or of the whole run once it has ended."""
         if self.started is None:
             return 0.0
         return (self.finished if self.finished is not None else time.perf_counter()) - self.started
 
 
-def neighbourhood_loss(class_labels, distances):
+def neighbourhood_loss(class_labels: ArrayLike | tf.Tensor, distances: ArrayLike | tf.Tensor) -> tf.Tensor:
     """In-batch soft nearest-neighbour loss on a (B, B) distance matrix (lower = same).
 
     For each image i, ``p_i = sum_{j same, j != i} exp(-d_ij^2) / sum_{j != i} exp(-d_ij^2)``: the
@@ -262,10 +281,10 @@ def _register_neighbourhood_loss():
     class NeighbourhoodLoss(keras.losses.Loss):
         """Keras loss wrapper of :func:`neighbourhood_loss` (y_true: class labels, y_pred: (B, B) distances)."""
 
-        def __init__(self, name="neighbourhood", **kwargs):
+        def __init__(self, name: str = "neighbourhood", **kwargs: Any) -> None:
             super().__init__(name=name, **kwargs)
 
-        def call(self, y_true, y_pred):
+        def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
             return neighbourhood_loss(y_true, y_pred)
 
     return NeighbourhoodLoss
@@ -274,7 +293,7 @@ def _register_neighbourhood_loss():
 NeighbourhoodLoss = _register_neighbourhood_loss()
 
 
-def koch_sgd(learning_rate=0.01, momentum=0.5):
+def koch_sgd(learning_rate: float = 0.01, momentum: float = 0.5) -> keras.optimizers.SGD:
     """SGD with momentum as Koch et al. start it (they raise momentum towards 0.9 and decay the
     learning rate 1% per epoch; see :class:`KochSchedule`)."""
     import keras
@@ -286,12 +305,12 @@ class KochSchedule(_keras_callback_base()):
     """Koch et al.'s schedule: learning rate x0.99 per epoch, momentum raised linearly from its
     start value to ``final_momentum`` over ``momentum_epochs`` epochs (SGD only)."""
 
-    def __init__(self, decay=0.99, final_momentum=0.9, momentum_epochs=20):
+    def __init__(self, decay: float = 0.99, final_momentum: float = 0.9, momentum_epochs: int = 20) -> None:
         super().__init__()
         self.decay, self.final_momentum, self.momentum_epochs = decay, final_momentum, momentum_epochs
         self._start_momentum = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         optimizer = self.model.optimizer
         if epoch > 0:
             optimizer.learning_rate.assign(float(optimizer.learning_rate.numpy()) * self.decay)
@@ -302,9 +321,11 @@ class KochSchedule(_keras_callback_base()):
             optimizer.momentum = self._start_momentum + fraction * (self.final_momentum - self._start_momentum)
 
 
-def train_koch(model, train_set, validation_set, validation_episodes, num_epochs=10, base_pairs_per_epoch=1000,
-               distortions_per_pair=8, batch_size=32, optimizer="adam", learning_rate=1e-4, patience=5,
-               minutes=None, seed=0, verbose=0):
+def train_koch(model: SiameseModel, train_set: ImageSet, validation_set: ImageSet, validation_episodes: OneShotEpisodes,
+               num_epochs: int = 10, base_pairs_per_epoch: int = 1000, distortions_per_pair: int = 8,
+               batch_size: int = 32, optimizer: str = "adam", learning_rate: float = 1e-4, patience: int | None = 5,
+               minutes: float | None = None, seed: int = 0,
+               verbose: int = 0) -> tuple[keras.callbacks.History, OneShotEarlyStopping, TimeBudget]:
     """Train a Koch model on :class:`KochPairBatches` with early stopping on one-shot accuracy.
 
     ``optimizer``: "adam" (default, modern) or "sgd" (Koch et al.: SGD with momentum and
@@ -329,7 +350,7 @@ def train_koch(model, train_set, validation_set, validation_episodes, num_epochs
     return history, one_shot, budget
 
 
-def conv4_augmenter(strength=1.0):
+def conv4_augmenter(strength: float = 1.0) -> Augmenter:
     """Random affine distortions for 28x28 characters (no flips: a mirrored letter is another letter).
 
     ``strength`` scales every range (1.0: rotation 10 degrees, shift 8%, scale 10%, shear 0.15).
@@ -343,9 +364,12 @@ def conv4_augmenter(strength=1.0):
                      component_probability=1.0)
 
 
-def train_conv4(model, train_set, validation_set, validation_episodes, num_epochs=100, steps_per_epoch=100,
-                classes_per_batch=32, images_per_class=4, learning_rate=1e-3, loss="neighbourhood",
-                augment=True, patience=None, minutes=None, seed=0, verbose=0, augment_strength=1.0):
+def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageSet,
+                validation_episodes: OneShotEpisodes, num_epochs: int = 100, steps_per_epoch: int = 100,
+                classes_per_batch: int = 32, images_per_class: int = 4, learning_rate: float = 1e-3,
+                loss: str = "neighbourhood", augment: bool = True, patience: int | None = None,
+                minutes: float | None = None, seed: int = 0, verbose: int = 0,
+                augment_strength: float = 1.0) -> tuple[keras.callbacks.History, OneShotEarlyStopping, TimeBudget]:
     """Train a conv4 model in-batch on P characters x K drawings per batch.
 
     ``loss``: "neighbourhood" (:func:`neighbourhood_loss`, default), "prototypical", "triplet" or

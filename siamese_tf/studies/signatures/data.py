@@ -1,16 +1,22 @@
 """Offline signature data: loading (writer folders, CEDAR), the paper's preprocessing, writer splits and pairs.
 
-Pair labels: **1 = genuine-genuine of one writer**, 0 = a skilled forgery against a genuine signature of the writer it imitates.
+Pair labels: **1 = genuine-genuine of one writer**, 0 = a skilled forgery against a genuine signature of
+the writer it imitates.
 """
 
+from __future__ import annotations
+
+import os
 import re
 import warnings
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf import datasets as datasets_module
 from siamese_tf.errors import SiameseDataError
@@ -69,8 +75,10 @@ def _to_gray_uint8(image):
     return (np.clip(image.astype(np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
-def preprocess_signature(image, image_size=SIGNET_IMAGE_SIZE, median_kernel=3, crop_to_ink=True,
-                         max_aspect_distortion=6.0, return_steps=False, name="image", keep_gray=False):
+def preprocess_signature(image: ArrayLike, image_size: tuple[int, int] = SIGNET_IMAGE_SIZE, median_kernel: int = 3,
+                         crop_to_ink: bool = True, max_aspect_distortion: float | None = 6.0,
+                         return_steps: bool = False, name: str = "image",
+                         keep_gray: bool = False) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """Paper preprocessing of one scanned signature: ink = 1, paper = 0, float32 (H, W, 1).
 
     Steps: grayscale; binary threshold with Otsu's method (dark ink below it); median blur with
@@ -145,12 +153,12 @@ class SignatureSet(datasets_module.ImageCollection):
     images: np.ndarray
     writers: np.ndarray
     genuine: np.ndarray
-    writer_names: list
-    paths: list
-    skipped: list = field(default_factory=list)
-    excluded_writers: list = field(default_factory=list)
+    writer_names: list[str]
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    excluded_writers: list[tuple[str, str]] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.images = np.asarray(self.images, dtype=np.float32)
         self.writers = np.asarray(self.writers, dtype=np.int64).reshape(-1)
         self.genuine = np.asarray(self.genuine, dtype=bool).reshape(-1)
@@ -170,10 +178,10 @@ class SignatureSet(datasets_module.ImageCollection):
             raise ValueError(f"writer_names must be distinct, got {self.writer_names}")
 
     @property
-    def num_writers(self):
+    def num_writers(self) -> int:
         return len(self.writer_names)
 
-    def counts(self):
+    def counts(self) -> dict[str, tuple[int, int]]:
         """``{writer_name: (genuine count, forgery count)}``."""
         return {
             name: (int(np.sum(self.genuine & (self.writers == index))),
@@ -181,7 +189,7 @@ class SignatureSet(datasets_module.ImageCollection):
             for index, name in enumerate(self.writer_names)
         }
 
-    def select_writers(self, writer_indices):
+    def select_writers(self, writer_indices: Sequence[int]) -> SignatureSet:
         """A new SignatureSet with only these writers, renumbered ``0..k-1`` in the order given."""
         writer_indices, keep, new_writers = datasets_module.select_and_relabel(
             self.writers, writer_indices, self.num_writers, "writer")
@@ -241,8 +249,9 @@ def _detect_layout(tree, root):
     return "cedar" if top_folders & {CEDAR_GENUINE_FOLDER, CEDAR_FORGERY_FOLDER} else "writer_folders"
 
 
-def load_signatures(path, image_size=SIGNET_IMAGE_SIZE, layout="auto", median_kernel=3, crop_to_ink=True,
-                    max_aspect_distortion=6.0, min_genuine=2, min_forgeries=1, keep_gray=False):
+def load_signatures(path: str | os.PathLike, image_size: tuple[int, int] = SIGNET_IMAGE_SIZE, layout: str = "auto",
+                    median_kernel: int = 3, crop_to_ink: bool = True, max_aspect_distortion: float | None = 6.0,
+                    min_genuine: int = 2, min_forgeries: int = 1, keep_gray: bool = False) -> SignatureSet:
     """Load and preprocess offline signatures from a folder or zip (writer folders or CEDAR).
 
     Args:
@@ -306,7 +315,8 @@ def load_signatures(path, image_size=SIGNET_IMAGE_SIZE, layout="auto", median_ke
             continue
         writer_index = len(kept_names)
         kept_names.append(group["name"])
-        for display, is_genuine, image in sorted(group["items"], key=lambda item: datasets_module.natural_sort_key(item[0])):
+        items = sorted(group["items"], key=lambda item: datasets_module.natural_sort_key(item[0]))
+        for display, is_genuine, image in items:
             images.append(image)
             writers.append(writer_index)
             genuine.append(is_genuine)
@@ -326,7 +336,7 @@ def load_signatures(path, image_size=SIGNET_IMAGE_SIZE, layout="auto", median_ke
     return SignatureSet(np.stack(images), writers, genuine, kept_names, paths, skipped, excluded)
 
 
-def check_writers_disjoint(*signature_sets):
+def check_writers_disjoint(*signature_sets: SignatureSet) -> None:
     """Raise SiameseDataError when any writer (by name, leading zeros ignored) is in two of the sets."""
     seen = {}
     for set_index, signature_set in enumerate(signature_sets):
@@ -339,7 +349,8 @@ def check_writers_disjoint(*signature_sets):
             seen[key] = set_index
 
 
-def split_writers(signature_set, fractions=(0.6, 0.2, 0.2), seed=0):
+def split_writers(signature_set: SignatureSet, fractions: Sequence[float] = (0.6, 0.2, 0.2),
+                  seed: int = 0) -> tuple[SignatureSet, ...]:
     """Split into writer-disjoint SignatureSets (train, validation, test by default).
 
     Writers are shuffled with ``seed`` and divided in proportion to ``fractions`` (at least one
@@ -349,7 +360,8 @@ def split_writers(signature_set, fractions=(0.6, 0.2, 0.2), seed=0):
     if not fractions or any(value <= 0 for value in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
     if signature_set.num_writers < len(fractions):
-        raise ValueError(f"cannot split {signature_set.num_writers} writer(s) into {len(fractions)} writer-disjoint splits")
+        raise ValueError(f"cannot split {signature_set.num_writers} writer(s) into {len(fractions)} "
+                         "writer-disjoint splits")
     order = np.random.default_rng(seed).permutation(signature_set.num_writers)
     counts = datasets_module.class_counts_for_splits(signature_set.num_writers, fractions)
     splits, start = [], 0
@@ -360,7 +372,7 @@ def split_writers(signature_set, fractions=(0.6, 0.2, 0.2), seed=0):
     return tuple(splits)
 
 
-def signature_pairs(signature_set):
+def signature_pairs(signature_set: SignatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs of the paper, per writer: ``(first_indices, second_indices, labels)``.
 
     Label 1 (same): every unordered pair of two genuine signatures of one writer.
@@ -385,7 +397,8 @@ def signature_pairs(signature_set):
             np.concatenate(labels).astype(np.int64))
 
 
-def pair_images(signature_set, pairs=None, max_pairs=None, seed=0):
+def pair_images(signature_set: SignatureSet, pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                max_pairs: int | None = None, seed: int = 0) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """``((first_images, second_images), labels)`` for ``pairs`` (default: all of :func:`signature_pairs`).
 
     ``max_pairs`` keeps a random subset of that size (same proportion of both labels, ``seed``),

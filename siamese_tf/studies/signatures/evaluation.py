@@ -1,11 +1,19 @@
 """Signature evaluation: pair similarities, the ink-statistic floor, model scores on unseen writers, model size.
 """
 
+from __future__ import annotations
+
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from siamese_tf.studies.signatures.data import signature_pairs
+from siamese_tf.studies.signatures.data import SignatureSet, signature_pairs
+
+if TYPE_CHECKING:
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "INK_STATISTICS",
@@ -17,7 +25,9 @@ __all__ = [
 ]
 
 
-def pair_similarities(model, signature_set, pairs=None, batch_size=64):
+def pair_similarities(model: SiameseModel, signature_set: SignatureSet,
+                      pairs: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None,
+                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Similarities (higher = same) of ``pairs`` of ``signature_set`` (default: all of :func:`signature_pairs`).
 
     Each image is embedded once and the head scores the pairs from the embeddings, which is much
@@ -34,7 +44,9 @@ def pair_similarities(model, signature_set, pairs=None, batch_size=64):
 INK_STATISTICS = ("amount", "darkness")
 
 
-def ink_rule_similarities(signature_set, statistic="darkness", pairs=None):
+def ink_rule_similarities(signature_set: SignatureSet, statistic: str = "darkness",
+                          pairs: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None,
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """A no-learning floor: pairs scored by how alike one ink statistic of the two images is.
 
     ``statistic`` "amount" is the sum of the image (ink = 1), "darkness" the mean value of the
@@ -53,7 +65,8 @@ def ink_rule_similarities(signature_set, statistic="darkness", pairs=None):
     return similarities, np.asarray(labels, dtype=np.int64)
 
 
-def evaluate_signature_model(model, validation_set, test_set):
+def evaluate_signature_model(model: SiameseModel, validation_set: SignatureSet,
+                             test_set: SignatureSet) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Choose the threshold on validation writers (max accuracy), then measure on unseen test writers.
 
     Uses every pair of :func:`signature_pairs` on both sets (labels: 1 = genuine pair, 0 = forgery).
@@ -78,7 +91,7 @@ def evaluate_signature_model(model, validation_set, test_set):
     return figures, similarities, labels
 
 
-def model_size(model, path):
+def model_size(model: SiameseModel, path: str | os.PathLike) -> dict[str, Any]:
     """Parameter counts and the size of ``model`` saved (without optimizer state) as ``path`` (.keras).
 
     Returns ``{"parameters", "trainable_parameters", "float32_megabytes", "file_bytes", "file_megabytes"}``
@@ -98,7 +111,7 @@ def model_size(model, path):
             "file_megabytes": file_bytes / 1e6}
 
 
-def distance_gallery_indices(distances, per_group=4):
+def distance_gallery_indices(distances: ArrayLike, per_group: int = 4) -> dict[str, np.ndarray]:
     """Indices of the ``per_group`` lowest, middle and highest distances: ``{"low", "middle", "high"}``."""
     distances = np.asarray(distances, dtype=np.float64).reshape(-1)
     if not isinstance(per_group, (int, np.integer)) or per_group < 1:

@@ -1,11 +1,21 @@
-"""Signature networks (embedding branches): SigNet (Dey et al. 2017), DeepSign (Wang & Ko) and a MobileNetV2 branch, registered by name for :func:`siamese_tf.models.build_siamese_model`.
+"""Signature networks (embedding branches): SigNet (Dey et al. 2017), DeepSign (Wang & Ko) and a MobileNetV2
+branch, registered by name for :func:`siamese_tf.models.build_siamese_model`.
 """
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import layers
 
 from siamese_tf.embeddings import check_input_shape, register_embedding
 from siamese_tf.layers import L2Normalization
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "DEEPSIGN_FIRE_PLAN",
@@ -25,29 +35,31 @@ class LocalResponseNormalization(layers.Layer):
     beta 0.75, bias 2.
     """
 
-    def __init__(self, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
+    def __init__(self, depth_radius: int = 2, bias: float = 2.0, alpha: float = 1e-4, beta: float = 0.75,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.depth_radius = int(depth_radius)
         self.bias = float(bias)
         self.alpha = float(alpha)
         self.beta = float(beta)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         import tensorflow as tf
 
         return tf.nn.local_response_normalization(
             inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"depth_radius": self.depth_radius, "bias": self.bias, "alpha": self.alpha, "beta": self.beta})
         return config
 
 
-def signet_embedding(input_shape=(155, 220, 1), embedding_dim=128, dropout=True, name="embedding"):
+def signet_embedding(input_shape: tuple[int, int, int] = (155, 220, 1), embedding_dim: int = 128, dropout: bool = True,
+                     name: str = "embedding") -> keras.Model:
     """SigNet's convolutional branch (Dey et al. 2017, Table 1), 155x220x1 by default.
 
     Conv 96@11x11 stride 4 - LRN - pool 3/2 - Conv 256@5x5 - LRN - pool 3/2 - dropout 0.3 -
@@ -95,16 +107,17 @@ def _fire_block(x, squeeze, expand, name, batch_norm_momentum=0.99):
 DEEPSIGN_FIRE_PLAN = ((16, 64), (16, 64), "pool", (32, 128), (32, 128), "pool", (32, 128), (32, 128))
 
 
-def deepsign_embedding(input_shape=(155, 220, 1), embedding_dim=128, fire_plan=DEEPSIGN_FIRE_PLAN,
-                       dropout=0.2, batch_norm_momentum=0.9, name="embedding"):
+def deepsign_embedding(input_shape: tuple[int, int, int] = (155, 220, 1), embedding_dim: int = 128,
+                       fire_plan: Sequence[tuple[int, int] | str] = DEEPSIGN_FIRE_PLAN, dropout: float = 0.2,
+                       batch_norm_momentum: float = 0.9, name: str = "embedding") -> keras.Model:
     """DeepSign-style branch (Wang & Ko): SqueezeNet Fire blocks, global average pooling, L2-normalised output.
 
     Conv 64@3x3 stride 2 - pool 3/2 - Fire blocks of ``fire_plan`` with pools between them -
     dropout - Conv 1x1 to ``embedding_dim`` - global average pooling - L2 normalisation.
     With the default plan and 128-d output it has 256,416 parameters (253,728 trainable; the rest
-    are batch-normalisation statistics), against the paper's 256,992 (1.1 MB). The parameter count does not depend on the input size; the input
-    needs at least 32 pixels per side. Outputs lie on the unit sphere, so Euclidean distances
-    are in [0, 2] and the contrastive margin of 1 sits in the middle.
+    are batch-normalisation statistics), against the paper's 256,992 (1.1 MB). The parameter count does
+    not depend on the input size; the input needs at least 32 pixels per side. Outputs lie on the unit
+    sphere, so Euclidean distances are in [0, 2] and the contrastive margin of 1 sits in the middle.
 
     ``batch_norm_momentum`` is 0.9 rather than Keras's 0.99 for the same reason as in
     :func:`small_cnn_embedding`: CPU runs of a few hundred steps.
@@ -132,8 +145,9 @@ def deepsign_embedding(input_shape=(155, 220, 1), embedding_dim=128, fire_plan=D
     return keras.Model(inputs, outputs, name=name)
 
 
-def mobilenet_v2_embedding(input_shape=(155, 220, 1), embedding_dim=128, alpha=1.0, weights=None,
-                           name="embedding"):
+def mobilenet_v2_embedding(input_shape: tuple[int, int, int] = (155, 220, 1), embedding_dim: int = 128,
+                           alpha: float = 1.0, weights: str | os.PathLike | None = None,
+                           name: str = "embedding") -> keras.Model:
     """MobileNetV2 (``keras.applications``) as a Siamese branch for 1-channel images.
 
     A 1x1 convolution turns the gray image into 3 channels (initialised to copy the gray value

@@ -1,13 +1,29 @@
-"""Signature training recipe: pair and writer batches, the writer contrastive loss, jitter, compile and train one branch.
+"""Signature training recipe: pair and writer batches, the writer contrastive loss, jitter, compile and
+train one branch.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
 from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
 from siamese_tf.samplers import EpochSeededBatches
 from siamese_tf.studies.signatures.data import SignatureSet
 from siamese_tf.studies.signatures.evaluation import pair_similarities
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from siamese_tf.augmentations import Augmenter
+    from siamese_tf.models import SiameseModel
+
+    AugmentFunction = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 __all__ = [
     "KEEP_CHOICES",
@@ -38,7 +54,8 @@ class SignaturePairBatches(EpochSeededBatches):
         augment: optional ``(image, rng) -> image`` applied to both images of each pair.
     """
 
-    def __init__(self, images, pairs, pairs_per_epoch, batch_size=32, seed=0, augment=None):
+    def __init__(self, images: ArrayLike, pairs: tuple[ArrayLike, ArrayLike, ArrayLike], pairs_per_epoch: int,
+                 batch_size: int = 32, seed: int = 0, augment: AugmentFunction | None = None) -> None:
         self.images = np.asarray(images, dtype=np.float32)
         first, second, labels = (np.asarray(values).reshape(-1) for values in pairs)
         if self.images.ndim != 4:
@@ -59,7 +76,7 @@ class SignaturePairBatches(EpochSeededBatches):
         self.batch_size = int(batch_size)
         self._init_epochs(-(-self.pairs_per_epoch // self.batch_size), seed, augment)
 
-    def epoch_pairs(self, epoch):
+    def epoch_pairs(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(first_indices, second_indices, labels)`` of a whole epoch, shuffled."""
         rng = np.random.default_rng([self.seed, int(epoch)])
         positives = np.flatnonzero(self.labels == SAME_LABEL)
@@ -71,7 +88,7 @@ class SignaturePairBatches(EpochSeededBatches):
         chosen = rng.permutation(np.concatenate(picks))
         return self.first[chosen], self.second[chosen], self.labels[chosen]
 
-    def batch(self, epoch, step):
+    def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The numpy batch ``((first_images, second_images), labels)`` of ``step`` in ``epoch``."""
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
@@ -92,7 +109,7 @@ class SignaturePairBatches(EpochSeededBatches):
         return (image_spec, image_spec), tf.TensorSpec(shape=(None,), dtype=tf.float32)
 
 
-def signature_codes(writers, genuine):
+def signature_codes(writers: ArrayLike, genuine: ArrayLike) -> np.ndarray:
     """One integer per image for in-batch training: ``2 * writer + 1`` for genuine, ``2 * writer`` for a forgery."""
     return 2 * np.asarray(writers, dtype=np.int64) + np.asarray(genuine, dtype=np.int64)
 
@@ -104,7 +121,8 @@ def _masked_mean(values, mask):
     return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-def writer_contrastive_loss(codes, distances, margin=1.0, random_forgery_weight=0.0):
+def writer_contrastive_loss(codes: ArrayLike | tf.Tensor, distances: ArrayLike | tf.Tensor, margin: float = 1.0,
+                            random_forgery_weight: float = 0.0) -> tf.Tensor:
     """Contrastive loss over every pair of one batch, with skilled forgeries as the negatives.
 
     ``codes`` (B,) come from :func:`signature_codes`; ``distances`` is the (B, B) distance matrix of
@@ -146,7 +164,8 @@ def _register_loss():
     class WriterContrastiveLoss(keras.losses.Loss):
         """Keras loss around :func:`writer_contrastive_loss` (y_true: codes, y_pred: (B, B) distances)."""
 
-        def __init__(self, margin=1.0, random_forgery_weight=0.0, name="writer_contrastive_loss", **kwargs):
+        def __init__(self, margin: float = 1.0, random_forgery_weight: float = 0.0,
+                     name: str = "writer_contrastive_loss", **kwargs: Any) -> None:
             if not isinstance(margin, (int, float)) or margin <= 0:
                 raise ValueError(f"margin must be a positive number, got {margin!r}")
             if random_forgery_weight < 0:
@@ -155,10 +174,10 @@ def _register_loss():
             self.margin = float(margin)
             self.random_forgery_weight = float(random_forgery_weight)
 
-        def call(self, y_true, y_pred):
+        def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
             return writer_contrastive_loss(y_true, y_pred, self.margin, self.random_forgery_weight)
 
-        def get_config(self):
+        def get_config(self) -> dict[str, Any]:
             config = super().get_config()
             config.update({"margin": self.margin, "random_forgery_weight": self.random_forgery_weight})
             return config
@@ -181,8 +200,9 @@ class SignatureWriterBatches(EpochSeededBatches):
     :class:`WriterContrastiveLoss` (see :func:`compile_for_writer_batches`).
     """
 
-    def __init__(self, signature_set, writers_per_batch=6, genuine_per_writer=6, forgeries_per_writer=4,
-                 steps_per_epoch=50, seed=0, augment=None):
+    def __init__(self, signature_set: SignatureSet, writers_per_batch: int = 6, genuine_per_writer: int = 6,
+                 forgeries_per_writer: int = 4, steps_per_epoch: int = 50, seed: int = 0,
+                 augment: AugmentFunction | None = None) -> None:
         if not isinstance(signature_set, SignatureSet):
             raise ValueError(f"signature_set must be a SignatureSet, got {type(signature_set).__name__}")
         for name, value, minimum in (("writers_per_batch", writers_per_batch, 1),
@@ -212,7 +232,7 @@ class SignatureWriterBatches(EpochSeededBatches):
         self.forgeries_per_writer = int(forgeries_per_writer)
         self._init_epochs(steps_per_epoch, seed, augment)
 
-    def batch_indices(self, epoch, step):
+    def batch_indices(self, epoch: int, step: int) -> np.ndarray:
         """Image indices of batch ``step`` of ``epoch`` (writers drawn without replacement)."""
         rng = np.random.default_rng([self.seed, int(epoch), int(step)])
         chosen = []
@@ -222,7 +242,7 @@ class SignatureWriterBatches(EpochSeededBatches):
             chosen.append(rng.choice(forged, size=min(self.forgeries_per_writer, len(forged)), replace=False))
         return np.concatenate(chosen)
 
-    def batch(self, epoch, step):
+    def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The numpy batch ``(images, codes)`` of ``step`` in ``epoch``."""
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
@@ -243,7 +263,7 @@ class SignatureWriterBatches(EpochSeededBatches):
 SIGNATURE_AUGMENT_STRENGTH = 3.0
 
 
-def signature_augmenter(strength=SIGNATURE_AUGMENT_STRENGTH):
+def signature_augmenter(strength: float = SIGNATURE_AUGMENT_STRENGTH) -> Augmenter:
     """Random affine jitter for training signatures: never mirrored, no brightness or contrast change.
 
     ``strength`` scales every range; 1.0 is rotation 5 degrees, shift 5%, scale 10% and shear
@@ -262,7 +282,8 @@ def signature_augmenter(strength=SIGNATURE_AUGMENT_STRENGTH):
                      independent_axes=True)
 
 
-def compile_for_writer_batches(model, learning_rate=1e-3, margin=1.0, random_forgery_weight=0.0, decay_steps=None):
+def compile_for_writer_batches(model: SiameseModel, learning_rate: float = 1e-3, margin: float = 1.0,
+                               random_forgery_weight: float = 0.0, decay_steps: int | None = None) -> SiameseModel:
     """Compile a distance-head model for :class:`SignatureWriterBatches` (Adam, :class:`WriterContrastiveLoss`).
 
     ``decay_steps``: anneal the learning rate to 5% of ``learning_rate`` along a cosine over that
@@ -284,7 +305,9 @@ def compile_for_writer_batches(model, learning_rate=1e-3, margin=1.0, random_for
     return model
 
 
-def best_validation_auc_callback(model, validation_set, log=print, restore_best=True):
+def best_validation_auc_callback(model: SiameseModel, validation_set: SignatureSet,
+                                 log: Callable[[str], Any] | None = print,
+                                 restore_best: bool = True) -> keras.callbacks.Callback:
     """A Keras callback that measures validation-writer AUROC after every epoch (pairs of
     :func:`signature_pairs`), logs it as ``val_auc`` and, with ``restore_best``, restores the best
     epoch's weights at the end."""
@@ -293,11 +316,11 @@ def best_validation_auc_callback(model, validation_set, log=print, restore_best=
     from siamese_tf import metrics
 
     class BestValidationAUC(keras.callbacks.Callback):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.best_auc, self.best_epoch, self.best_weights, self.history = -1.0, None, None, []
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             similarities, labels = pair_similarities(model, validation_set)
             area = metrics.roc_auc(similarities, labels)
             self.history.append(area)
@@ -310,7 +333,7 @@ def best_validation_auc_callback(model, validation_set, log=print, restore_best=
             if log:
                 log(f"epoch {epoch + 1}: validation AUROC {area:.4f} (best {self.best_auc:.4f})")
 
-        def on_train_end(self, logs=None):
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             if restore_best and self.best_weights is not None:
                 model.set_weights(self.best_weights)
 
@@ -340,10 +363,13 @@ def _time_limit_callback(max_minutes):
 KEEP_CHOICES = ("best", "last")
 
 
-def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per_epoch=30, learning_rate=1e-3,
-                           writers_per_batch=6, genuine_per_writer=6, forgeries_per_writer=4,
-                           random_forgery_weight=0.0, augment=None, max_minutes=None, seed=0, verbose=0,
-                           log=print, cosine_decay=False, keep="best", **embedding_kwargs):
+def train_signature_branch(name: str, train_set: SignatureSet, validation_set: SignatureSet, epochs: int = 10,
+                           steps_per_epoch: int = 30, learning_rate: float = 1e-3, writers_per_batch: int = 6,
+                           genuine_per_writer: int = 6, forgeries_per_writer: int = 4,
+                           random_forgery_weight: float = 0.0, augment: AugmentFunction | None = None,
+                           max_minutes: float | None = None, seed: int = 0, verbose: int = 0,
+                           log: Callable[[str], Any] | None = print, cosine_decay: bool = False, keep: str = "best",
+                           **embedding_kwargs: Any) -> tuple[SiameseModel, dict[str, Any]]:
     """Train one branch (``"signet"``, ``"deepsign"``, ``"mobilenet_v2"``, ...) with a Euclidean head.
 
     In-batch contrastive training on :class:`SignatureWriterBatches` (genuine-genuine pulled
@@ -356,8 +382,8 @@ def train_signature_branch(name, train_set, validation_set, epochs=10, steps_per
     jitter and cosine decay the last epoch overfits little).
 
     Returns ``(model, record)``: the :class:`~siamese_tf.models.SiameseModel` and a dict with
-    ``loss`` and ``val_auc`` per epoch, ``best_epoch`` (1-based), ``kept`` ("best" or "last"), ``epochs_run``, ``seconds`` and
-    ``stopped_for_time``.
+    ``loss`` and ``val_auc`` per epoch, ``best_epoch`` (1-based), ``kept`` ("best" or "last"),
+    ``epochs_run``, ``seconds`` and ``stopped_for_time``.
     """
     import time
 
