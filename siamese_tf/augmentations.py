@@ -11,11 +11,15 @@ Randomness comes only from the ``rng`` argument (a ``numpy.random.Generator``), 
 generator state always gives the same output.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "Augmenter",
@@ -43,7 +47,7 @@ def _check_settings(brightness, contrast, max_rotation, max_shift, max_scale, ma
         raise ValueError(f"component_probability must lie in [0, 1], got {component_probability!r}")
 
 
-def augment_image(image, rng, **settings):
+def augment_image(image: ArrayLike, rng: np.random.Generator | int | None, **settings: Any) -> np.ndarray:
     """Randomly flip, warp and re-light one image; shape is kept and values stay in [0, 1].
 
     Args:
@@ -92,15 +96,23 @@ class Augmenter:
     max_shift: float = 0.05
     component_probability: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_settings(self.brightness, self.contrast, self.max_rotation, self.max_shift, self.max_scale,
                         self.max_shear, self.component_probability)
-        for field in dataclasses.fields(self):
-            setattr(self, field.name, field.type(getattr(self, field.name)) if isinstance(field.type, type)
-                    else getattr(self, field.name))
+        # Explicit conversions: with postponed annotations the dataclass field types are strings.
+        self.flip = bool(self.flip)
+        self.brightness = float(self.brightness)
+        self.contrast = float(self.contrast)
+        self.max_rotation = float(self.max_rotation)
+        self.max_shear = float(self.max_shear)
+        self.independent_axes = bool(self.independent_axes)
+        self.max_scale = float(self.max_scale)
+        self.shift_in_pixels = bool(self.shift_in_pixels)
+        self.max_shift = float(self.max_shift)
+        self.component_probability = float(self.component_probability)
 
     @classmethod
-    def koch(cls):
+    def koch(cls) -> Augmenter:
         """Koch et al. (2015) affine distortions for Omniglot (105 x 105 pixels).
 
         Rotation within ±10 degrees, shear coefficients within ±0.3, x and y scale within 0.8-1.2,
@@ -110,15 +122,15 @@ class Augmenter:
         return cls(flip=False, brightness=0.0, contrast=0.0, max_rotation=10.0, max_shift=2.0, max_scale=0.2,
                    max_shear=0.3, shift_in_pixels=True, independent_axes=True, component_probability=0.5)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Settings as a plain dict (JSON-friendly)."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Augmenter:
         return cls(**config)
 
-    def __call__(self, image, rng):
+    def __call__(self, image: ArrayLike, rng: np.random.Generator | int | None) -> np.ndarray:
         """Augment one (H, W, C) or (H, W) image in [0, 1]; returns float32 of the same shape."""
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)

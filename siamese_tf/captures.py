@@ -9,6 +9,8 @@ a uuid name in ``data/anchor`` or ``data/positive``. This module does the same w
 A machine without a camera still works: pass a video file or a folder of images as the source.
 """
 
+from __future__ import annotations
+
 import os
 
 # Quiet OpenCV's V4L2/FFmpeg chatter about missing cameras; must be set before cv2 loads.
@@ -17,10 +19,12 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import tempfile  # noqa: E402
 import uuid  # noqa: E402
 import warnings  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from numpy.typing import ArrayLike  # noqa: E402
 
 from siamese_tf.datasets import IGNORED_NAMES, check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError  # noqa: E402
@@ -90,7 +94,7 @@ class FrameSource:
         CameraUnavailableError: from :meth:`open` when the camera cannot be opened.
     """
 
-    def __init__(self, source):
+    def __init__(self, source: int | str | os.PathLike) -> None:
         if isinstance(source, str) and source.strip().isdigit():
             source = int(source.strip())
         if isinstance(source, bool) or not isinstance(source, (int, np.integer, str, os.PathLike)):
@@ -115,14 +119,14 @@ class FrameSource:
         self._capture = None
         self._files = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"FrameSource({self.source!r}, kind={self.kind!r})"
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self._capture is not None or self._files is not None
 
-    def open(self):
+    def open(self) -> FrameSource:
         """Open the source; a camera that does not open raises :class:`CameraUnavailableError` at once."""
         if self.is_open:
             return self
@@ -151,26 +155,26 @@ class FrameSource:
         self._capture = capture
         return self
 
-    def close(self):
+    def close(self) -> None:
         """Release the camera or video file."""
         if self._capture is not None:
             self._capture.release()
         self._capture = None
         self._files = None
 
-    def __enter__(self):
+    def __enter__(self) -> FrameSource:
         return self.open()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # interpreter shutdown: cv2 may already be gone
             pass
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[np.ndarray]:
         self.open()
         if self.kind == "folder":
             yield from self._iterate_folder()
@@ -210,7 +214,7 @@ def _crop_with_padding(frame, top, left, height, width, pad_value=0):
     return output
 
 
-def crop_center(frame, size=DEFAULT_CROP_SIZE, pad_value=0):
+def crop_center(frame: ArrayLike, size: tuple[int, int] = DEFAULT_CROP_SIZE, pad_value: float = 0) -> np.ndarray:
     """Cut a centred ``size = (height, width)`` region; a smaller frame is padded with ``pad_value``."""
     frame = np.asarray(frame)
     if frame.ndim not in (2, 3):
@@ -235,7 +239,7 @@ def _face_cascade():
     return _cascade
 
 
-def detect_face(frame, min_size=(30, 30)):
+def detect_face(frame: ArrayLike, min_size: tuple[int, int] = (30, 30)) -> tuple[int, int, int, int] | None:
     """The largest frontal face as ``(x, y, width, height)`` in pixels, or None when there is none.
 
     Uses the Haar cascade shipped with OpenCV (``cv2.data.haarcascades``). ``frame`` is RGB or gray.
@@ -252,7 +256,8 @@ def detect_face(frame, min_size=(30, 30)):
     return int(x), int(y), int(width), int(height)
 
 
-def crop_face(frame, size=DEFAULT_CROP_SIZE, margin=0.2, pad_value=0):
+def crop_face(frame: ArrayLike, size: tuple[int, int] = DEFAULT_CROP_SIZE, margin: float = 0.2,
+              pad_value: float = 0) -> np.ndarray:
     """Crop around the largest detected face and resize to ``size``; :func:`crop_center` if none.
 
     The region is the face box grown by ``margin`` of its size on every side, widened to the aspect
@@ -274,7 +279,7 @@ def crop_face(frame, size=DEFAULT_CROP_SIZE, margin=0.2, pad_value=0):
     return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def save_image_atomic(image, folder, prefix="", extension=".jpg"):
+def save_image_atomic(image: ArrayLike, folder: str | os.PathLike, prefix: str = "", extension: str = ".jpg") -> Path:
     """Write an RGB (or gray) image under a unique uuid1 name and return its path.
 
     The image is encoded, written to a temporary file in ``folder`` and renamed into place, so a
@@ -308,8 +313,9 @@ def save_image_atomic(image, folder, prefix="", extension=".jpg"):
     return target
 
 
-def capture_images(source, output_dir, count, crop="center", size=DEFAULT_CROP_SIZE, every_nth=1, progress=True,
-                   prefix=""):
+def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: str | os.PathLike, count: int,
+                   crop: str = "center", size: tuple[int, int] = DEFAULT_CROP_SIZE, every_nth: int = 1,
+                   progress: bool = True, prefix: str = "") -> list[Path]:
     """Save ``count`` cropped frames from a camera, video or image folder into ``output_dir``.
 
     Args:

@@ -16,19 +16,27 @@ Files that cannot be decoded are skipped with one ``warnings.warn`` and listed i
 Label convention for pairs built from these sets (see :mod:`siamese_tf.samplers`): 1 = same.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import threading
 import warnings
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "DECODE_THREADS",
@@ -63,7 +71,7 @@ DOCUMENTATION_PATTERN = re.compile(r"^(readme|license|licence|copying|citation)(
                                     re.IGNORECASE)
 
 
-def natural_sort_key(text):
+def natural_sort_key(text: object) -> tuple[tuple[tuple[int, int, str], ...], str]:
     """Sort key that orders embedded numbers by value: ``s2`` before ``s10``."""
     parts = re.split(r"(\d+)", str(text))
     # (kind, number, text) triples never compare an int with a str; the raw text breaks ties.
@@ -71,7 +79,8 @@ def natural_sort_key(text):
     return key, str(text)
 
 
-def select_and_relabel(labels, chosen, num_groups, what="class"):
+def select_and_relabel(labels: ArrayLike, chosen: ArrayLike, num_groups: int,
+                       what: str = "class") -> tuple[list[int], np.ndarray, np.ndarray]:
     """Keep the items of the ``chosen`` groups (classes, writers), renumbered ``0..k-1`` in the order given.
 
     Returns ``(chosen as a list, indices of the kept items, their new labels)``; repeated or
@@ -95,11 +104,11 @@ class ImageCollection:
     The base of :class:`ImageSet` and of the case studies' sets (e.g. signatures).
     """
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.images)
 
     @property
-    def image_shape(self):
+    def image_shape(self) -> tuple[int, ...]:
         """Shape of one image, (height, width, channels)."""
         return tuple(self.images.shape[1:])
 
@@ -118,11 +127,11 @@ class ImageSet(ImageCollection):
 
     images: np.ndarray
     labels: np.ndarray
-    class_names: list
-    paths: list
-    skipped: list = field(default_factory=list)
+    class_names: list[str]
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.images = np.asarray(self.images, dtype=np.float32)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         self.class_names = list(self.class_names)
@@ -142,12 +151,12 @@ class ImageSet(ImageCollection):
             )
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         """Number of classes (identities)."""
         return len(self.class_names)
 
 
-    def subset(self, indices):
+    def subset(self, indices: ArrayLike) -> ImageSet:
         """A new ImageSet with the images at ``indices``; class names and labels are kept as they are."""
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if len(indices) and (indices.min() < -len(self) or indices.max() >= len(self)):
@@ -160,7 +169,7 @@ class ImageSet(ImageCollection):
             skipped=list(self.skipped),
         )
 
-    def select_classes(self, class_indices):
+    def select_classes(self, class_indices: ArrayLike) -> ImageSet:
         """A new ImageSet with only the given classes, relabelled ``0..k-1`` in the order given."""
         class_indices, keep, new_labels = select_and_relabel(self.labels, class_indices, self.num_classes, "class")
         return ImageSet(
@@ -171,7 +180,7 @@ class ImageSet(ImageCollection):
             skipped=list(self.skipped),
         )
 
-    def counts(self):
+    def counts(self) -> dict[str, int]:
         """Number of images per class, as ``{class_name: count}`` in class order."""
         per_class = np.bincount(self.labels, minlength=self.num_classes)
         return {name: int(count) for name, count in zip(self.class_names, per_class)}
@@ -184,7 +193,7 @@ def _to_unit_float(image):
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def decode_image_bytes(data):
+def decode_image_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray | None:
     """Decode encoded image bytes with OpenCV as stored (depth, channels, alpha); None if undecodable.
 
     JPEGs are turned upright by their EXIF orientation (phone photos); other formats keep their
@@ -201,7 +210,8 @@ def decode_image_bytes(data):
     return decoded
 
 
-def read_image(source, image_size=None, channels=1, name=None):
+def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
+               image_size: Sequence[int] | None = None, channels: int = 1, name: str | None = None) -> np.ndarray:
     """Decode one image with OpenCV into float32 (H, W, C) in [0, 1].
 
     Args:
@@ -256,7 +266,8 @@ def read_image(source, image_size=None, channels=1, name=None):
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
 
 
-def check_image_size(image_size, name="image_size", allow_none=True):
+def check_image_size(image_size: Sequence[int] | None, name: str = "image_size",
+                     allow_none: bool = True) -> tuple[int, int] | None:
     """``(height, width)`` as two positive ints; errors name the argument ``name``."""
     if image_size is None and allow_none:
         return None
@@ -273,7 +284,7 @@ def check_image_size(image_size, name="image_size", allow_none=True):
 class FileTree:
     """Files of a folder on disk or of a zip archive, addressed by '/'-separated relative paths."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"data set not found: {self.path}")
@@ -303,32 +314,32 @@ class FileTree:
             and not (set(file.parts) & _IGNORED_FOLDERS)
         ]
 
-    def close(self):
+    def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
 
-    def __enter__(self):
+    def __enter__(self) -> FileTree:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def display_path(self, relative):
+    def display_path(self, relative: str | PurePosixPath) -> str:
         return os.path.join(str(self.path), *PurePosixPath(relative).parts)
 
-    def read_bytes(self, relative):
+    def read_bytes(self, relative: str | PurePosixPath) -> bytes:
         if self._zip is None:
             return (self.path / relative).read_bytes()
         with self._zip_lock:  # one ZipFile handle shared by the decode threads
             return self._zip.read(str(relative))
 
-    def under(self, root):
+    def under(self, root: PurePosixPath) -> list[tuple[PurePosixPath, PurePosixPath]]:
         """``(file, path relative to root)`` for every file below the folder ``root``."""
         depth = len(root.parts)
         return [(file, PurePosixPath(*file.parts[depth:])) for file in self.files
                 if len(file.parts) > depth and file.parts[:depth] == root.parts]
 
-    def content_root(self):
+    def content_root(self) -> PurePosixPath:
         """The folder holding the data: descend through single wrapper folders (``orl_faces/``).
 
         A lone folder is a wrapper only when it holds folders itself; a lone folder of files is
@@ -379,13 +390,13 @@ def _warn_skipped(skipped, source):
 
 
 def load_identity_folders(
-    path,
-    image_size=DEFAULT_IMAGE_SIZE,
-    channels=1,
-    min_images_per_class=1,
-    max_classes=None,
-    max_images_per_class=None,
-):
+    path: str | os.PathLike,
+    image_size: Sequence[int] | None = DEFAULT_IMAGE_SIZE,
+    channels: int = 1,
+    min_images_per_class: int = 1,
+    max_classes: int | None = None,
+    max_images_per_class: int | None = None,
+) -> ImageSet:
     """Load a data set laid out as one folder per identity, from a folder or a ``.zip``.
 
     A root that holds nothing but one folder (``orl_faces/`` inside the ORL zip) is descended into.
@@ -483,7 +494,8 @@ def load_identity_folders(
         )
 
 
-def load_role_folders(path, roles=("anchor", "positive", "negative"), image_size=DEFAULT_IMAGE_SIZE, channels=1):
+def load_role_folders(path: str | os.PathLike, roles: Sequence[str] = ("anchor", "positive", "negative"),
+                      image_size: Sequence[int] | None = DEFAULT_IMAGE_SIZE, channels: int = 1) -> dict[str, ImageSet]:
     """Load the seed face-app layout ``data/anchor``, ``data/positive``, ``data/negative``.
 
     Args:
@@ -532,7 +544,7 @@ def load_role_folders(path, roles=("anchor", "positive", "negative"), image_size
 load_anchor_positive_negative = load_role_folders
 
 
-def resolve_archive(path):
+def resolve_archive(path: str | os.PathLike) -> Path:
     """Return the existing folder or ``.zip`` for ``path`` (``faces`` also finds ``faces.zip``)."""
     path = Path(path).expanduser()
     if path.exists():
@@ -543,7 +555,7 @@ def resolve_archive(path):
     raise FileNotFoundError(f"data set not found: {path} (nor {with_zip})")
 
 
-def class_counts_for_splits(num_classes, fractions):
+def class_counts_for_splits(num_classes: int, fractions: ArrayLike) -> np.ndarray:
     raw = np.asarray(fractions, dtype=np.float64) * num_classes
     counts = np.maximum(np.floor(raw).astype(np.int64), 1)
     while counts.sum() < num_classes:
@@ -554,7 +566,8 @@ def class_counts_for_splits(num_classes, fractions):
     return counts
 
 
-def split_by_identity(image_set, fractions=(0.6, 0.2, 0.2), seed=0):
+def split_by_identity(image_set: ImageSet, fractions: Sequence[float] = (0.6, 0.2, 0.2),
+                      seed: int | None = 0) -> tuple[ImageSet, ...]:
     """Split into identity-disjoint ImageSets (no class appears in two splits).
 
     Classes are shuffled with ``seed`` and divided in proportion to ``fractions`` (each split gets
@@ -581,7 +594,7 @@ def split_by_identity(image_set, fractions=(0.6, 0.2, 0.2), seed=0):
     return tuple(splits)
 
 
-def make_image_dataset(images, labels=None, batch_size=64):
+def make_image_dataset(images: ArrayLike, labels: ArrayLike | None = None, batch_size: int = 64) -> tf.data.Dataset:
     """A batched, cached ``tf.data.Dataset`` of images (and labels) with autotune off and prefetch(2).
 
     Autotune is disabled because it made ``fit``/``predict`` stall for tens of seconds on this kind of

@@ -5,7 +5,16 @@ Element-wise functions (``l1_distance``) keep the last axis; reducing functions
 (1, D) compares with a library of shape (M, D). ``pairwise_distances`` gives the full (N, M) matrix.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from keras import ops
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "DISTANCES",
@@ -21,25 +30,25 @@ __all__ = [
 _EPSILON = 1e-9
 
 
-def l1_distance(a, b):
+def l1_distance(a: ArrayLike, b: ArrayLike) -> tf.Tensor:
     """Element-wise absolute difference ``|a - b|`` (the Koch / seed L1 layer)."""
     return ops.abs(ops.subtract(a, b))
 
 
-def euclidean_distance(a, b, epsilon=_EPSILON):
+def euclidean_distance(a: ArrayLike, b: ArrayLike, epsilon: float = _EPSILON) -> tf.Tensor:
     """Euclidean distance over the last axis; ``epsilon`` keeps the gradient finite at 0."""
     squared = ops.sum(ops.square(ops.subtract(a, b)), axis=-1)
     return ops.sqrt(ops.maximum(squared, epsilon))
 
 
-def cosine_distance(a, b, epsilon=_EPSILON):
+def cosine_distance(a: ArrayLike, b: ArrayLike, epsilon: float = _EPSILON) -> tf.Tensor:
     """``1 - cos(a, b)`` over the last axis: 0 for the same direction, 2 for opposite."""
     a = a / ops.maximum(ops.norm(a, axis=-1, keepdims=True), epsilon)
     b = b / ops.maximum(ops.norm(b, axis=-1, keepdims=True), epsilon)
     return 1.0 - ops.sum(a * b, axis=-1)
 
 
-def pairwise_euclidean(a, b, epsilon=_EPSILON):
+def pairwise_euclidean(a: ArrayLike, b: ArrayLike, epsilon: float = _EPSILON) -> tf.Tensor:
     """(N, D) x (M, D) -> (N, M) Euclidean distances by one matrix product."""
     squared = (
         ops.sum(ops.square(a), axis=-1, keepdims=True)
@@ -49,7 +58,7 @@ def pairwise_euclidean(a, b, epsilon=_EPSILON):
     return ops.sqrt(ops.maximum(squared, epsilon))
 
 
-def pairwise_cosine(a, b, epsilon=_EPSILON):
+def pairwise_cosine(a: ArrayLike, b: ArrayLike, epsilon: float = _EPSILON) -> tf.Tensor:
     """(N, D) x (M, D) -> (N, M) cosine distances by one matrix product."""
     a = a / ops.maximum(ops.norm(a, axis=-1, keepdims=True), epsilon)
     b = b / ops.maximum(ops.norm(b, axis=-1, keepdims=True), epsilon)
@@ -62,12 +71,12 @@ DISTANCES = {
 }
 
 
-def get_distance(name):
+def get_distance(name: str) -> Callable[..., tf.Tensor]:
     """Return the reducing distance function called ``name`` ("euclidean" or "cosine")."""
     return _lookup(name)[0]
 
 
-def pairwise_distances(a, b, metric="euclidean"):
+def pairwise_distances(a: ArrayLike, b: ArrayLike, metric: str = "euclidean") -> tf.Tensor:
     """Distance matrix between rows of ``a`` (N, D) and rows of ``b`` (M, D)."""
     return _lookup(metric)[1](a, b)
 

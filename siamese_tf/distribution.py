@@ -20,9 +20,18 @@ and different pairs alike).
 Label convention: 1 = same.
 """
 
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "STRATEGIES",
@@ -35,7 +44,8 @@ __all__ = [
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
-def get_strategy(name="default", devices=None):
+def get_strategy(name: str | tf.distribute.Strategy = "default",
+                 devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy called ``name`` (see the module docstring).
 
     ``devices`` (mirrored only) lists device names, e.g. ``["/cpu:0", "/cpu:1"]``. A
@@ -59,7 +69,7 @@ def get_strategy(name="default", devices=None):
 
 
 @contextlib.contextmanager
-def dtype_policy(mixed_precision=False):
+def dtype_policy(mixed_precision: bool = False) -> Iterator[None]:
     """Within the block, new layers use "mixed_float16" (or "float32"); the old policy returns after."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
@@ -69,8 +79,9 @@ def dtype_policy(mixed_precision=False):
         keras.config.set_dtype_policy(previous)
 
 
-def build_model(embedding="small_cnn", head="l1", input_shape=(64, 64, 1), mixed_precision=False,
-                **embedding_kwargs):
+def build_model(embedding: str | keras.Model | Callable[..., keras.Model] = "small_cnn",
+                head: str | keras.Layer = "l1", input_shape: tuple[int, int, int] = (64, 64, 1),
+                mixed_precision: bool = False, **embedding_kwargs: Any) -> SiameseModel:
     """:func:`~siamese_tf.models.build_siamese_model` with an optional mixed-precision embedding.
 
     The head always computes in float32 (its output is a probability or a distance).
@@ -88,9 +99,12 @@ def build_model(embedding="small_cnn", head="l1", input_shape=(64, 64, 1), mixed
         return build_siamese_model(embedding, head, input_shape=input_shape, **embedding_kwargs)
 
 
-def build_and_compile(strategy="default", embedding="small_cnn", head="l1", input_shape=(64, 64, 1),
-                      mixed_precision=False, jit_compile=False, mode="pairs", compile_options=None,
-                      devices=None, **embedding_kwargs):
+def build_and_compile(strategy: str | tf.distribute.Strategy = "default",
+                      embedding: str | keras.Model | Callable[..., keras.Model] = "small_cnn",
+                      head: str | keras.Layer = "l1", input_shape: tuple[int, int, int] = (64, 64, 1),
+                      mixed_precision: bool = False, jit_compile: bool = False, mode: str = "pairs",
+                      compile_options: dict[str, Any] | None = None, devices: Sequence[str] | None = None,
+                      **embedding_kwargs: Any) -> tuple[SiameseModel, tf.distribute.Strategy]:
     """Build and compile a Siamese model inside ``strategy``'s scope; returns ``(model, strategy)``.
 
     Args:

@@ -8,6 +8,8 @@ file that is renamed only after the checksum matches, and :func:`extract_archive
 temporary folder that is renamed into place at the end.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import shutil
@@ -42,7 +44,7 @@ class DataSource:
     """One downloadable file: where it lives, its SHA-256 (None when not verified), its local name."""
 
     url: str
-    sha256: object
+    sha256: str | None
     filename: str
     description: str
 
@@ -84,7 +86,7 @@ REGISTRY = {
 }
 
 
-def sha256_of(path):
+def sha256_of(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
     path = Path(path)
     if not path.is_file():
@@ -96,7 +98,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def verify_checksum(path, expected):
+def verify_checksum(path: str | os.PathLike, expected: str) -> str:
     """Check a file's SHA-256; return the hash, raise :class:`ChecksumError` naming both on mismatch."""
     if not isinstance(expected, str) or len(expected) != 64:
         raise ValueError(f"expected must be a 64-character hex SHA-256, got {expected!r}")
@@ -135,7 +137,8 @@ def _fetch(url, destination_folder, filename, progress, timeout):
     return Path(temporary), digest.hexdigest()
 
 
-def download(name, data_dir=None, force=False, progress=True, allow_unverified=False, timeout=60):
+def download(name: str, data_dir: str | os.PathLike | None = None, force: bool = False, progress: bool = True,
+             allow_unverified: bool = False, timeout: float = 60) -> Path:
     """Download a registered file into the data directory and return its local path.
 
     An existing file with the registered checksum is reused (``force=True`` downloads again).
@@ -204,7 +207,8 @@ def _safe_member_path(member_name, archive_path):
     return [part for part in parts if part not in ("", ".")]
 
 
-def extract_archive(archive_path, destination, overwrite=False):
+def extract_archive(archive_path: str | os.PathLike, destination: str | os.PathLike,
+                    overwrite: bool = False) -> Path:
     """Extract a zip archive into ``destination`` atomically and return ``destination``.
 
     Members are extracted into a temporary folder beside ``destination`` that is renamed into place

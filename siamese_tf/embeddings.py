@@ -12,6 +12,11 @@ The case studies register their own networks by name with :func:`register_embedd
 registered name.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import keras
 from keras import layers
 
@@ -27,7 +32,7 @@ __all__ = [
 ]
 
 
-def check_input_shape(input_shape, minimum_side, name):
+def check_input_shape(input_shape: Sequence[int], minimum_side: int, name: str) -> None:
     if len(input_shape) != 3 or any(not isinstance(d, int) or d <= 0 for d in input_shape):
         raise ValueError(f"{name}: input_shape must be (height, width, channels), got {input_shape!r}")
     if min(input_shape[:2]) < minimum_side:
@@ -37,7 +42,8 @@ def check_input_shape(input_shape, minimum_side, name):
         )
 
 
-def koch_embedding(input_shape=(105, 105, 1), padding="valid", l2_regularization=2e-4, name="embedding"):
+def koch_embedding(input_shape: tuple[int, int, int] = (105, 105, 1), padding: str = "valid",
+                   l2_regularization: float = 2e-4, name: str = "embedding") -> keras.Model:
     """The Koch et al. (2015) convolutional branch, as the seed face-verification apps use it.
 
     Conv 64@10x10 - pool - Conv 128@7x7 - pool - Conv 128@4x4 - pool - Conv 256@4x4 - Dense 4096
@@ -59,8 +65,9 @@ def koch_embedding(input_shape=(105, 105, 1), padding="valid", l2_regularization
     return keras.Model(inputs, outputs, name=name)
 
 
-def small_cnn_embedding(input_shape=(64, 64, 1), embedding_dim=128, filters=(32, 64, 128, 128),
-                        normalize=False, dropout=0.0, batch_norm_momentum=0.9, name="embedding"):
+def small_cnn_embedding(input_shape: tuple[int, int, int] = (64, 64, 1), embedding_dim: int = 128,
+                        filters: Sequence[int] = (32, 64, 128, 128), normalize: bool = False, dropout: float = 0.0,
+                        batch_norm_momentum: float = 0.9, name: str = "embedding") -> keras.Model:
     """A small CNN (conv-batchnorm-relu-pool blocks, global average pooling, dense) for CPU work.
 
     ``normalize=True`` puts the embedding on the unit sphere (good with a distance head).
@@ -89,7 +96,7 @@ def small_cnn_embedding(input_shape=(64, 64, 1), embedding_dim=128, filters=(32,
 EMBEDDINGS = {"koch": koch_embedding, "small_cnn": small_cnn_embedding}
 
 
-def register_embedding(name, builder=None):
+def register_embedding(name: str, builder: Callable[..., keras.Model] | None = None) -> Callable[..., Any]:
     """Make ``builder`` (``builder(input_shape=..., **kwargs) -> keras.Model``) available by ``name``.
 
     The case studies register their networks this way, so ``build_siamese_model("deepsign", ...)``
@@ -109,7 +116,7 @@ def register_embedding(name, builder=None):
     return builder
 
 
-def get_embedding(name, input_shape, **kwargs):
+def get_embedding(name: str, input_shape: Sequence[int], **kwargs: Any) -> keras.Model:
     """Build the embedding network called ``name`` (see the table above)."""
     if name not in EMBEDDINGS:
         raise ValueError(f"Unknown embedding {name!r}; choose one of {sorted(EMBEDDINGS)}")

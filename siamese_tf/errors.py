@@ -1,5 +1,7 @@
 """Exceptions raised by siamese_tf, so callers can tell bad input from bugs."""
 
+from __future__ import annotations
+
 __all__ = [
     "CameraUnavailableError",
     "ChecksumError",

@@ -14,11 +14,19 @@ Two kinds of output (``head.output_kind``):
 Label convention: 1 = same. :func:`to_similarity` maps either kind to "higher = same".
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import keras
 import numpy as np
 from keras import ops
+from numpy.typing import ArrayLike
 
 from siamese_tf import distances
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "DistanceHead",
@@ -70,13 +78,14 @@ class _Head(keras.layers.Layer):
             )
         return super().__call__(first, second, **kwargs)
 
-    def build(self, first_shape, second_shape):
+    def build(self, first_shape: tuple[int | None, ...], second_shape: tuple[int | None, ...]) -> None:
         self.built = True
 
-    def compute_output_shape(self, first_shape, second_shape):
+    def compute_output_shape(self, first_shape: tuple[int | None, ...],
+                             second_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return _broadcast_shapes(tuple(first_shape[:-1]), tuple(second_shape[:-1]))
 
-    def score_matrix(self, queries, library):
+    def score_matrix(self, queries: ArrayLike, library: ArrayLike) -> tf.Tensor:
         """Scores of every query (Q, D) against every library entry (M, D): shape (Q, M)."""
         return self(ops.expand_dims(queries, 1), ops.expand_dims(library, 0))
 
@@ -87,15 +96,15 @@ class L1SimilarityHead(_Head):
 
     output_kind = "probability"
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.classifier = keras.layers.Dense(1, activation="sigmoid", name="classifier")
 
-    def build(self, first_shape, second_shape):
+    def build(self, first_shape: tuple[int | None, ...], second_shape: tuple[int | None, ...]) -> None:
         self.classifier.build(tuple(first_shape[:-1]) + (first_shape[-1],))
         self.built = True
 
-    def call(self, first, second):
+    def call(self, first: ArrayLike, second: ArrayLike) -> tf.Tensor:
         return ops.squeeze(self.classifier(distances.l1_distance(first, second)), axis=-1)
 
 
@@ -105,19 +114,19 @@ class DistanceHead(_Head):
 
     output_kind = "distance"
 
-    def __init__(self, metric="euclidean", **kwargs):
+    def __init__(self, metric: str = "euclidean", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.distance = distances.get_distance(metric)  # raises on an unknown name
         self.metric = metric.lower()
 
-    def call(self, first, second):
+    def call(self, first: ArrayLike, second: ArrayLike) -> tf.Tensor:
         return self.distance(first, second)
 
-    def score_matrix(self, queries, library):
+    def score_matrix(self, queries: ArrayLike, library: ArrayLike) -> tf.Tensor:
         # One matrix product instead of a (Q, M, D) broadcast.
         return distances.pairwise_distances(queries, library, self.metric)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"metric": self.metric})
         return config
@@ -126,7 +135,7 @@ class DistanceHead(_Head):
 HEADS = {"l1": L1SimilarityHead, "euclidean": DistanceHead, "cosine": DistanceHead}
 
 
-def get_head(name):
+def get_head(name: str) -> L1SimilarityHead | DistanceHead:
     """Build a head by name: "l1" (BCE training), "euclidean" or "cosine" (contrastive)."""
     if not isinstance(name, str) or name.lower() not in HEADS:
         raise ValueError(f"Unknown head {name!r}; choose one of {sorted(HEADS)}")
@@ -134,7 +143,7 @@ def get_head(name):
     return L1SimilarityHead(name="head") if name == "l1" else DistanceHead(name, name="head")
 
 
-def to_similarity(scores, head):
+def to_similarity(scores: ArrayLike, head: keras.Layer | str) -> np.ndarray:
     """Map head outputs to similarities, higher = same (distances are negated)."""
     kind = head if isinstance(head, str) else getattr(head, "output_kind", None)
     scores = np.asarray(scores, dtype=np.float64)
@@ -145,7 +154,8 @@ def to_similarity(scores, head):
     raise ValueError(f"Cannot tell whether higher or lower means 'same' for head {head!r}")
 
 
-def score_library(head, query_embeddings, library_embeddings, chunk_size=256):
+def score_library(head: keras.Layer, query_embeddings: ArrayLike, library_embeddings: ArrayLike,
+                  chunk_size: int = 256) -> np.ndarray:
     """Score each query embedding (Q, D) against a library (M, D); returns a (Q, M) numpy array.
 
     Queries go through in chunks so that the (chunk, M, D) broadcast of the L1 head fits memory.

@@ -31,11 +31,22 @@ the exact head re-ranks them (dimensions with ``w_d > 0`` only enter the re-rank
 Save an index beside its model with :func:`index_path_for` and load it with :func:`load_index`.
 """
 
+from __future__ import annotations
+
 import json
 import math
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "AUTO_FLAT_LIMIT",
@@ -61,6 +72,7 @@ AUTO_FLAT_LIMIT = 50_000
 _METADATA_FILE = "index.json"
 SEARCH_BLOCK_BYTES = 64 * 2**20
 _EPSILON = 1e-12
+_IndexT = TypeVar("_IndexT", bound="_Index")
 
 
 def _as_matrix(values, name, dim=None):
@@ -100,7 +112,7 @@ def _check_metric(metric, head_weights):
     return None
 
 
-def head_weights_from(head):
+def head_weights_from(head: keras.Layer) -> tuple[np.ndarray, float]:
     """``(w, b)`` of an :class:`~siamese_tf.heads.L1SimilarityHead` as numpy (``w`` of shape (D,))."""
     classifier = getattr(head, "classifier", None)
     if getattr(head, "output_kind", None) != "probability" or classifier is None:
@@ -109,7 +121,7 @@ def head_weights_from(head):
     return kernel.reshape(-1), float(bias.reshape(-1)[0])
 
 
-def metric_for_head(head):
+def metric_for_head(head: keras.Layer) -> str:
     """The index metric that reproduces ``head``'s scores: "l1_head", "euclidean" or "cosine"."""
     if getattr(head, "output_kind", None) == "probability":
         return "l1_head"
@@ -146,8 +158,9 @@ def _sigmoid(logits):
     return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))).astype(np.float32)
 
 
-def l1_head_scores(query_embeddings, library_embeddings, weights, bias, chunk_size=None, jit_compile=True,
-                   memory_budget_bytes=64 * 2**20, logits=False):
+def l1_head_scores(query_embeddings: ArrayLike, library_embeddings: ArrayLike | tf.Tensor, weights: ArrayLike,
+                   bias: float, chunk_size: int | None = None, jit_compile: bool = True,
+                   memory_budget_bytes: int = 64 * 2**20, logits: bool = False) -> np.ndarray:
     """Exact ``sigmoid(|q - l| . w + b)`` of every query (Q, D) against a library (M, D): (Q, M).
 
     With ``logits=True`` it returns ``|q - l| . w + b`` before the sigmoid (ranks without the
@@ -208,7 +221,8 @@ class L1HeadScorer:
     :meth:`logits` returns the (Q, M) pre-sigmoid scores, :meth:`scores` the probabilities.
     """
 
-    def __init__(self, library_embeddings, weights, bias, backend="auto", jit_compile=True):
+    def __init__(self, library_embeddings: ArrayLike, weights: ArrayLike, bias: float, backend: str = "auto",
+                 jit_compile: bool = True) -> None:
         if backend not in L1_BACKENDS:
             raise ValueError(f"Unknown L1 backend {backend!r}; choose one of {L1_BACKENDS}")
         self.library = _as_matrix(library_embeddings, "library_embeddings")
@@ -233,7 +247,7 @@ class L1HeadScorer:
         else:
             self._library_tensor = None
 
-    def logits(self, query_embeddings):
+    def logits(self, query_embeddings: ArrayLike) -> np.ndarray:
         """(Q, M) float32 ``b + |q - l| . w``."""
         queries = _as_matrix(query_embeddings, "query_embeddings", self.library.shape[1])
         if self.backend != "faiss":
@@ -250,7 +264,7 @@ class L1HeadScorer:
             logits += np.float32(sign) * distances
         return logits
 
-    def scores(self, query_embeddings):
+    def scores(self, query_embeddings: ArrayLike) -> np.ndarray:
         """(Q, M) float32 probabilities ``sigmoid(b + |q - l| . w)`` (higher = same)."""
         return _sigmoid(self.logits(query_embeddings))
 
@@ -271,7 +285,8 @@ class _Index:
     """What every index shares: building one for a model's head and saving the head's weights."""
 
     @classmethod
-    def for_model(cls, model, embeddings=None, **kwargs):
+    def for_model(cls: type[_IndexT], model: SiameseModel, embeddings: ArrayLike | None = None,
+                  **kwargs: Any) -> _IndexT:
         """An index that reproduces ``model.head``'s scores, optionally filled with ``embeddings``."""
         metric = metric_for_head(model.head)
         head_weights = head_weights_from(model.head) if metric == "l1_head" else None
@@ -302,7 +317,8 @@ class ExactIndex(_Index):
 
     kind = "exact"
 
-    def __init__(self, dim, metric="euclidean", head_weights=None, jit_compile=True, l1_backend="auto"):
+    def __init__(self, dim: int, metric: str = "euclidean", head_weights: tuple[ArrayLike, float] | None = None,
+                 jit_compile: bool = True, l1_backend: str = "auto") -> None:
         if l1_backend not in L1_BACKENDS:
             raise ValueError(f"Unknown l1_backend {l1_backend!r}; choose one of {L1_BACKENDS}")
         self.dim, self.metric, self.head_weights = _check_dim_and_metric(dim, metric, head_weights)
@@ -312,10 +328,10 @@ class ExactIndex(_Index):
         self._library_tensor = None
         self._l1_scorer = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.embeddings)
 
-    def add(self, embeddings):
+    def add(self, embeddings: ArrayLike) -> ExactIndex:
         """Append (N, D) embeddings; their positions continue from ``len(index)``."""
         embeddings = _as_matrix(embeddings, "embeddings", self.dim)
         self.embeddings = np.concatenate([self.embeddings, embeddings]) if len(self) else embeddings
@@ -338,7 +354,7 @@ class ExactIndex(_Index):
             self._library_tensor = tf.constant(stored)
         return self._library_tensor
 
-    def similarities(self, query_embeddings):
+    def similarities(self, query_embeddings: ArrayLike) -> np.ndarray:
         """(Q, M) similarities of the queries to every entry (higher = same)."""
         import tensorflow as tf
 
@@ -355,7 +371,7 @@ class ExactIndex(_Index):
                    + np.sum(self.embeddings ** 2, axis=1)[None])
         return -np.sqrt(np.maximum(squared, 0.0))
 
-    def search(self, query_embeddings, k=5):
+    def search(self, query_embeddings: ArrayLike, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar entries of each query: ``(similarities, indices)``, each (Q, k)."""
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -379,7 +395,7 @@ class ExactIndex(_Index):
         return {"kind": self.kind, "dim": self.dim, "metric": self.metric, "jit_compile": self.jit_compile,
                 "l1_backend": self.l1_backend}
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> Path:
         """Save to the folder ``path`` (``index.json`` + ``embeddings.npy``, + ``head.npz`` for l1_head)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -419,8 +435,9 @@ class FaissIndex(_Index):
 
     kind = "faiss"
 
-    def __init__(self, dim, metric="euclidean", index_type="auto", nlist=None, nprobe=16, hnsw_neighbors=32,
-                 ef_search=64, rerank=100, head_weights=None, seed=0):
+    def __init__(self, dim: int, metric: str = "euclidean", index_type: str = "auto", nlist: int | None = None,
+                 nprobe: int = 16, hnsw_neighbors: int = 32, ef_search: int = 64, rerank: int = 100,
+                 head_weights: tuple[ArrayLike, float] | None = None, seed: int = 0) -> None:
         faiss = _import_faiss()
         if index_type not in FAISS_TYPES:
             raise ValueError(f"Unknown FAISS index type {index_type!r}; choose one of {FAISS_TYPES}")
@@ -440,11 +457,11 @@ class FaissIndex(_Index):
         # Raw embeddings are kept for the exact re-ranking of the L1 head only.
         self._raw = np.zeros((0, self.dim), np.float32) if metric == "l1_head" else None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
     @property
-    def faiss_metric(self):
+    def faiss_metric(self) -> int:
         return self._faiss.METRIC_L1 if self.metric == "l1_head" else self._faiss.METRIC_L2
 
     def _prepare(self, embeddings):
@@ -483,7 +500,7 @@ class FaissIndex(_Index):
             index.nprobe = min(self.nprobe, self.nlist)
         self._index = index
 
-    def add(self, embeddings):
+    def add(self, embeddings: ArrayLike) -> FaissIndex:
         """Append (N, D) embeddings (trains an IVF index on the first call)."""
         embeddings = _as_matrix(embeddings, "embeddings", self.dim)
         prepared = self._prepare(embeddings)
@@ -494,7 +511,7 @@ class FaissIndex(_Index):
             self._raw = np.concatenate([self._raw, embeddings]) if len(self._raw) else embeddings
         return self
 
-    def search(self, query_embeddings, k=5):
+    def search(self, query_embeddings: ArrayLike, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar entries of each query: ``(similarities, indices)``, each (Q, k).
 
         Approximate for "ivf"/"hnsw"; a query whose candidates run out gets index -1 and
@@ -526,7 +543,7 @@ class FaissIndex(_Index):
         indices = np.take_along_axis(np.where(valid, candidates, -1), order, axis=1)
         return np.take_along_axis(scores, order, axis=1), indices
 
-    def similarities(self, query_embeddings):
+    def similarities(self, query_embeddings: ArrayLike) -> np.ndarray:
         """Not offered: a FAISS index answers top-k; use :class:`ExactIndex` for full matrices."""
         raise NotImplementedError("FaissIndex answers search(queries, k); use ExactIndex for all similarities")
 
@@ -536,7 +553,7 @@ class FaissIndex(_Index):
                 "ef_search": self.ef_search, "rerank": self.rerank, "seed": self.seed,
                 "faiss_version": self._faiss.__version__}
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> Path:
         """Save to the folder ``path`` (``index.json``, ``index.faiss``, + raw embeddings and head for l1_head)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -573,7 +590,8 @@ def _import_faiss():
     return faiss
 
 
-def build_index(model, embeddings, kind="auto", **kwargs):
+def build_index(model: SiameseModel, embeddings: ArrayLike, kind: str = "auto",
+                **kwargs: Any) -> ExactIndex | FaissIndex:
     """An index over ``embeddings`` that reproduces ``model.head``'s scores.
 
     ``kind`` is "exact", "faiss" or "auto" (exact up to 100,000 entries, FAISS beyond when it is
@@ -593,13 +611,13 @@ def build_index(model, embeddings, kind="auto", **kwargs):
     return cls.for_model(model, embeddings, **kwargs)
 
 
-def index_path_for(model_path):
+def index_path_for(model_path: str | os.PathLike) -> Path:
     """Where the index of the model saved at ``model_path`` lives: ``<name>.index/`` beside it."""
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + ".index")
 
 
-def load_index(path):
+def load_index(path: str | os.PathLike) -> ExactIndex | FaissIndex:
     """Load an index saved by ``ExactIndex.save`` or ``FaissIndex.save`` (the folder path)."""
     path = Path(path)
     metadata_file = path / _METADATA_FILE

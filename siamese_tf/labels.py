@@ -4,6 +4,8 @@ Pair labels, losses, metrics and thresholds all use these two constants; similar
 higher for "same". ``tests/test_label_convention.py`` pins them.
 """
 
+from __future__ import annotations
+
 __all__ = ["DIFFERENT_LABEL", "SAME_LABEL"]
 
 SAME_LABEL = 1

@@ -3,10 +3,19 @@
 All are registered serializable Keras layers built on ``keras.ops`` (any backend).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import keras
 from keras import ops
+from numpy.typing import ArrayLike
 
 from siamese_tf import distances
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "CosineDistance",
@@ -49,7 +58,7 @@ class _PairLayer(keras.layers.Layer):
         _check_two_inputs(type(self).__name__, args[0])
         return super().__call__(*args, **kwargs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         return tuple(input_shape[0])[:-1]
 
 
@@ -62,11 +71,11 @@ class L1Dist(_PairLayer):
     identity (label convention: 1 = same).
     """
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[ArrayLike]) -> tf.Tensor:
         first, second = inputs
         return distances.l1_distance(first, second)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         return tuple(input_shape[0])
 
 
@@ -74,7 +83,7 @@ class L1Dist(_PairLayer):
 class EuclideanDistance(_PairLayer):
     """Euclidean distance over the last axis; output drops that axis."""
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[ArrayLike]) -> tf.Tensor:
         return distances.euclidean_distance(*inputs)
 
 
@@ -82,7 +91,7 @@ class EuclideanDistance(_PairLayer):
 class CosineDistance(_PairLayer):
     """Cosine distance ``1 - cos`` over the last axis; output drops that axis."""
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[ArrayLike]) -> tf.Tensor:
         return distances.cosine_distance(*inputs)
 
 
@@ -90,7 +99,7 @@ class CosineDistance(_PairLayer):
 class L2Normalization(keras.layers.Layer):
     """Scale each vector to unit length along ``axis`` (used by DeepSign-style embeddings)."""
 
-    def __init__(self, axis=-1, epsilon=1e-12, **kwargs):
+    def __init__(self, axis: int = -1, epsilon: float = 1e-12, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(axis, int):
             raise ValueError(f"axis must be an integer, got {axis!r}")
@@ -99,14 +108,14 @@ class L2Normalization(keras.layers.Layer):
         self.axis = axis
         self.epsilon = epsilon
 
-    def call(self, inputs):
+    def call(self, inputs: ArrayLike) -> tf.Tensor:
         norm = ops.sqrt(ops.maximum(ops.sum(ops.square(inputs), axis=self.axis, keepdims=True), self.epsilon))
         return inputs / norm
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"axis": self.axis, "epsilon": self.epsilon})
         return config

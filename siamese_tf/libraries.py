@@ -5,12 +5,22 @@ all run: the embedding network sees each template once; matching a query costs o
 evaluation per template, done in batched chunks. Similarities are "higher = same".
 """
 
+from __future__ import annotations
+
 import dataclasses
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf import heads as heads_module
+
+if TYPE_CHECKING:
+    from siamese_tf.indexes import ExactIndex, FaissIndex
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "Matches",
@@ -41,7 +51,9 @@ class TemplateLibrary:
             XLA-compiled scoring; any index answers :meth:`nearest`.
     """
 
-    def __init__(self, model, embeddings, labels, class_names=None, memory_budget_bytes=256 * 2**20, index=None):
+    def __init__(self, model: SiameseModel, embeddings: ArrayLike, labels: ArrayLike,
+                 class_names: Sequence[str] | None = None, memory_budget_bytes: int = 256 * 2**20,
+                 index: ExactIndex | FaissIndex | None = None) -> None:
         embeddings = np.asarray(embeddings, np.float32)
         labels = np.asarray(labels).astype(np.int64)
         if embeddings.ndim != 2:
@@ -58,14 +70,17 @@ class TemplateLibrary:
         self.index = index
 
     @classmethod
-    def from_images(cls, model, images, labels, class_names=None, batch_size=256, **kwargs):
+    def from_images(cls, model: SiameseModel, images: ArrayLike, labels: ArrayLike,
+                    class_names: Sequence[str] | None = None, batch_size: int = 256,
+                    **kwargs: Any) -> TemplateLibrary:
         """Embed template images once and build the library."""
         return cls(model, model.embed(images, batch_size=batch_size), labels, class_names, **kwargs)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.embeddings)
 
-    def add(self, images=None, labels=None, embeddings=None):
+    def add(self, images: ArrayLike | None = None, labels: ArrayLike | None = None,
+            embeddings: ArrayLike | None = None) -> TemplateLibrary:
         """Add templates (images are embedded here; or pass ready ``embeddings``)."""
         if (images is None) == (embeddings is None):
             raise ValueError("Pass either images or embeddings to add()")
@@ -79,7 +94,7 @@ class TemplateLibrary:
             self.index.add(new)
         return self
 
-    def build_index(self, kind="auto", **kwargs):
+    def build_index(self, kind: str = "auto", **kwargs: Any) -> ExactIndex | FaissIndex:
         """Index the templates for fast search: "exact" (XLA-compiled exact scoring), "faiss"
         (approximate, for very large libraries; needs faiss-cpu) or "auto" (exact up to 100,000
         templates). Extra arguments go to the index class. Returns the index."""
@@ -88,7 +103,8 @@ class TemplateLibrary:
         self.index = build_index(self.model, self.embeddings, kind=kind, **kwargs)
         return self.index
 
-    def nearest(self, query_images=None, query_embeddings=None, k=5):
+    def nearest(self, query_images: ArrayLike | None = None, query_embeddings: ArrayLike | None = None,
+                k: int = 5) -> Matches:
         """The ``k`` most similar *templates* of each query through the index (built on first use).
 
         Returns :class:`Matches` with template ``indices``, their class ``labels`` and
@@ -110,7 +126,7 @@ class TemplateLibrary:
         per_query = max(1, len(self) * self.embeddings.shape[1] * 4)
         return int(max(1, min(1024, self.memory_budget_bytes // per_query)))
 
-    def similarities(self, query_embeddings):
+    def similarities(self, query_embeddings: ArrayLike) -> np.ndarray:
         """(Q, M) similarities of query embeddings against every template."""
         if len(self) == 0:
             raise ValueError("The template library is empty: add templates first")
@@ -132,7 +148,7 @@ class TemplateLibrary:
         except ValueError:
             self.index = None
 
-    def class_similarities(self, query_embeddings):
+    def class_similarities(self, query_embeddings: ArrayLike) -> np.ndarray:
         """(Q, C) best similarity per class (C = number of classes, by label index)."""
         similarities = self.similarities(query_embeddings)
         num_classes = int(self.labels.max()) + 1
@@ -148,7 +164,8 @@ class TemplateLibrary:
         best[:, sorted_labels[starts]] = np.maximum.reduceat(similarities[:, order], starts, axis=1)
         return best
 
-    def match(self, query_images=None, query_embeddings=None, top_k=5):
+    def match(self, query_images: ArrayLike | None = None, query_embeddings: ArrayLike | None = None,
+              top_k: int = 5) -> Matches:
         """The ``top_k`` best classes for each query (by each class's best template).
 
         ``Matches.indices`` holds each matched class's first template in the library.
@@ -173,7 +190,9 @@ class TemplateLibrary:
         return Matches(indices=first_template[order], labels=order,
                        similarities=np.take_along_axis(per_class, order, axis=1))
 
-    def top_k_accuracy(self, query_images=None, query_labels=None, ks=(1, 5, 10), query_embeddings=None):
+    def top_k_accuracy(self, query_images: ArrayLike | None = None, query_labels: ArrayLike | None = None,
+                       ks: Sequence[int] = (1, 5, 10),
+                       query_embeddings: ArrayLike | None = None) -> dict[str, float]:
         """Share of queries whose true class is among the ``k`` best classes, for each k."""
         query_labels = np.asarray(query_labels).reshape(-1)
         matches = self.match(query_images, query_embeddings, top_k=max(ks))
@@ -182,7 +201,7 @@ class TemplateLibrary:
         hits = matches.labels == query_labels[:, None]
         return {f"top_{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> Path:
         """Save the embeddings, labels and class names to ``path`` (.npz); the model is saved apart."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +210,7 @@ class TemplateLibrary:
         return path
 
     @classmethod
-    def load(cls, path, model):
+    def load(cls, path: str | os.PathLike, model: SiameseModel) -> TemplateLibrary:
         """Load a library saved by :meth:`save` for ``model`` (checks the embedding size)."""
         path = Path(path)
         if not path.exists():

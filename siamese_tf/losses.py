@@ -6,9 +6,17 @@
   together, different pairs pushed at least ``margin`` apart.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import keras
 from keras import ops
 from keras.losses import BinaryCrossentropy, binary_crossentropy  # noqa: F401 (re-export)
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "ContrastiveLoss",
@@ -26,7 +34,7 @@ __all__ = [
 PACKAGE = "siamese_tf"
 
 
-def contrastive_loss(y_true, distance, margin=1.0):
+def contrastive_loss(y_true: ArrayLike, distance: ArrayLike, margin: float = 1.0) -> tf.Tensor:
     """Per-pair contrastive loss ``0.5 * [y d^2 + (1 - y) max(margin - d, 0)^2]``.
 
     Args:
@@ -51,7 +59,7 @@ class PairBinaryCrossentropy(BinaryCrossentropy):
     replica as usual; on one device the value is the same.
     """
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> tf.Tensor:
         y_pred = ops.convert_to_tensor(y_pred)
         if len(y_pred.shape) == 1:
             y_pred = ops.expand_dims(y_pred, -1)
@@ -63,16 +71,17 @@ class PairBinaryCrossentropy(BinaryCrossentropy):
 class ContrastiveLoss(keras.losses.Loss):
     """Contrastive loss class around :func:`contrastive_loss` (label 1 = same pair)."""
 
-    def __init__(self, margin=1.0, name="contrastive_loss", reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, margin: float = 1.0, name: str = "contrastive_loss", reduction: str = "sum_over_batch_size",
+                 dtype: str | None = None) -> None:
         if not isinstance(margin, (int, float)) or margin <= 0:
             raise ValueError(f"margin must be a positive number, got {margin!r}")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.margin = float(margin)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> tf.Tensor:
         return contrastive_loss(y_true, y_pred, margin=self.margin)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"margin": self.margin})
         return config
@@ -109,7 +118,7 @@ def _masked_mean(values, mask):
     return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-def in_batch_binary_crossentropy(class_labels, probabilities, epsilon=1e-7):
+def in_batch_binary_crossentropy(class_labels: ArrayLike, probabilities: ArrayLike, epsilon: float = 1e-7) -> tf.Tensor:
     """Balanced binary cross-entropy over all pairs of a batch; returns a scalar.
 
     Same pairs and different pairs weigh half each, however many of each the batch holds.
@@ -121,7 +130,7 @@ def in_batch_binary_crossentropy(class_labels, probabilities, epsilon=1e-7):
     return 0.5 * (same_term + different_term)
 
 
-def in_batch_contrastive(class_labels, distances, margin=1.0):
+def in_batch_contrastive(class_labels: ArrayLike, distances: ArrayLike, margin: float = 1.0) -> tf.Tensor:
     """Balanced contrastive loss over all pairs of a batch; returns a scalar."""
     positive, negative = _pair_masks(class_labels, ops.shape(distances)[0])
     same_term = _masked_mean(0.5 * ops.square(distances), positive)
@@ -132,7 +141,8 @@ def in_batch_contrastive(class_labels, distances, margin=1.0):
 TRIPLET_MINING = ("batch_all", "batch_hard", "semi_hard")
 
 
-def triplet_loss(class_labels, distances, margin=0.2, mining="batch_hard"):
+def triplet_loss(class_labels: ArrayLike, distances: ArrayLike, margin: float = 0.2,
+                 mining: str = "batch_hard") -> tf.Tensor:
     """Triplet loss ``max(d(a, p) - d(a, n) + margin, 0)`` from a (B, B) distance matrix.
 
     Mining (Hermans et al. 2017; Schroff et al. 2015):
@@ -172,7 +182,7 @@ def triplet_loss(class_labels, distances, margin=0.2, mining="batch_hard"):
     return _masked_mean(losses, positive)
 
 
-def prototypical_loss(class_labels, distances):
+def prototypical_loss(class_labels: ArrayLike, distances: ArrayLike) -> tf.Tensor:
     """Prototypical-network loss (Snell et al. 2017) from a (B, B) Euclidean distance matrix.
 
     Each image is a query; each class of the batch is represented by the mean embedding
@@ -213,8 +223,8 @@ class InBatchLoss(keras.losses.Loss):
 
     KINDS = ("binary_crossentropy", "contrastive", "triplet", "prototypical")
 
-    def __init__(self, kind="binary_crossentropy", margin=None, mining="batch_hard", name=None,
-                 reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, kind: str = "binary_crossentropy", margin: float | None = None, mining: str = "batch_hard",
+                 name: str | None = None, reduction: str = "sum_over_batch_size", dtype: str | None = None) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"Unknown in-batch loss {kind!r}; choose one of {self.KINDS}")
         if kind == "triplet" and mining not in TRIPLET_MINING:
@@ -226,7 +236,7 @@ class InBatchLoss(keras.losses.Loss):
         super().__init__(name=name or f"in_batch_{kind}", reduction=reduction, dtype=dtype)
         self.kind, self.margin, self.mining = kind, float(margin), mining
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> tf.Tensor:
         if self.kind == "binary_crossentropy":
             value = in_batch_binary_crossentropy(y_true, y_pred)
         elif self.kind == "contrastive":
@@ -239,7 +249,7 @@ class InBatchLoss(keras.losses.Loss):
         # here, as Keras does for per-sample losses (a no-op on one device).
         return _scale_for_replicas(value)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"kind": self.kind, "margin": self.margin, "mining": self.mining})
         return config

@@ -9,15 +9,22 @@ Decision thresholds chosen on a validation split (see :mod:`siamese_tf.metrics`)
 Label convention: 1 = same.
 """
 
+from __future__ import annotations
+
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf import heads as heads_module
 from siamese_tf.embeddings import get_embedding
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "PACKAGE",
@@ -45,7 +52,8 @@ class SiameseModel(keras.Model):
             scale, ``verification`` as a fraction, ``method``), stored in the saved model.
     """
 
-    def __init__(self, embedding, head, thresholds=None, **kwargs):
+    def __init__(self, embedding: keras.Model, head: keras.Layer, thresholds: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(embedding, keras.Model) or len(embedding.inputs or []) != 1:
             raise ValueError(f"embedding must be a keras.Model with one image input, got {embedding!r}")
@@ -60,15 +68,16 @@ class SiameseModel(keras.Model):
         self.built = True
 
     @property
-    def input_image_shape(self):
+    def input_image_shape(self) -> tuple[int, ...]:
         """Shape of one input image, (height, width, channels)."""
         return tuple(self.embedding.inputs[0].shape[1:])
 
     @property
-    def output_kind(self):
+    def output_kind(self) -> str:
         return self.head.output_kind
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: ArrayLike | tuple[ArrayLike, ArrayLike] | list[ArrayLike],
+             training: bool | None = None) -> tf.Tensor:
         """A pair ``(first, second)`` gives one score per pair; a single batch of images gives the
         (B, B) score matrix of all its pairs from one embedding pass (in-batch training)."""
         if isinstance(inputs, (list, tuple)):
@@ -83,7 +92,7 @@ class SiameseModel(keras.Model):
         return self.head.score_matrix(embeddings, embeddings)
 
     # --- inference helpers (numpy in, numpy out; no tf.data, so no autotune stall) ---
-    def embed(self, images, batch_size=64):
+    def embed(self, images: ArrayLike, batch_size: int = 64) -> np.ndarray:
         """Embed images (N, H, W, C) in batches; returns an (N, D) numpy array."""
         images = self._check_images(images, "images")
         # predict_on_batch runs a compiled function (eager calls are several times slower) and,
@@ -96,7 +105,7 @@ class SiameseModel(keras.Model):
             return np.zeros((0,) + tuple(self.embedding.outputs[0].shape[1:]), np.float32)
         return np.concatenate(outputs, axis=0)
 
-    def score_pairs(self, first_images, second_images, batch_size=64):
+    def score_pairs(self, first_images: ArrayLike, second_images: ArrayLike, batch_size: int = 64) -> np.ndarray:
         """Head outputs for aligned pairs of images; returns an (N,) numpy array."""
         first_images = self._check_images(first_images, "first_images")
         second_images = self._check_images(second_images, "second_images")
@@ -108,11 +117,12 @@ class SiameseModel(keras.Model):
         second = self.embed(second_images, batch_size)
         return np.asarray(self.head(first, second)).reshape(-1)
 
-    def similarity_pairs(self, first_images, second_images, batch_size=64):
+    def similarity_pairs(self, first_images: ArrayLike, second_images: ArrayLike,
+                         batch_size: int = 64) -> np.ndarray:
         """Similarities (higher = same) for aligned pairs of images."""
         return heads_module.to_similarity(self.score_pairs(first_images, second_images, batch_size), self.head)
 
-    def similarity_to_library(self, query_embeddings, library_embeddings):
+    def similarity_to_library(self, query_embeddings: ArrayLike, library_embeddings: ArrayLike) -> np.ndarray:
         """(Q, M) similarities of query embeddings against library embeddings."""
         scores = heads_module.score_library(self.head, query_embeddings, library_embeddings)
         return heads_module.to_similarity(scores, self.head)
@@ -129,7 +139,7 @@ class SiameseModel(keras.Model):
             )
         return images
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({
             "embedding": keras.saving.serialize_keras_object(self.embedding),
@@ -139,14 +149,16 @@ class SiameseModel(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> SiameseModel:
         config = dict(config)
         embedding = keras.saving.deserialize_keras_object(config.pop("embedding"))
         head = keras.saving.deserialize_keras_object(config.pop("head"))
         return cls(embedding=embedding, head=head, **config)
 
 
-def build_siamese_model(embedding="small_cnn", head="l1", input_shape=(64, 64, 1), name="siamese", **embedding_kwargs):
+def build_siamese_model(embedding: str | keras.Model = "small_cnn", head: str | keras.Layer = "l1",
+                        input_shape: tuple[int, int, int] = (64, 64, 1), name: str = "siamese",
+                        **embedding_kwargs: Any) -> SiameseModel:
     """Build a :class:`SiameseModel` from names or ready objects.
 
     ``embedding`` is a name from :mod:`siamese_tf.embeddings` or a ``keras.Model``; ``head`` is
@@ -177,7 +189,7 @@ def _float16_config(config):
     return converted
 
 
-def half_precision_copy(network):
+def half_precision_copy(network: keras.Model) -> keras.Model:
     """A float16 copy of a Keras network: weights stored and computed in float16.
 
     Its ``.keras`` file is about half the size (DeepSign: 0.67 MB instead of 1.18 MB), for
@@ -190,7 +202,7 @@ def half_precision_copy(network):
     return copy
 
 
-def save_model(model, path):
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     """Save ``model`` in the ``.keras`` format, atomically (no half-written file on a crash)."""
     path = Path(path)
     if path.suffix != ".keras":
@@ -207,7 +219,7 @@ def save_model(model, path):
     return path
 
 
-def load_model(path, compile=False):
+def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     """Load a model saved by :func:`save_model`, with every siamese_tf custom piece."""
     path = Path(path)
     if not path.exists():

@@ -7,11 +7,21 @@ or passed to ``display``) and returns it; ``path=`` also saves it as a PNG at 10
 Similarities are "higher = same"; labels 1 = same, 0 = different.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import keras
+
+    from siamese_tf.verification import VerificationResult
 
 __all__ = [
     "CHOSEN_COLOR",
@@ -117,7 +127,9 @@ def _vector(values, name, length=None):
 
 # --- pairs and training ----------------------------------------------------------------------------
 
-def plot_pairs(first_images, second_images, labels=None, similarities=None, max_pairs=8, path=None):
+def plot_pairs(first_images: ArrayLike, second_images: ArrayLike, labels: ArrayLike | None = None,
+               similarities: ArrayLike | None = None, max_pairs: int = 8,
+               path: str | os.PathLike | None = None) -> Figure:
     """Show up to ``max_pairs`` pairs as columns: first image on top, second below.
 
     Titles give the label ("same" for 1, "different" for 0) and the similarity when given.
@@ -152,7 +164,8 @@ def plot_pairs(first_images, second_images, labels=None, similarities=None, max_
     return _finish(figure, path)
 
 
-def plot_training_curves(history, path=None):
+def plot_training_curves(history: keras.callbacks.History | Mapping[str, Sequence[float]],
+                         path: str | os.PathLike | None = None) -> Figure:
     """One panel per quantity (loss, then each metric), training and ``val_`` curves together.
 
     ``history`` is a Keras ``History`` (``model.fit``'s return value) or a dict of lists.
@@ -232,7 +245,7 @@ def _checked_curve(name, false_positive_rates, true_positive_rates):
     return false_positive_rates, true_positive_rates, None
 
 
-def plot_roc(curves, path=None, title="ROC"):
+def plot_roc(curves: Mapping[str, Any], path: str | os.PathLike | None = None, title: str = "ROC") -> Figure:
     """ROC curves with their AUC in the legend and the chance diagonal.
 
     ``curves`` maps a name to ``(fpr, tpr)`` or ``(similarities, labels)`` (labels 1 = same;
@@ -264,7 +277,8 @@ def plot_roc(curves, path=None, title="ROC"):
     return _finish(figure, path)
 
 
-def plot_score_histogram(similarities, labels, threshold=None, bins=30, path=None):
+def plot_score_histogram(similarities: ArrayLike, labels: ArrayLike, threshold: float | None = None,
+                         bins: int | str | ArrayLike = 30, path: str | os.PathLike | None = None) -> Figure:
     """Histograms of similarities for same (label 1) and different (label 0) pairs, with the
     threshold as a vertical line when given."""
     from siamese_tf import metrics
@@ -288,7 +302,8 @@ def plot_score_histogram(similarities, labels, threshold=None, bins=30, path=Non
 
 # --- tasks and galleries ---------------------------------------------------------------------------
 
-def plot_n_way_task(query_image, support_images, similarities, correct_position, path=None):
+def plot_n_way_task(query_image: ArrayLike, support_images: ArrayLike, similarities: ArrayLike,
+                    correct_position: int, path: str | os.PathLike | None = None) -> Figure:
     """The query and its N support images with their similarities; the chosen support image
     (highest similarity) has an orange frame, the correct one a green frame (green wins when
     they are the same)."""
@@ -319,7 +334,8 @@ def plot_n_way_task(query_image, support_images, similarities, correct_position,
     return _finish(figure, path)
 
 
-def plot_verification(input_image, validation_images, result, max_images=15, path=None):
+def plot_verification(input_image: ArrayLike, validation_images: ArrayLike, result: VerificationResult,
+                      max_images: int = 15, path: str | os.PathLike | None = None) -> Figure:
     """The input image and up to ``max_images`` validation images, each titled with its
     similarity and framed green when it counts as a detection, red otherwise; the figure title
     gives the decision of the :class:`siamese_tf.verification.VerificationResult`."""

@@ -1,7 +1,10 @@
 """Helpers for benchmark and job reports: a description of the machine and figures rounded for JSON.
 """
 
+from __future__ import annotations
+
 import platform
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +14,7 @@ __all__ = [
 ]
 
 
-def machine_description():
+def machine_description() -> dict[str, Any]:
     import os
 
     import keras
@@ -27,7 +30,7 @@ def machine_description():
     }
 
 
-def round_figures(value, digits=4):
+def round_figures(value: Any, digits: int = 4) -> Any:
     """Round every float in nested dicts/lists (and turn numpy scalars into Python ones) for JSON."""
     if isinstance(value, dict):
         return {key: round_figures(item, digits) for key, item in value.items()}

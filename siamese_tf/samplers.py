@@ -12,12 +12,21 @@ Label convention: a pair label is **1 when both images show the same class** and
 * :func:`sample_n_way_tasks` draws N-way one-shot tasks (one query, one support image per class).
 """
 
+from __future__ import annotations
+
 import math
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 __all__ = [
     "ClassBalancedBatches",
@@ -68,7 +77,8 @@ class _ClassIndex:
         return self.order[base + first], self.order[base + second]
 
 
-def sample_pairs(labels, num_pairs, rng, positive_fraction=0.5):
+def sample_pairs(labels: ArrayLike, num_pairs: int, rng: np.random.Generator | int | None,
+                 positive_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw index pairs, about ``positive_fraction`` of them same-class (label 1).
 
     Positives pick a class uniformly among classes with at least two images, then two *distinct*
@@ -122,7 +132,7 @@ def sample_pairs(labels, num_pairs, rng, positive_fraction=0.5):
     return first[shuffle], second[shuffle], pair_labels[shuffle].astype(np.int64)
 
 
-def all_pairs(labels):
+def all_pairs(labels: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every unordered pair ``i < j`` with its label (1 = same class), in row-major order."""
     labels = _check_labels(labels)
     if len(labels) < 2:
@@ -132,7 +142,8 @@ def all_pairs(labels):
     return first.astype(np.int64), second.astype(np.int64), pair_labels
 
 
-def make_pairs(images, labels, num_pairs, seed=0, positive_fraction=0.5):
+def make_pairs(images: ArrayLike, labels: ArrayLike, num_pairs: int, seed: int | None = 0,
+               positive_fraction: float = 0.5) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """A fixed, balanced set of image pairs for validation or testing.
 
     Returns:
@@ -154,7 +165,8 @@ class EpochSeededBatches:
     ``__init__`` and define ``batch(epoch, step)`` and ``_signature()``.
     """
 
-    def _init_epochs(self, steps_per_epoch, seed=0, augment=None):
+    def _init_epochs(self, steps_per_epoch: int, seed: int = 0,
+                     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> None:
         """Check and keep what every epoch-seeded source needs, then start at epoch 0."""
         if not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
@@ -170,12 +182,12 @@ class EpochSeededBatches:
         self._last_started_epoch = None
 
     @property
-    def epoch(self):
+    def epoch(self) -> int:
         """The epoch the next pass over :meth:`dataset` will serve."""
         return self._epoch
 
     @epoch.setter
-    def epoch(self, value):
+    def epoch(self, value: int) -> None:
         if not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {value!r}")
         with self._lock:
@@ -193,7 +205,7 @@ class EpochSeededBatches:
         for step in range(self.steps_per_epoch):
             yield self.batch(epoch, step)
 
-    def dataset(self):
+    def dataset(self) -> tf.data.Dataset:
         """A ``tf.data.Dataset`` serving one epoch of batches per pass (see the class docstring).
 
         Autotune is disabled and ``prefetch(2)`` set (ENVIRONMENT_NOTES, trap 1).
@@ -207,7 +219,7 @@ class EpochSeededBatches:
         options.autotune.enabled = False
         return dataset.prefetch(2).with_options(options)
 
-    def frozen_dataset(self, epoch=0):
+    def frozen_dataset(self, epoch: int = 0) -> tf.data.Dataset:
         """A ``tf.data.Dataset`` that serves the batches of ``epoch`` on every pass (validation)."""
         import tensorflow as tf
 
@@ -231,7 +243,7 @@ class EpochSeededBatches:
             else:
                 self._epoch = int(epoch)
 
-    def callback(self):
+    def callback(self) -> keras.callbacks.Callback:
         """A Keras callback that keeps :attr:`epoch` equal to Keras's epoch number."""
         import keras
 
@@ -240,10 +252,10 @@ class EpochSeededBatches:
         class BatchesEpoch(keras.callbacks.Callback):
             """Sets the pair batches' epoch at the start of every Keras epoch."""
 
-            def on_train_begin(self, logs=None):
+            def on_train_begin(self, logs: dict | None = None) -> None:
                 batches._on_train_begin()
 
-            def on_epoch_begin(self, epoch, logs=None):
+            def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
                 batches._on_epoch_begin(epoch)
 
         return BatchesEpoch()
@@ -278,7 +290,8 @@ class PairBatches(EpochSeededBatches):
             e.g. :class:`siamese_tf.augmentations.Augmenter`.
     """
 
-    def __init__(self, images, labels, pairs_per_epoch, batch_size=32, seed=0, augment=None):
+    def __init__(self, images: ArrayLike, labels: ArrayLike, pairs_per_epoch: int, batch_size: int = 32,
+                 seed: int = 0, augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> None:
         self.images = np.asarray(images, dtype=np.float32)
         self.labels = _check_labels(labels)
         if self.images.ndim != 4:
@@ -296,7 +309,7 @@ class PairBatches(EpochSeededBatches):
         # Fail now, not inside tf.data, when the labels cannot give both kinds of pairs.
         sample_pairs(self.labels, 2, 0)
 
-    def epoch_pairs(self, epoch):
+    def epoch_pairs(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(first_indices, second_indices, pair_labels)`` of a whole epoch (1 = same), cached."""
         with self._lock:
             if self._cached_epoch == epoch:
@@ -310,7 +323,7 @@ class PairBatches(EpochSeededBatches):
         """One epoch's pairs from ``rng``; subclasses with another pair recipe override this."""
         return sample_pairs(self.labels, self.pairs_per_epoch, rng)
 
-    def batch(self, epoch, step):
+    def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The numpy batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
@@ -356,8 +369,9 @@ class ClassBalancedBatches(EpochSeededBatches):
         augment: optional callable ``(image, rng) -> image``.
     """
 
-    def __init__(self, images, labels, classes_per_batch=8, images_per_class=4, steps_per_epoch=100, seed=0,
-                 augment=None):
+    def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 8, images_per_class: int = 4,
+                 steps_per_epoch: int = 100, seed: int = 0,
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> None:
         self.images = np.asarray(images, dtype=np.float32)
         self.labels = _check_labels(labels)
         if self.images.ndim != 4 or len(self.images) != len(self.labels):
@@ -365,7 +379,8 @@ class ClassBalancedBatches(EpochSeededBatches):
                 f"images must have shape (N, H, W, C) with one label each; got {self.images.shape} and "
                 f"{len(self.labels)} labels"
             )
-        for name, value, minimum in (("classes_per_batch", classes_per_batch, 2), ("images_per_class", images_per_class, 2)):
+        for name, value, minimum in (("classes_per_batch", classes_per_batch, 2),
+                                     ("images_per_class", images_per_class, 2)):
             if not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
         self.index = _ClassIndex(self.labels)
@@ -380,15 +395,15 @@ class ClassBalancedBatches(EpochSeededBatches):
         self._init_epochs(steps_per_epoch, seed, augment)
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         return self.classes_per_batch * self.images_per_class
 
     @property
-    def pairs_per_batch(self):
+    def pairs_per_batch(self) -> int:
         """Pairs scored per batch: every unordered pair of the batch."""
         return self.batch_size * (self.batch_size - 1) // 2
 
-    def batch(self, epoch, step):
+    def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch``."""
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
@@ -414,7 +429,8 @@ class ClassBalancedBatches(EpochSeededBatches):
                 tf.TensorSpec(shape=(None,), dtype=tf.int32))
 
 
-def sample_n_way_tasks(labels, n_way, num_tasks, seed=0):
+def sample_n_way_tasks(labels: ArrayLike, n_way: int, num_tasks: int,
+                       seed: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw N-way one-shot tasks.
 
     Each task picks ``n_way`` distinct classes; the true class (one with at least two images) gives

@@ -10,9 +10,12 @@ Precedence everywhere: an explicit argument, then the environment variable, then
 | reports directory | ``SIAMESE_TF_REPORTS_DIR`` | ``./reports`` |
 """
 
+from __future__ import annotations
+
 import os
 import random
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,8 +40,10 @@ REPORTS_DIR_VARIABLE = "SIAMESE_TF_REPORTS_DIR"
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"", "0", "false", "no", "off"}
 
+_T = TypeVar("_T")
 
-def smoke_mode():
+
+def smoke_mode() -> bool:
     """Return True when ``SIAMESE_TF_SMOKE`` asks for tiny, fast runs (CI, quick checks)."""
     value = os.environ.get(SMOKE_VARIABLE, "").strip().lower()
     if value in _TRUE_WORDS:
@@ -51,7 +56,7 @@ def smoke_mode():
     )
 
 
-def pick(full_value, smoke_value):
+def pick(full_value: _T, smoke_value: _T) -> _T:
     """Return ``smoke_value`` in smoke mode and ``full_value`` otherwise."""
     return smoke_value if smoke_mode() else full_value
 
@@ -62,22 +67,22 @@ def _directory(path, variable, default):
     return Path(path).expanduser()
 
 
-def data_dir(path=None):
+def data_dir(path: str | os.PathLike | None = None) -> Path:
     """Directory holding user data and the public data sets (``SIAMESE_TF_DATA_DIR``)."""
     return _directory(path, DATA_DIR_VARIABLE, "data")
 
 
-def models_dir(path=None):
+def models_dir(path: str | os.PathLike | None = None) -> Path:
     """Directory for saved models and checkpoints (``SIAMESE_TF_MODELS_DIR``)."""
     return _directory(path, MODELS_DIR_VARIABLE, "models")
 
 
-def reports_dir(path=None):
+def reports_dir(path: str | os.PathLike | None = None) -> Path:
     """Directory for JSON figures and PNG plots (``SIAMESE_TF_REPORTS_DIR``)."""
     return _directory(path, REPORTS_DIR_VARIABLE, "reports")
 
 
-def seed_everything(seed):
+def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and Keras (and so TensorFlow) random generators."""
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -12,13 +12,23 @@ and every pair of the batch scored).
   model with the best validation loss.
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from siamese_tf.losses import ContrastiveLoss, InBatchLoss, PairBinaryCrossentropy
+
+if TYPE_CHECKING:
+    from siamese_tf.models import SiameseModel
+    from siamese_tf.samplers import ClassBalancedBatches, PairBatches
 
 __all__ = [
     "MODES",
@@ -32,7 +42,8 @@ __all__ = [
 MODES = ("pairs", "in_batch")
 
 
-def default_loss(model, margin=None, mode="pairs", loss=None, mining="batch_hard"):
+def default_loss(model: SiameseModel, margin: float | None = None, mode: str = "pairs", loss: str | None = None,
+                 mining: str = "batch_hard") -> keras.losses.Loss:
     """The loss that matches the head and the training mode.
 
     - ``mode="pairs"`` (batches of image pairs): binary cross-entropy for a probability head,
@@ -58,14 +69,17 @@ def default_loss(model, margin=None, mode="pairs", loss=None, mining="batch_hard
     raise ValueError(f"Loss {loss!r} needs mode='in_batch' (it compares several pairs per anchor)")
 
 
-def cosine_decay_schedule(learning_rate, decay_steps, final_fraction=0.05):
+def cosine_decay_schedule(learning_rate: float, decay_steps: int,
+                          final_fraction: float = 0.05) -> keras.optimizers.schedules.CosineDecay:
     """A learning rate annealed along one cosine from ``learning_rate`` to ``final_fraction`` of it
     over ``decay_steps`` optimizer steps (the schedule every case study uses)."""
     return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=int(decay_steps), alpha=final_fraction)
 
 
-def compile_siamese(model, learning_rate=1e-3, margin=None, optimizer=None, jit_compile=False, mode="pairs",
-                    loss=None, mining="batch_hard"):
+def compile_siamese(model: SiameseModel, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
+                    margin: float | None = None, optimizer: keras.optimizers.Optimizer | str | None = None,
+                    jit_compile: bool | str = False, mode: str = "pairs", loss: str | None = None,
+                    mining: str = "batch_hard") -> SiameseModel:
     """Compile ``model`` with Adam (or ``optimizer``) and the loss for its head and ``mode``.
 
     ``mode="pairs"`` trains on :class:`~siamese_tf.samplers.PairBatches`; ``mode="in_batch"``
@@ -85,7 +99,7 @@ def compile_siamese(model, learning_rate=1e-3, margin=None, optimizer=None, jit_
     return model
 
 
-def pairs_to_dataset(pairs, batch_size=64):
+def pairs_to_dataset(pairs: tuple[tuple[ArrayLike, ArrayLike], ArrayLike], batch_size: int = 64) -> tf.data.Dataset:
     """``((first, second), labels)`` numpy arrays to a batched ``tf.data.Dataset``.
 
     Autotune is off and prefetch fixed, which avoids the end-of-fit stall described in
@@ -105,8 +119,12 @@ def pairs_to_dataset(pairs, batch_size=64):
     return dataset.with_options(options).prefetch(2)
 
 
-def train_siamese(model, train_batches, num_epochs, validation_pairs=None, checkpoint_dir=None,
-                  early_stopping_patience=None, callbacks=(), verbose="auto", validation_batch_size=64):
+def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalancedBatches, num_epochs: int,
+                  validation_pairs: tuple[tuple[ArrayLike, ArrayLike], ArrayLike] | PairBatches
+                  | ClassBalancedBatches | tf.data.Dataset | None = None,
+                  checkpoint_dir: str | os.PathLike | None = None, early_stopping_patience: int | None = None,
+                  callbacks: Sequence[keras.callbacks.Callback] = (), verbose: str | int = "auto",
+                  validation_batch_size: int = 64) -> keras.callbacks.History:
     """Fit ``model`` on :class:`~siamese_tf.samplers.PairBatches` for ``num_epochs`` epochs.
 
     Args:

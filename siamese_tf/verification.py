@@ -11,13 +11,21 @@ Both thresholds default to the calibrated values stored in ``model.thresholds`` 
 and ``"verification"``), which are saved with the model. Labels: 1 = same person.
 """
 
+from __future__ import annotations
+
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
+
+if TYPE_CHECKING:
+    from siamese_tf.models import SiameseModel
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -79,7 +87,9 @@ def _as_number(value, name):
 
 def _check_verification_threshold(value):
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"verification_threshold is a fraction of validation images and must lie in [0, 1]; got {value}")
+        raise ValueError(
+            f"verification_threshold is a fraction of validation images and must lie in [0, 1]; got {value}"
+        )
     return value
 
 
@@ -130,8 +140,9 @@ def _decide(similarities, detection_threshold, verification_threshold):
     )
 
 
-def verify(model, input_image, validation_images=None, detection_threshold=None, verification_threshold=None,
-           validation_embeddings=None):
+def verify(model: SiameseModel, input_image: ArrayLike, validation_images: ArrayLike | None = None,
+           detection_threshold: float | None = None, verification_threshold: float | None = None,
+           validation_embeddings: ArrayLike | None = None) -> VerificationResult:
     """Verify one input image against a gallery of validation images of one person.
 
     Args:
@@ -158,8 +169,9 @@ def verify(model, input_image, validation_images=None, detection_threshold=None,
     return _decide(similarities, detection_threshold, verification_threshold)
 
 
-def verification_fractions(model, input_images, validation_images=None, detection_threshold=None,
-                           validation_embeddings=None):
+def verification_fractions(model: SiameseModel, input_images: ArrayLike, validation_images: ArrayLike | None = None,
+                           detection_threshold: float | None = None,
+                           validation_embeddings: ArrayLike | None = None) -> np.ndarray:
     """Detection fraction of each input image (N, H, W, C) against one validation gallery.
 
     All inputs are embedded in one go; returns an (N,) array of
@@ -174,7 +186,7 @@ def verification_fractions(model, input_images, validation_images=None, detectio
     return np.mean(similarities > detection_threshold, axis=1)
 
 
-def choose_verification_threshold(fractions, labels):
+def choose_verification_threshold(fractions: ArrayLike, labels: ArrayLike) -> float:
     """Fraction threshold with the best accuracy under the rule ``verified = fraction > threshold``.
 
     ``fractions`` are detection fractions in [0, 1] (see :func:`verification_fractions`);
@@ -194,8 +206,10 @@ def choose_verification_threshold(fractions, labels):
     return float(candidates[int(np.argmax(accuracies))])
 
 
-def calibrate_verification_threshold(model, input_images, labels, validation_images=None,
-                                     detection_threshold=None, validation_embeddings=None):
+def calibrate_verification_threshold(model: SiameseModel, input_images: ArrayLike, labels: ArrayLike,
+                                     validation_images: ArrayLike | None = None,
+                                     detection_threshold: float | None = None,
+                                     validation_embeddings: ArrayLike | None = None) -> float:
     """Choose and store ``model.thresholds["verification"]`` from labelled input images.
 
     ``input_images`` (N, H, W, C) are compared with one validation gallery; ``labels`` say whether
@@ -223,7 +237,8 @@ class Verifier:
         detection_threshold, verification_threshold: override the model's stored thresholds.
     """
 
-    def __init__(self, model, validation_images, detection_threshold=None, verification_threshold=None):
+    def __init__(self, model: SiameseModel, validation_images: ArrayLike, detection_threshold: float | None = None,
+                 verification_threshold: float | None = None) -> None:
         self.model = model
         self.validation_images = _check_images(model, validation_images, "validation_images")
         if len(self.validation_images) == 0:
@@ -233,7 +248,7 @@ class Verifier:
         self.verification_threshold = verification_threshold
         self.skipped = 0
 
-    def verify(self, image):
+    def verify(self, image: ArrayLike) -> VerificationResult:
         """Verify one image (H, W, C); returns a :class:`VerificationResult`."""
         return verify(
             self.model, image,
@@ -243,7 +258,9 @@ class Verifier:
         )
 
     @classmethod
-    def from_folder(cls, model_path, folder, detection_threshold=None, verification_threshold=None):
+    def from_folder(cls, model_path: str | os.PathLike, folder: str | os.PathLike,
+                    detection_threshold: float | None = None,
+                    verification_threshold: float | None = None) -> Verifier:
         """Load a saved model and enroll every image in ``folder``.
 
         Images are read with :func:`siamese_tf.datasets.read_image` at the model's input size

@@ -53,17 +53,26 @@ def zip_folder(folder, archive):
     return archive
 
 
-def corrupt_member(archive, member):
-    """Overwrite the middle of ``member``'s compressed bytes, leaving the zip's directory intact."""
+def corrupt_member(archive, member, where="header"):
+    """Damage ``member``'s compressed bytes, leaving the zip's directory intact.
+
+    ``"header"`` breaks the first deflate block header (reading raises ``zlib.error``), ``"middle"``
+    overwrites bytes in the middle (usually a CRC mismatch, ``zipfile.BadZipFile``).
+    """
     with zipfile.ZipFile(archive) as bundle:
         info = bundle.getinfo(member)
     data = bytearray(archive.read_bytes())
     name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
     start = info.header_offset + 30 + name_length + extra_length
-    middle = start + info.compress_size // 2
-    data[middle:middle + 16] = b"\xff" * 16
+    if where == "header":
+        data[start] = 0xFF  # final block of the reserved type 3: "invalid block type"
+        expected = zlib.error
+    else:
+        middle = start + info.compress_size // 2
+        data[middle:middle + 16] = b"\xff" * 16
+        expected = (zlib.error, zipfile.BadZipFile)
     archive.write_bytes(bytes(data))
-    with zipfile.ZipFile(archive) as bundle, pytest.raises((zlib.error, zipfile.BadZipFile)):
+    with zipfile.ZipFile(archive) as bundle, pytest.raises(expected):
         bundle.read(member)  # the probe really is corrupt
 
 
@@ -74,12 +83,13 @@ def train_arguments(data, model, *extra, epochs="1"):
 
 # --- defect 1: a corrupt member of a zip ---------------------------------------------------------
 
-def test_a_corrupt_zip_member_is_skipped_with_a_warning_naming_it(orl_people, tmp_path):
+@pytest.mark.parametrize("where", ["header", "middle"])
+def test_a_corrupt_zip_member_is_skipped_with_a_warning_naming_it(orl_people, tmp_path, where):
     from siamese_tf.datasets import load_identity_folders
 
     archive = zip_folder(write_people(tmp_path / "people", orl_people, 3), tmp_path / "people.zip")
     member = f"{orl_people[1][0]}/4.png"
-    corrupt_member(archive, member)
+    corrupt_member(archive, member, where)
     with pytest.warns(UserWarning, match=member.replace("/", ".")):
         faces = load_identity_folders(archive, image_size=(32, 28))
     assert len(faces) == 29
