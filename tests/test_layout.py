@@ -137,3 +137,37 @@ def test_pyproject_declares_every_third_party_package_the_code_imports():
     assert imported, "no third-party import found: the scan is broken"
     missing = sorted(top for top in imported if DISTRIBUTION_OF.get(top, top).lower() not in declared)
     assert not missing, f"pyproject.toml [project] dependencies lack {missing}"
+
+
+def _unannotated(module):
+    """``module.name`` of every public function or method whose parameters or return lack a type hint."""
+    import inspect
+
+    found = []
+    for name in module.__all__:
+        value = getattr(module, name)
+        functions = []
+        if inspect.isfunction(value) and value.__module__ == module.__name__:
+            functions.append((name, value))
+        elif inspect.isclass(value) and value.__module__ == module.__name__:
+            for attribute, member in vars(value).items():
+                if attribute.startswith("_") and attribute != "__init__":
+                    continue
+                member = member.fget if isinstance(member, property) else member
+                member = member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
+                if inspect.isfunction(member):
+                    functions.append((f"{name}.{attribute}", member))
+        for qualified, function in functions:
+            signature = inspect.signature(function)
+            bare = [parameter.name for parameter in signature.parameters.values()
+                    if parameter.name not in ("self", "cls") and parameter.annotation is inspect.Parameter.empty]
+            if bare or signature.return_annotation is inspect.Signature.empty:
+                found.append(f"{module.__name__}.{qualified}")
+    return found
+
+
+@pytest.mark.parametrize("path", [path for path in PUBLIC_MODULES if path.name not in ("__init__.py", "cli.py")],
+                         ids=module_name)
+def test_the_public_api_has_type_hints(path):
+    missing = _unannotated(importlib.import_module(module_name(path)))
+    assert not missing, f"public callables without type hints: {missing}"
