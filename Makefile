@@ -8,7 +8,7 @@ SHARED_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspa
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SIAMESE_TF_DATA_DIR ?= $(SHARED_DATA)
 
-.PHONY: setup demo test unit notebooks clean
+.PHONY: setup demo test lint unit notebooks clean
 
 $(VENV)/.installed: requirements.txt scripts/setup_system.sh
 	bash scripts/setup_system.sh
@@ -24,6 +24,10 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m siamese_tf demo --data-dir "$(SIAMESE_TF_DATA_DIR)"
 
+# The package, tests, benchmarks and the notebooks' .py sources, with the rules in pyproject.toml.
+lint: setup
+	$(PY) -m ruff check siamese_tf tests benchmarks notebooks
+
 unit: setup
 	$(PY) -m pytest -q tests
 
@@ -31,6 +35,7 @@ notebooks: setup
 	SIAMESE_TF_SMOKE=1 $(PY) -m pytest -q --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 test: setup
+	$(PY) -m ruff check siamese_tf tests benchmarks notebooks
 	$(PY) -m pytest -q tests
 	SIAMESE_TF_SMOKE=1 $(PY) -m pytest -q --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 

@@ -1,0 +1,198 @@
+# %% [markdown]
+# # 01 · Collecting faces: anchor, positive, negative
+#
+# The face-verification seed notebooks start by filling three folders: `data/anchor` and
+# `data/positive` with webcam crops of *you*, and `data/negative` with faces of other people from a
+# public face set. This notebook does the same with `siamese_tf.captures`:
+#
+# - look for a camera, and fall back to a stand-in when there is none (servers, CI);
+# - cut a face region from every frame and save it under a unique name, atomically;
+# - fill `negative/` from a public face set and read the three folders back.
+#
+# One subject of the ORL / AT&T faces plays *you*; the other subjects are the public face set.
+#
+# **Run time** on a 2-core CPU without a GPU: full run about 15 s; smoke run (`SIAMESE_TF_SMOKE=1`, what CI
+# runs) about 10 s. Label convention everywhere: **1 = same person, 0 = different**.
+
+# %%
+import os
+
+# Before TensorFlow and OpenCV load: keep their C++ log lines out of the notebook.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ["jpeg"]
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from siamese_tf import settings
+from siamese_tf.augmentations import augment_image
+from siamese_tf.captures import FrameSource, capture_images, detect_face, save_image_atomic
+from siamese_tf.datasets import load_identity_folders, load_role_folders
+from siamese_tf.errors import CameraUnavailableError
+from siamese_tf.plots import plot_pairs
+from siamese_tf.studies.faces import locate_face_data
+
+# %% [markdown]
+# ## Parameters
+#
+# Everything you might change sits in this cell. `settings.pick(full, smoke)` returns the first
+# value normally and the second in smoke mode (`SIAMESE_TF_SMOKE=1`): CI never waits for a camera.
+# The collection goes to a fresh temporary folder; point `COLLECTION_DIR` at `Path("data")` to keep
+# your own captures.
+
+# %%
+TRY_CAMERA = settings.pick(True, False)  # smoke mode goes straight to the stand-in
+CAMERA_INDEX = 0                         # the first camera OpenCV finds
+YOU = "s1"                               # the ORL subject who plays you
+FRAMES_PER_CLIP = 20                     # frames in each stand-in clip
+IMAGES_PER_ROLE = 20                     # anchors and positives to save (the seeds took about 300)
+CROP = "face"                            # "face" (around the detected face) or "center" (fixed box)
+SAVED_SIZE = (112, 92)                   # (height, width) of the saved crops: ORL's own size
+SEED = 0
+
+WORK_DIR = Path(tempfile.mkdtemp(prefix="siamese_course_01_"))
+COLLECTION_DIR = WORK_DIR / "data"
+
+# %% [markdown]
+# ## 1. Is there a camera?
+#
+# `FrameSource` takes a camera index, a video file or a folder of images and yields RGB frames.
+# Opening a camera that is not there raises `CameraUnavailableError` at once (no hanging, no
+# window: `cv2.imshow` does not exist in the headless OpenCV build, so frames are shown with
+# matplotlib below).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+camera_found = False
+if TRY_CAMERA:
+    try:
+        with FrameSource(CAMERA_INDEX):
+            camera_found = True
+        print(f"Camera {CAMERA_INDEX} opens: anchors and positives come from it.")
+    except CameraUnavailableError as error:
+        print(f"No camera: {error}")
+else:
+    print("Smoke mode: not looking for a camera.")
+if not camera_found:
+    print("A stand-in clip made from ORL photos plays the camera.")
+
+# %% [markdown]
+# ## 2. The stand-in: ORL faces
+#
+# The ORL / AT&T database has 10 photos of each of its subjects (30 here), 112 x 92 pixels, gray.
+# `load_identity_folders` reads it straight from the zip: one folder per person. With
+# `image_size=None` the photos keep their size.
+
+# %%
+faces = load_identity_folders(locate_face_data(), image_size=None)
+you = faces.select_classes([faces.class_names.index(YOU)])
+others = faces.select_classes([label for label, name in enumerate(faces.class_names) if name != YOU])
+print(f"{faces.num_classes} subjects, {len(faces)} photos of shape {faces.image_shape}")
+print(f"{YOU} plays you ({len(you)} photos); {others.num_classes} other subjects give {len(others)} photos")
+
+# %% [markdown]
+# A webcam stream is many slightly different frames: the head moves, the light changes. The
+# stand-in clips imitate that with `augment_image` (a small random shift, rotation, zoom and
+# brightness change) on your photos: one clip for the anchor session (photos 1-5) and one for the
+# positive session (photos 6-10). Each clip is a folder of numbered frames, which `FrameSource`
+# plays in name order, exactly like a video.
+
+# %%
+rng = np.random.default_rng(SEED)
+clip_folders = {}
+for role, photos in (("anchor", you.images[:5]), ("positive", you.images[5:])):
+    clip_folders[role] = WORK_DIR / f"clip_{role}"
+    for frame_number in range(FRAMES_PER_CLIP):
+        frame = augment_image(photos[frame_number % len(photos)], rng)
+        save_image_atomic(frame, clip_folders[role], prefix=f"{frame_number:04d}_", extension=".png")
+
+with FrameSource(clip_folders["anchor"]) as clip:
+    first_frames = [frame for _, frame in zip(range(4), clip)]
+print(f"{len(first_frames)} frames read; each is RGB uint8 of shape {first_frames[0].shape}")
+
+# %% [markdown]
+# ## 3. Capture anchors and positives
+#
+# `capture_images(source, folder, count, crop=...)` is the seed's collection loop without the
+# window: read a frame, cut the face region, write it under a uuid name (to a temporary file that
+# is then renamed, so no reader ever sees half an image). `crop="face"` looks for the largest face
+# with OpenCV's Haar cascade and falls back to the centre box when it finds none.
+
+# %%
+print("face box (x, y, width, height) in the first photo:", detect_face(you.images[0]))
+
+# %%
+saved = {}
+for role in ("anchor", "positive"):
+    source = FrameSource(CAMERA_INDEX) if camera_found else clip_folders[role]
+    saved[role] = capture_images(source, COLLECTION_DIR / role, IMAGES_PER_ROLE, crop=CROP, size=SAVED_SIZE,
+                                 progress=False)
+{role: len(paths) for role, paths in saved.items()}
+
+# %% [markdown]
+# With a real camera, move your head and change the light between captures: the network can only
+# learn to ignore what it has seen vary. The command line does the same job:
+#
+# ```bash
+# python -m siamese_tf capture --source 0 --output data/anchor --count 300
+# python -m siamese_tf capture --source clip.mp4 --output data/positive --count 300 --every-nth 3
+# ```
+#
+# ## 4. Negatives from a public face set
+#
+# The seeds used Labeled Faces in the Wild for `negative/`. Here the other ORL subjects play that
+# part. They go through the same capture and crop as your images: if only your crops had black
+# borders or a different zoom, a network could learn to spot the crop instead of the face.
+
+# %%
+public_faces = WORK_DIR / "public_faces"
+for photo in others.images:
+    save_image_atomic(photo, public_faces, extension=".png")
+saved["negative"] = capture_images(public_faces, COLLECTION_DIR / "negative", len(others), crop=CROP,
+                                   size=SAVED_SIZE, progress=False)
+print(len(saved["negative"]), "negatives")
+
+# %% [markdown]
+# ## 5. Read the collection back
+#
+# `load_role_folders` reads `anchor/`, `positive/` and `negative/` and resizes every image to the
+# network's input size. A file that is not an image is skipped with a warning and counted, never
+# silently dropped: we plant one to see it.
+
+# %%
+(COLLECTION_DIR / "negative" / "notes.jpg").write_text("not an image")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    roles = load_role_folders(COLLECTION_DIR, image_size=(56, 46))
+for role, image_set in roles.items():
+    print(f"{role:8s} {len(image_set):3d} images of shape {image_set.image_shape}, skipped {len(image_set.skipped)}")
+print(f"{len(caught)} warning; it names the file: {'notes.jpg' in str(caught[0].message)}")
+
+# %%
+assert len(roles["anchor"]) == len(roles["positive"]) == IMAGES_PER_ROLE
+assert len(roles["negative"]) == len(others)
+assert 0.0 <= roles["anchor"].images.min() and roles["anchor"].images.max() <= 1.0
+
+# %% [markdown]
+# The seed notebooks pair every anchor with a positive (label 1, same person) and with a negative
+# (label 0, someone else). Top row: anchors; bottom row: the image each is paired with.
+
+# %%
+count = 8
+plot_pairs(roles["anchor"].images[:count], roles["positive"].images[:count], labels=np.ones(count))
+
+# %%
+plot_pairs(roles["anchor"].images[:count], roles["negative"].images[:count], labels=np.zeros(count))
+
+# %% [markdown]
+# ## What next
+#
+# `02_preprocessing_and_pairs.ipynb` turns face folders into training pairs. It works on the ORL
+# identity folders directly (one folder per person), which generalises the seeds' anchor/positive
+# /negative layout: pairs of *any* two people, so the network learns "same person?" instead of
+# "is this you?".
