@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
 from siamese_tf.datasets import IGNORED_NAMES, check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
-from siamese_tf.errors import CameraUnavailableError  # noqa: E402
+from siamese_tf.errors import CameraUnavailableError, SiameseDataError  # noqa: E402
 
 __all__ = [
     "CAMERA_TIMEOUT_MS",
@@ -280,7 +280,7 @@ def crop_face(frame: ArrayLike, size: tuple[int, int] = DEFAULT_CROP_SIZE, margi
 
 
 def save_image_atomic(image: ArrayLike, folder: str | os.PathLike, prefix: str = "", extension: str = ".jpg") -> Path:
-    """Write an RGB (or gray) image under a unique uuid1 name and return its path.
+    """Write an RGB (or gray) image under a random unique name (uuid4) and return its path.
 
     The image is encoded, written to a temporary file in ``folder`` and renamed into place, so a
     reader never sees a half-written file. Float images are taken to be in [0, 1].
@@ -300,7 +300,8 @@ def save_image_atomic(image: ArrayLike, folder: str | os.PathLike, prefix: str =
     ok, encoded = cv2.imencode(extension, image)
     if not ok:
         raise ValueError(f"OpenCV cannot encode an image of shape {image.shape} as {extension}")
-    target = folder / f"{prefix}{uuid.uuid1()}{extension}"
+    # uuid4 is random: uuid1 would put this machine's network address and the time in every name.
+    target = folder / f"{prefix}{uuid.uuid4()}{extension}"
     handle, temporary = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as output:
@@ -331,6 +332,10 @@ def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: st
 
     Returns:
         The saved paths. When the source ends first, fewer are returned and a warning says how many.
+
+    Raises:
+        SiameseDataError: the source gave no frame at all.
+        KeyboardInterrupt: Ctrl-C; its ``saved`` attribute lists the images written before it.
     """
     from tqdm.auto import tqdm
 
@@ -348,14 +353,22 @@ def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: st
     _check_size(size)
     frames = source if isinstance(source, FrameSource) else FrameSource(source)
     saved = []
-    with frames, tqdm(total=count, desc=f"capturing into {output_dir}", unit="image", disable=not progress) as bar:
-        for frame_number, frame in enumerate(frames):
-            if frame_number % every_nth:
-                continue
-            saved.append(save_image_atomic(croppers[crop](frame), output_dir, prefix=prefix))
-            bar.update(1)
-            if len(saved) >= count:
-                break
+    try:
+        with frames, tqdm(total=count, desc=f"capturing into {output_dir}", unit="image",
+                          disable=not progress) as bar:
+            for frame_number, frame in enumerate(frames):
+                if frame_number % every_nth:
+                    continue
+                saved.append(save_image_atomic(croppers[crop](frame), output_dir, prefix=prefix))
+                bar.update(1)
+                if len(saved) >= count:
+                    break
+    except KeyboardInterrupt as interrupt:
+        interrupt.saved = saved  # what is on disk, for the caller to report (every file is whole)
+        raise
+    if not saved:
+        raise SiameseDataError(f"{frames.source}: no image frames to read (an empty folder, an empty video or a "
+                               f"camera that gave no frame); nothing was saved")
     if len(saved) < count:
         warnings.warn(f"{frames.source} ended after {len(saved)} of {count} requested images", stacklevel=2)
     return saved

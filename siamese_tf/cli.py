@@ -10,6 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
+# How far (aspect ratio or enlargement) an image to verify may be from the model's input.
+MAX_VERIFY_DISTORTION = 4.0
+
 
 def _quiet_tensorflow():
     # Before TensorFlow is imported: keep its C++ log lines out of the terminal.
@@ -66,6 +71,8 @@ def build_parser():
     train.add_argument("--validation-fraction", type=float, default=0.2,
                        help="share of identities held out to choose the threshold")
     train.add_argument("--checkpoint-dir", help="resume here after a stop (default: next to the model)")
+    train.add_argument("--fresh", action="store_true",
+                       help="discard a checkpoint left in the checkpoint folder and start at epoch 1")
     train.add_argument("--seed", type=int, default=0)
 
     evaluate = commands.add_parser("evaluate", help="pair verification and N-way one-shot accuracy on a folder")
@@ -86,6 +93,8 @@ def build_parser():
     download = commands.add_parser("download", help="download a public data set from the registry")
     download.add_argument("name", nargs="?", help="registry name; omit to list them")
     download.add_argument("--data-dir")
+    download.add_argument("--allow-unverified", action="store_true",
+                          help="accept an entry that has no registered SHA-256 (its hash is printed)")
     return parser
 
 
@@ -128,8 +137,13 @@ def _run_demo(arguments):
 def _run_capture(arguments):
     from siamese_tf.captures import capture_images
 
-    paths = capture_images(arguments.source, arguments.output, arguments.count, crop=arguments.crop,
-                           size=arguments.size, every_nth=arguments.every_nth)
+    try:
+        paths = capture_images(arguments.source, arguments.output, arguments.count, crop=arguments.crop,
+                               size=arguments.size, every_nth=arguments.every_nth)
+    except KeyboardInterrupt as interrupt:
+        saved = getattr(interrupt, "saved", [])
+        print(f"interrupted: saved {len(saved)} images to {arguments.output} before the stop", file=sys.stderr)
+        return 130
     print(f"saved {len(paths)} images to {arguments.output}")
     return 0
 
@@ -138,27 +152,46 @@ def _run_train(arguments):
     from siamese_tf import metrics, settings
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.datasets import load_identity_folders, split_by_identity
-    from siamese_tf.models import build_siamese_model, save_model
+    from siamese_tf.errors import SiameseDataError
+    from siamese_tf.models import build_siamese_model, check_model_path, save_model
     from siamese_tf.samplers import PairBatches, make_pairs
+    from siamese_tf.studies.faces import reference_rule_scores
     from siamese_tf.training import compile_siamese, train_siamese
+    from siamese_tf.verification import choose_verification_threshold
 
+    # Every output path is checked before any work, so a bad name costs nothing.
+    model_path = check_model_path(arguments.model)
+    checkpoint_dir = Path(arguments.checkpoint_dir or model_path.with_suffix("").as_posix() + "_checkpoints")
+    if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
+        raise ValueError(f"checkpoint folder {checkpoint_dir} is a file")
     settings.seed_everything(arguments.seed)
     images = load_identity_folders(arguments.data, image_size=arguments.image_size, channels=arguments.channels)
     fraction = arguments.validation_fraction
     train, validation = split_by_identity(images, fractions=(1 - fraction, fraction), seed=arguments.seed)
-    model_path = Path(arguments.model)
+    if validation.num_classes < 2:
+        raise SiameseDataError(
+            f"the validation split holds {validation.num_classes} identity ({images.num_classes} in {arguments.data} "
+            f"with --validation-fraction {fraction}); choosing thresholds needs at least 2 validation identities: "
+            f"add identities or raise --validation-fraction"
+        )
     model = build_siamese_model(arguments.embedding, arguments.head, (*arguments.image_size, arguments.channels))
     compile_siamese(model, learning_rate=arguments.learning_rate)
     batches = PairBatches(train.images, train.labels, arguments.pairs_per_epoch, arguments.batch_size,
                           seed=arguments.seed, augment=Augmenter())
     validation_pairs = make_pairs(validation.images, validation.labels, 600, seed=arguments.seed)
-    checkpoint_dir = arguments.checkpoint_dir or model_path.with_suffix("").as_posix() + "_checkpoints"
-    train_siamese(model, batches, arguments.epochs, validation_pairs=validation_pairs, checkpoint_dir=checkpoint_dir)
+    train_siamese(model, batches, arguments.epochs, validation_pairs=validation_pairs, checkpoint_dir=checkpoint_dir,
+                  fresh=arguments.fresh)
     (first, second), labels = validation_pairs
-    threshold = metrics.calibrate(model, first, second, labels)
+    detection = metrics.calibrate(model, first, second, labels)
+    # The seeds' rule on the validation people: a few reference images per person, then the
+    # fraction of them an attempt matches; the verification threshold is chosen on those fractions.
+    references = max(1, min(5, int(np.min(np.bincount(validation.labels))) - 1))
+    fractions, rule_labels = reference_rule_scores(model, validation, references, detection, seed=arguments.seed)
+    verification = choose_verification_threshold(fractions, rule_labels)
+    model.thresholds["verification"] = float(verification)
     save_model(model, model_path)
-    print(f"saved {model_path} (detection threshold {threshold:.4f}, chosen on {validation.num_classes} "
-          f"held-out identities)")
+    print(f"saved {model_path} (detection threshold {detection:.4f}, verification threshold {verification:.2f} "
+          f"with {references} reference images, both chosen on {validation.num_classes} held-out identities)")
     return 0
 
 
@@ -192,7 +225,9 @@ def _run_verify(arguments):
                                     detection_threshold=arguments.detection_threshold,
                                     verification_threshold=arguments.verification_threshold)
     height, width, channels = verifier.model.input_image_shape
-    image = read_image(arguments.image, image_size=(height, width), channels=channels)
+    # A 3x3 icon or a 10x4000 strip stretched to the model's input would still get a verdict.
+    image = read_image(arguments.image, image_size=(height, width), channels=channels,
+                       max_distortion=MAX_VERIFY_DISTORTION)
     result = verifier.verify(image)
     print(json.dumps({"verified": bool(result.verified), "fraction": float(result.fraction),
                       "detections": int(result.detections)}, indent=2))
@@ -206,7 +241,7 @@ def _run_download(arguments):
         for name, source in sorted(downloads.REGISTRY.items()):
             print(f"{name}: {source.url}")
         return 0
-    print(downloads.download(arguments.name, data_dir=arguments.data_dir))
+    print(downloads.download(arguments.name, data_dir=arguments.data_dir, allow_unverified=arguments.allow_unverified))
     return 0
 
 

@@ -23,6 +23,7 @@ import re
 import threading
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
     "DECODE_THREADS",
     "DEFAULT_IMAGE_SIZE",
     "IGNORED_NAMES",
+    "MAX_IMAGE_PIXELS",
     "DOCUMENTATION_PATTERN",
     "FileTree",
     "ImageCollection",
@@ -210,8 +212,44 @@ def decode_image_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.
     return decoded
 
 
+# Larger images are refused before decoding: an 8000x8000 photo would take over 500 MB as float32.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def _check_pixel_count(data, label):
+    """Read the width and height from the image header (Pillow, no decoding) and refuse huge images."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as header:
+            width, height = header.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return  # a format Pillow does not know: OpenCV decides below
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SiameseDataError(
+            f"{label}: {width}x{height} is {width * height:,} pixels, more than the limit of {MAX_IMAGE_PIXELS:,}; "
+            f"scale it down first"
+        )
+
+
+def _check_distortion(shape, target_size, max_distortion, label):
+    height, width = shape
+    target_height, target_width = target_size
+    aspect_change = (width / height) / (target_width / target_height)
+    enlargement = max(target_height / height, target_width / width)
+    if max(aspect_change, 1 / aspect_change) > max_distortion or enlargement > max_distortion:
+        raise SiameseDataError(
+            f"{label}: a {height}x{width} image cannot stand in for a {target_height}x{target_width} one "
+            f"(aspect ratio off by {max(aspect_change, 1 / aspect_change):.1f}x, enlarged {enlargement:.1f}x; "
+            f"at most {max_distortion:g}x allowed)"
+        )
+
+
 def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
-               image_size: Sequence[int] | None = None, channels: int = 1, name: str | None = None) -> np.ndarray:
+               image_size: Sequence[int] | None = None, channels: int = 1, name: str | None = None,
+               max_distortion: float | None = None) -> np.ndarray:
     """Decode one image with OpenCV into float32 (H, W, C) in [0, 1].
 
     Args:
@@ -221,10 +259,14 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
         channels: 1 for grayscale or 3 for RGB, whatever the file itself stores. Transparent pixels
             are composited onto white.
         name: what to call ``source`` in error messages when it is bytes.
+        max_distortion: refuse (``SiameseDataError``) an image whose aspect ratio differs from
+            ``image_size``'s by more than this factor, or that would be enlarged more than this
+            factor: a 3x3 icon or a 10x4000 strip is not a face to score. None resizes anything.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        SiameseDataError: the data is empty or cannot be decoded (the message names the file).
+        SiameseDataError: the data is empty, cannot be decoded, has more than
+            :data:`MAX_IMAGE_PIXELS` pixels or is too distorted (the message names the file).
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
@@ -241,6 +283,7 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
         data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise SiameseDataError(f"{label}: the file is empty")
+    _check_pixel_count(data, label)
     decoded = decode_image_bytes(data)
     if decoded is None:
         raise SiameseDataError(f"{label}: OpenCV cannot decode it as an image")
@@ -259,6 +302,8 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     elif channels == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if target_size is not None and max_distortion is not None:
+        _check_distortion(image.shape[:2], target_size, max_distortion, label)
     if target_size is not None and image.shape[:2] != target_size:
         image = cv2.resize(image, (target_size[1], target_size[0]), interpolation=cv2.INTER_AREA)
     if image.ndim == 2:
@@ -281,6 +326,15 @@ def check_image_size(image_size: Sequence[int] | None, name: str = "image_size",
     return (height, width)
 
 
+def _looks_like_a_zip(path):
+    """A file that starts like a zip but whose directory is gone (``is_zipfile`` says no): truncated."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 class FileTree:
     """Files of a folder on disk or of a zip archive, addressed by '/'-separated relative paths."""
 
@@ -296,14 +350,17 @@ class FileTree:
                 for file in self.path.rglob("*")
                 if file.is_file()
             )
-        elif zipfile.is_zipfile(self.path):
+        elif zipfile.is_zipfile(self.path) or _looks_like_a_zip(self.path):
             try:
                 self._zip = zipfile.ZipFile(self.path)
                 self.files = sorted(
                     PurePosixPath(info.filename) for info in self._zip.infolist() if not info.is_dir()
                 )
             except (zipfile.BadZipFile, OSError) as error:
-                raise SiameseDataError(f"{self.path}: not a readable zip archive ({error})") from error
+                raise SiameseDataError(
+                    f"{self.path}: not a readable zip archive: truncated (an interrupted download or copy?) or "
+                    f"damaged ({error})"
+                ) from error
         else:
             raise SiameseDataError(f"{self.path}: expected a folder or a .zip archive")
         self.files = [
@@ -330,8 +387,12 @@ class FileTree:
     def read_bytes(self, relative: str | PurePosixPath) -> bytes:
         if self._zip is None:
             return (self.path / relative).read_bytes()
-        with self._zip_lock:  # one ZipFile handle shared by the decode threads
-            return self._zip.read(str(relative))
+        try:
+            with self._zip_lock:  # one ZipFile handle shared by the decode threads
+                return self._zip.read(str(relative))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+            # One damaged member must not end the whole load: callers skip or fail naming it.
+            raise SiameseDataError(f"{self.display_path(relative)}: damaged inside the archive ({error})") from error
 
     def under(self, root: PurePosixPath) -> list[tuple[PurePosixPath, PurePosixPath]]:
         """``(file, path relative to root)`` for every file below the folder ``root``."""

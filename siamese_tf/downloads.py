@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import urllib.error
 import urllib.request
 import warnings
 import zipfile
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from siamese_tf import settings
-from siamese_tf.errors import ChecksumError, SiameseDataError
+from siamese_tf.errors import ChecksumError, DownloadError, SiameseDataError
 
 __all__ = [
     "DataSource",
@@ -121,7 +122,13 @@ def _fetch(url, destination_folder, filename, progress, timeout):
     handle, temporary = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=destination_folder)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(handle, "wb") as output, urllib.request.urlopen(url, timeout=timeout) as response:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except urllib.error.URLError as error:
+            reason = getattr(error, "reason", error)
+            raise DownloadError(f"cannot reach {url} ({reason}); is there a network connection? Download it "
+                                f"elsewhere and put it in {destination_folder}") from error
+        with os.fdopen(handle, "wb") as output, response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
@@ -163,7 +170,7 @@ def download(name: str, data_dir: str | os.PathLike | None = None, force: bool =
     if source.sha256 is None and not allow_unverified:
         raise ValueError(
             f"{name!r} has no registered SHA-256, so its download cannot be verified; "
-            "call download(..., allow_unverified=True) to accept it unverified"
+            "accept it unverified with --allow-unverified (command line) or download(..., allow_unverified=True)"
         )
     folder = settings.data_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)

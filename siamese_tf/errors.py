@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "CameraUnavailableError",
     "ChecksumError",
+    "DownloadError",
     "SiameseDataError",
 ]
 
@@ -19,3 +20,7 @@ class CameraUnavailableError(RuntimeError):
 
 class ChecksumError(ValueError):
     """A downloaded or supplied archive does not match its registered SHA-256."""
+
+
+class DownloadError(RuntimeError):
+    """A public file could not be fetched (no network, a refused connection, a missing URL)."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "PACKAGE",
     "SiameseModel",
     "build_siamese_model",
+    "check_model_path",
     "half_precision_copy",
     "load_model",
     "save_model",
@@ -202,16 +205,42 @@ def half_precision_copy(network: keras.Model) -> keras.Model:
     return copy
 
 
-def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Save ``model`` in the ``.keras`` format, atomically (no half-written file on a crash)."""
+# Temporary files of an unfinished save: hidden, and never named like a model.
+_PARTIAL_MARK = ".partial-"
+# A partial file older than this is left over from a killed save and is removed by the next one.
+_STALE_PARTIAL_SECONDS = 600
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    """The ``.keras`` path a model will be saved to, checked before any work: ValueError naming it."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Models are saved in the .keras format; the path must end in .keras, got {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the .keras file to write")
+    return path
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Save ``model`` in the ``.keras`` format, atomically (no half-written file on a crash).
+
+    The file is readable by its owner only (:func:`siamese_tf.settings.make_private`): a model
+    trained on faces is personal data too. The temporary file of an unfinished save is hidden
+    (``.NAME.partial-*``); one left behind by a killed save is removed by a later save.
+    """
+    from siamese_tf.settings import make_private
+
+    path = check_model_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=path.parent)
+    now = time.time()
+    for stale in path.parent.glob(f".{path.name}{_PARTIAL_MARK}*"):
+        if now - stale.stat().st_mtime > _STALE_PARTIAL_SECONDS:
+            stale.unlink(missing_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}{_PARTIAL_MARK}", suffix=".keras", dir=path.parent)
     os.close(handle)
     try:
         model.save(temporary)
+        make_private(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -230,4 +259,15 @@ def load_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
         raise ValueError(f"Expected a .keras model file, got {path}")
     import siamese_tf  # noqa: F401  (registers the custom classes)
 
-    return keras.saving.load_model(path, compile=compile)
+    if not zipfile.is_zipfile(path):
+        size = path.stat().st_size
+        raise ValueError(
+            f"{path}: not a readable .keras file ({'empty' if size == 0 else f'{size} bytes, truncated or damaged'}); "
+            f"save the model again or restore a good copy"
+        )
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except TypeError as error:  # Keras names a class it cannot find with a TypeError
+        raise ValueError(f"{path}: cannot be rebuilt: {str(error).split(' Full object config')[0]}") from error
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as error:
+        raise ValueError(f"{path}: not a readable .keras file ({error}); save the model again") from error

@@ -59,6 +59,8 @@ except (AttributeError, KeyError):  # private matplotlib details moved: keep its
 
 from matplotlib.figure import Figure  # noqa: E402
 
+from siamese_tf.settings import make_private  # noqa: E402
+
 SAVE_DPI = 100
 SAME_COLOR = "tab:green"
 DIFFERENT_COLOR = "tab:red"
@@ -75,6 +77,7 @@ def _finish(figure, path):
             raise ValueError(f"Plots are saved as PNG; the path must end in .png, got {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=SAVE_DPI, format="png")
+        make_private(path)  # figures may show faces: the same policy as captures and models
     return figure
 
 

@@ -22,9 +22,12 @@ import numpy as np
 __all__ = [
     "DATA_DIR_VARIABLE",
     "MODELS_DIR_VARIABLE",
+    "PRIVATE_FILE_MODE",
+    "PRIVATE_FOLDER_MODE",
     "REPORTS_DIR_VARIABLE",
     "SMOKE_VARIABLE",
     "data_dir",
+    "make_private",
     "models_dir",
     "pick",
     "reports_dir",
@@ -91,3 +94,23 @@ def seed_everything(seed: int) -> None:
     random.seed(int(seed))
     np.random.seed(int(seed))
     keras.utils.set_random_seed(int(seed))
+
+
+# One policy for everything that may hold a face or another person's data (captures, galleries,
+# models, checkpoints, report figures): readable by the owner only.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_FOLDER_MODE = 0o700
+
+
+def make_private(path: str | os.PathLike) -> Path:
+    """Restrict ``path`` to its owner (files 0600, folders 0700) and return it as a Path.
+
+    A no-op where the file system has no POSIX permissions.
+    """
+    path = Path(path)
+    mode = PRIVATE_FOLDER_MODE if path.is_dir() else PRIVATE_FILE_MODE
+    try:
+        os.chmod(path, mode)
+    except (NotImplementedError, PermissionError):  # e.g. a mounted Windows share
+        pass
+    return path

@@ -14,8 +14,11 @@ and every pair of the batch scored).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +27,9 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import ArrayLike
 
+from siamese_tf.errors import SiameseDataError
 from siamese_tf.losses import ContrastiveLoss, InBatchLoss, PairBinaryCrossentropy
+from siamese_tf.settings import make_private
 
 if TYPE_CHECKING:
     from siamese_tf.models import SiameseModel
@@ -32,6 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODES",
+    "PrivateModelCheckpoint",
+    "RUN_FILE",
+    "RunBackup",
+    "claim_checkpoint_dir",
+    "describe_run",
     "compile_siamese",
     "cosine_decay_schedule",
     "default_loss",
@@ -40,6 +50,8 @@ __all__ = [
 ]
 
 MODES = ("pairs", "in_batch")
+# Beside a checkpoint: what defines the run it belongs to.
+RUN_FILE = "run.json"
 
 
 def default_loss(model: SiameseModel, margin: float | None = None, mode: str = "pairs", loss: str | None = None,
@@ -124,7 +136,8 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
                   | ClassBalancedBatches | tf.data.Dataset | None = None,
                   checkpoint_dir: str | os.PathLike | None = None, early_stopping_patience: int | None = None,
                   callbacks: Sequence[keras.callbacks.Callback] = (), verbose: str | int = "auto",
-                  validation_batch_size: int = 64) -> keras.callbacks.History:
+                  validation_batch_size: int = 64, fresh: bool = False,
+                  log: Callable[[str], object] = print) -> keras.callbacks.History:
     """Fit ``model`` on :class:`~siamese_tf.samplers.PairBatches` for ``num_epochs`` epochs.
 
     Args:
@@ -135,7 +148,11 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
         validation_pairs: ``((first, second), labels)`` numpy arrays (pairs mode), batches of
             validation classes (``PairBatches`` / ``ClassBalancedBatches``, served frozen at
             epoch 0), or a dataset.
-        checkpoint_dir: folder for the resumable backup and ``best.keras``; None for neither.
+        checkpoint_dir: folder for the resumable backup and ``best.keras``; None for neither. It
+            also holds ``run.json``, what defines the run (:func:`describe_run`): a backup of
+            another run (other data, shapes, head, loss or recipe) is refused, not resumed.
+        fresh: discard a backup in ``checkpoint_dir`` (of this run or another) and start at epoch 1.
+        log: where "resuming from epoch N" and checkpoint warnings go (default ``print``).
         early_stopping_patience: stop after this many epochs without a better validation loss.
         callbacks: more Keras callbacks.
 
@@ -167,9 +184,9 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
     monitor = "val_loss" if validation_data is not None else "loss"
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        all_callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir / "backup")))
-        all_callbacks.append(keras.callbacks.ModelCheckpoint(
+        claim_checkpoint_dir(checkpoint_dir, describe_run(model, train_batches), fresh=fresh)
+        all_callbacks.append(RunBackup(checkpoint_dir / "backup", log=log))
+        all_callbacks.append(PrivateModelCheckpoint(
             str(checkpoint_dir / "best.keras"), monitor=monitor, save_best_only=True, verbose=0))
     if early_stopping_patience:
         all_callbacks.append(keras.callbacks.EarlyStopping(
@@ -185,3 +202,138 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
         shuffle=False,
         verbose=verbose,
     )
+
+
+def _plain(value: object) -> object:
+    """``value`` reduced to JSON types (tuples to lists, numpy scalars to numbers, the rest to str)."""
+    return json.loads(json.dumps(value, default=lambda item: item.item() if hasattr(item, "item") else str(item)))
+
+
+def _config_without_names(layer_or_loss: object) -> dict:
+    config = layer_or_loss.get_config() if hasattr(layer_or_loss, "get_config") else {}
+    return {key: value for key, value in config.items() if key not in ("name", "trainable", "dtype")}
+
+
+def describe_run(model: SiameseModel, train_batches: object) -> dict:
+    """What defines a training run, as JSON: data fingerprint, shapes, network, head, loss, recipe.
+
+    Two runs with the same description resume each other's checkpoints; anything else is
+    another run. Layer names are left out (Keras numbers them per process); the network is
+    described by its layer types and weight shapes.
+    """
+    network = [[type(layer).__name__, [list(weight.shape) for weight in layer.weights]]
+               for layer in model.embedding.layers]
+    optimizer = model.optimizer
+    batches = {"class": type(train_batches).__name__}
+    for name, value in sorted(vars(train_batches).items()):
+        if not name.startswith("_") and isinstance(value, (bool, int, float, str, tuple)):
+            batches[name] = value
+    augment = getattr(train_batches, "augment", None)
+    if augment is not None:
+        batches["augment"] = augment.get_config() if hasattr(augment, "get_config") else repr(augment)
+    data = hashlib.sha256()
+    for name in ("images", "labels", "first", "second", "codes"):
+        array = getattr(train_batches, name, None)
+        if isinstance(array, np.ndarray):
+            data.update(name.encode() + str(array.shape).encode() + np.ascontiguousarray(array).tobytes())
+    return _plain({
+        "input_shape": list(model.input_image_shape),
+        "embedding": hashlib.sha256(json.dumps(network).encode()).hexdigest()[:16],
+        "head": {"class": type(model.head).__name__, **_config_without_names(model.head)},
+        "loss": {"class": type(model.loss).__name__, **_config_without_names(model.loss)},
+        "optimizer": {"class": type(optimizer).__name__,
+                      **{key: value for key, value in optimizer.get_config().items() if key != "name"}},
+        "batches": batches,
+        "data": data.hexdigest()[:16],
+    })
+
+
+def claim_checkpoint_dir(checkpoint_dir: str | os.PathLike, description: dict, fresh: bool = False) -> Path:
+    """Make ``checkpoint_dir`` this run's (``run.json``), refusing a backup of another run.
+
+    Raises ``ValueError`` naming what differs when the folder holds a backup whose run
+    description is not ``description``; ``fresh=True`` discards that backup instead. Nothing
+    is deleted unless ``fresh`` is set.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    backup, run_file = checkpoint_dir / "backup", checkpoint_dir / RUN_FILE
+    if fresh and backup.exists():
+        shutil.rmtree(backup)
+    if backup.exists() and any(backup.iterdir()):
+        try:
+            stored = json.loads(run_file.read_text())
+        except FileNotFoundError:
+            stored = None
+        except (OSError, ValueError) as error:
+            raise SiameseDataError(f"{run_file}: unreadable ({error}); pass fresh=True (--fresh) to start "
+                                   f"afresh") from error
+        if stored != description:
+            if stored is None:
+                differences = f"{RUN_FILE} is missing, so the run it came from is unknown"
+            else:
+                differing = sorted(key for key in set(stored) | set(description)
+                                   if stored.get(key) != description.get(key))
+                differences = "it differs in " + ", ".join(
+                    f"{key} (was {stored.get(key)!r}, now {description.get(key)!r})"
+                    if key in ("input_shape", "head", "loss") else key for key in differing)
+            raise ValueError(
+                f"{backup} holds a checkpoint of another run: {differences}. Rerun with the same data and "
+                f"settings to resume it, pass fresh=True (--fresh on the command line) to discard it, or choose "
+                f"another checkpoint folder"
+            )
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    make_private(checkpoint_dir)
+    run_file.write_text(json.dumps(description, indent=1, sort_keys=True))
+    return checkpoint_dir
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that keeps the last two checkpoints and says what it does.
+
+    A damaged latest checkpoint (truncated, empty, not HDF5, garbage metadata) falls back to
+    the one before it, with a message naming the damaged file; with no good one left it raises
+    :class:`~siamese_tf.errors.SiameseDataError` saying which file and what to do. A resumed run
+    logs "resuming from epoch N".
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, log: Callable[[str], object] = print) -> None:
+        super().__init__(str(backup_dir), double_checkpoint=True)
+        self.log = log
+
+    def _damaged(self, error: Exception, fallback: bool) -> str:
+        what = f"the checkpoint {self._weights_path} (with {self._training_metadata_path}) is damaged ({error})"
+        return what if fallback else (
+            f"{what} and there is no earlier good checkpoint; delete {self.backup_dir} or pass fresh=True "
+            f"(--fresh on the command line) to start this run afresh")
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        readable = (OSError, KeyError, TypeError, json.JSONDecodeError)
+        try:
+            self._load_model()
+        except readable as error:
+            if not os.path.exists(self._prev_weights_path):
+                raise SiameseDataError(self._damaged(error, fallback=False)) from error
+            self.log(self._damaged(error, fallback=True) + "; falling back to the previous checkpoint")
+            shutil.copyfile(self._prev_weights_path, self._weights_path)
+            if os.path.exists(self._prev_training_metadata_path):
+                shutil.copyfile(self._prev_training_metadata_path, self._training_metadata_path)
+            for path in (self._prev_weights_path, self._prev_training_metadata_path):
+                if os.path.exists(path):
+                    os.remove(path)
+            try:
+                self._load_model()
+            except readable as second_error:
+                raise SiameseDataError(self._damaged(second_error, fallback=False)) from second_error
+        epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+        if epoch:
+            self.log(f"resuming from epoch {epoch}: {self.backup_dir} holds {epoch} finished epoch(s)")
+
+
+class PrivateModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` whose files are readable by their owner only (they may come from faces)."""
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
+        super()._save_model(epoch, batch, logs)
+        for path in Path(self.filepath).parent.glob(Path(self.filepath).name.split("{")[0] + "*"):
+            make_private(path)
+

@@ -6,6 +6,7 @@ permissions, temporary files, clear messages, image-size limits, offline downloa
 """
 
 import json
+import os
 import stat
 import struct
 import uuid
@@ -318,10 +319,13 @@ def test_everything_that_holds_a_face_is_private(orl_people, tmp_path):
 def test_save_model_leaves_no_stray_temporary_file_and_cleans_old_ones(tmp_path):
     from siamese_tf.models import load_model, save_model
 
-    stray = tmp_path / ".model.keras.partial-1234"
+    stray = tmp_path / ".model.keras.partial-1234.keras"
     stray.write_bytes(b"half written")
+    os.utime(stray, (0, 0))  # left behind by a save killed long ago
+    fresh = tmp_path / ".other.keras.partial-99.keras"
+    fresh.write_bytes(b"another process is writing this one")
     path = save_model(_tiny_model(), tmp_path / "model.keras")
-    assert sorted(file.name for file in tmp_path.iterdir()) == ["model.keras"]
+    assert sorted(file.name for file in tmp_path.iterdir()) == [fresh.name, "model.keras"]
     load_model(path)
 
 
