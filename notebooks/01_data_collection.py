@@ -23,6 +23,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["jpeg"]
 
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -196,3 +197,15 @@ plot_pairs(roles["anchor"].images[:count], roles["negative"].images[:count], lab
 # identity folders directly (one folder per person), which generalises the seeds' anchor/positive
 # /negative layout: pairs of *any* two people, so the network learns "same person?" instead of
 # "is this you?".
+
+# %% [markdown]
+# ## Clean up
+#
+# Everything this notebook wrote (camera frames, face crops, the application folders) lives in
+# `WORK_DIR`, a scratch folder of the system's temporary directory. Face images are personal
+# data, so it is deleted here rather than left behind; to keep your own captures, point the
+# capture step at a folder you chose (for example `data/anchor`) instead.
+
+# %%
+shutil.rmtree(WORK_DIR, ignore_errors=True)
+print("scratch folder removed:", not WORK_DIR.exists())

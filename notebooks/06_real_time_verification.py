@@ -23,6 +23,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ["jpeg"]
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -214,3 +215,15 @@ if source == clip_dir:
 # The model here was trained on 16 ORL people. To verify yourself, collect your own anchor and
 # positive images (`01_data_collection.ipynb`), train on them together with a public face set, and
 # choose the thresholds on validation people as in `05`.
+
+# %% [markdown]
+# ## Clean up
+#
+# Everything this notebook wrote (camera frames, face crops, the application folders) lives in
+# `WORK_DIR`, a scratch folder of the system's temporary directory. Face images are personal
+# data, so it is deleted here rather than left behind; to keep your own captures, point the
+# capture step at a folder you chose (for example `data/anchor`) instead.
+
+# %%
+shutil.rmtree(WORK_DIR, ignore_errors=True)
+print("scratch folder removed:", not WORK_DIR.exists())

@@ -37,8 +37,6 @@ __all__ = [
     "crop_center",
     "crop_face",
     "detect_face",
-    "detect_face_crop",
-    "save_frame_atomic",
     "save_image_atomic",
 ]
 
@@ -372,8 +370,3 @@ def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: st
     if len(saved) < count:
         warnings.warn(f"{frames.source} ended after {len(saved)} of {count} requested images", stacklevel=2)
     return saved
-
-
-# Names used in docs/DESIGN.md.
-detect_face_crop = crop_face
-save_frame_atomic = save_image_atomic

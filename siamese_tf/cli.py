@@ -100,11 +100,13 @@ def build_parser():
 
 def main(argv=None):
     _quiet_tensorflow()
+    from siamese_tf.errors import DownloadError
+
     arguments = build_parser().parse_args(argv)
     handler = globals()[f"_run_{arguments.command}"]
     try:
         return handler(arguments)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, DownloadError) as error:
         # Bad input gets one clear line, not a traceback from deep inside TensorFlow.
         print(f"siamese_tf {arguments.command}: error: {error}", file=sys.stderr)
         return 2

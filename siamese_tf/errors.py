@@ -22,5 +22,5 @@ class ChecksumError(ValueError):
     """A downloaded or supplied archive does not match its registered SHA-256."""
 
 
-class DownloadError(RuntimeError):
+class DownloadError(OSError):
     """A public file could not be fetched (no network, a refused connection, a missing URL)."""

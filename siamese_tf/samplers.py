@@ -109,7 +109,8 @@ def sample_pairs(labels: ArrayLike, num_pairs: int, rng: np.random.Generator | i
     num_positive = int(round(num_pairs * float(positive_fraction)))
     num_negative = int(num_pairs) - num_positive
     if num_negative and len(index.classes) < 2:
-        raise ValueError(f"different-class pairs need at least 2 classes, got {len(index.classes)}")
+        raise ValueError(f"different-class pairs need at least 2 classes (identities), got {len(index.classes)}: "
+                         f"this split holds a single identity; give it at least 2")
     eligible = np.flatnonzero(index.sizes >= 2)
     if num_positive and len(eligible) == 0:
         raise ValueError("same-class pairs need a class with at least 2 images; every class has only 1")

@@ -6,10 +6,11 @@ and every pair of the batch scored).
 
 - An L1 (probability) head trains with binary cross-entropy, a distance head with the
   contrastive loss (label convention: 1 = same).
-- ``checkpoint_dir`` turns on two things: ``BackupAndRestore`` (a stopped run resumes at the
+- ``checkpoint_dir`` turns on two things: :class:`RunBackup` (a stopped run resumes at the
   last finished epoch, and because :class:`siamese_tf.samplers.PairBatches` draws epoch ``e``
-  from ``(seed, e)`` alone, it ends where an uninterrupted run would) and ``best.keras``, the
-  model with the best validation loss.
+  from ``(seed, e)`` alone, it ends where an uninterrupted run would; the last two checkpoints
+  are kept and ``run.json`` says which run they belong to) and ``best.keras``, the model with
+  the best validation loss.
 """
 
 from __future__ import annotations
