@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CosineDistance",
+    "CosineProxies",
     "EuclideanDistance",
     "L1Dist",
     "L2Normalization",
@@ -119,3 +120,37 @@ class L2Normalization(keras.layers.Layer):
         config = super().get_config()
         config.update({"axis": self.axis, "epsilon": self.epsilon})
         return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CosineProxies(keras.layers.Layer):
+    """Cosine similarity of each embedding to one learned proxy vector per class: (B, D) -> (B, C).
+
+    The class-proxy head for :class:`siamese_tf.losses.AdditiveMarginSoftmaxLoss` (normalised
+    softmax, CosFace): both the embeddings and the proxies are scaled to unit length, so the
+    output is a cosine in [-1, 1]. Only training uses it; verification compares embeddings.
+    """
+
+    def __init__(self, num_classes: int, epsilon: float = 1e-12, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.epsilon = epsilon
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.proxies = self.add_weight(name="proxies", shape=(int(input_shape[-1]), self.num_classes),
+                                       initializer="glorot_uniform", trainable=True)
+
+    def call(self, inputs: ArrayLike) -> tf.Tensor:
+        def unit(values, axis):
+            return values / ops.sqrt(ops.maximum(ops.sum(ops.square(values), axis=axis, keepdims=True),
+                                                 self.epsilon))
+
+        return ops.matmul(unit(inputs, -1), unit(self.proxies, 0))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], self.num_classes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes, "epsilon": self.epsilon}

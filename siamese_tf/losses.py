@@ -19,11 +19,13 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = [
+    "AdditiveMarginSoftmaxLoss",
     "ContrastiveLoss",
     "InBatchLoss",
     "PACKAGE",
     "PairBinaryCrossentropy",
     "TRIPLET_MINING",
+    "additive_margin_softmax_loss",
     "contrastive_loss",
     "in_batch_binary_crossentropy",
     "in_batch_contrastive",
@@ -253,3 +255,47 @@ class InBatchLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"kind": self.kind, "margin": self.margin, "mining": self.mining})
         return config
+
+
+def additive_margin_softmax_loss(class_labels: ArrayLike, cosines: ArrayLike, scale: float = 30.0,
+                                 margin: float = 0.35) -> tf.Tensor:
+    """Normalised softmax with an additive cosine margin (AM-Softmax / CosFace), per example.
+
+    ``cosines`` (B, C) are the cosine similarities of each embedding to every class proxy
+    (:class:`siamese_tf.layers.CosineProxies`). The true class's cosine is lowered by ``margin``
+    before the scaled softmax, so an embedding must beat every other class by that margin:
+    ``-log(exp(s (cos_y - m)) / (exp(s (cos_y - m)) + sum_{j != y} exp(s cos_j)))``. Every
+    training class is seen in every step, not only the few a pair or triplet batch holds.
+
+    Args:
+        class_labels: (B,) integer class ids in ``0..C-1``.
+        cosines: (B, C) cosines in [-1, 1].
+        scale: ``s``, the inverse temperature (30 for a few thousand classes, as in CosFace).
+        margin: ``m``, the additive cosine margin; 0 gives the plain normalised softmax.
+    """
+    cosines = ops.convert_to_tensor(cosines)
+    labels = ops.cast(ops.reshape(class_labels, (-1,)), "int32")
+    one_hot = ops.one_hot(labels, ops.shape(cosines)[-1], dtype=cosines.dtype)
+    logits = scale * (cosines - margin * one_hot)
+    return keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AdditiveMarginSoftmaxLoss(keras.losses.Loss):
+    """Keras loss wrapper of :func:`additive_margin_softmax_loss` (``y_true``: class ids)."""
+
+    def __init__(self, scale: float = 30.0, margin: float = 0.35, name: str = "additive_margin_softmax",
+                 **kwargs: Any) -> None:
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale!r}")
+        if not 0 <= margin < 1:
+            raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+        super().__init__(name=name, **kwargs)
+        self.scale = float(scale)
+        self.margin = float(margin)
+
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> tf.Tensor:
+        return additive_margin_softmax_loss(y_true, y_pred, self.scale, self.margin)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale, "margin": self.margin}

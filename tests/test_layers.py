@@ -65,3 +65,30 @@ def test_l2_normalization_gives_unit_vectors_and_round_trips():
     assert L2Normalization.from_config(layer.get_config()).axis == -1
     with pytest.raises(ValueError, match="epsilon"):
         L2Normalization(epsilon=0)
+
+
+def test_cosine_proxies_give_cosines_to_each_class_proxy(tmp_path):
+    import keras
+
+    from siamese_tf.layers import CosineProxies
+
+    layer = CosineProxies(3)
+    embeddings = np.array([[3.0, 4.0], [0.0, 2.0]], np.float32)
+    layer.build((None, 2))
+    proxies = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], np.float32)
+    layer.proxies.assign(proxies)
+    unit_proxies = proxies / np.linalg.norm(proxies, axis=0, keepdims=True)
+    expected = (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)) @ unit_proxies
+    np.testing.assert_allclose(np.asarray(layer(embeddings)), expected, rtol=1e-6)
+    assert np.asarray(layer(embeddings))[0, 0] == pytest.approx(0.6)  # 3 / 5 by hand
+    model = keras.Sequential([keras.Input((2,)), layer])
+    model.save(tmp_path / "proxies.keras")
+    restored = keras.saving.load_model(tmp_path / "proxies.keras")
+    np.testing.assert_allclose(np.asarray(restored(embeddings)), expected, rtol=1e-6)
+
+
+def test_cosine_proxies_need_two_classes():
+    from siamese_tf.layers import CosineProxies
+
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
+        CosineProxies(1)
