@@ -24,7 +24,7 @@ import threading
 import warnings
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -124,7 +124,8 @@ class ImageSet(ImageCollection):
         labels: int64 array (N,), values in ``0 .. num_classes - 1``.
         class_names: name of each class; ``class_names[label]`` names an image's class.
         paths: where each image came from (a file path, or ``archive.zip/member`` for zips).
-        skipped: ``(path, reason)`` for every file that was found but not used.
+        skipped: ``(path, reason)`` for every file that was found but not used, and every folder
+            that holds no file.
     """
 
     images: np.ndarray
@@ -249,7 +250,8 @@ def _check_distortion(shape, target_size, max_distortion, label):
 
 def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
                image_size: Sequence[int] | None = None, channels: int = 1, name: str | None = None,
-               max_distortion: float | None = None) -> np.ndarray:
+               max_distortion: float | None = None,
+               crop: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Decode one image with OpenCV into float32 (H, W, C) in [0, 1].
 
     Args:
@@ -262,6 +264,11 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
         max_distortion: refuse (``SiameseDataError``) an image whose aspect ratio differs from
             ``image_size``'s by more than this factor, or that would be enlarged more than this
             factor: a 3x3 icon or a 10x4000 strip is not a face to score. None resizes anything.
+        crop: a function that cuts the region to keep out of the decoded pixel array, ``(H, W)`` or
+            ``(H, W, C)`` as stored in the file (any dtype, OpenCV channel order), and returns a
+            non-empty array of the same rank; applied right after decoding, before the conversion to
+            float, gray or RGB and the resize (so it must only select pixels, never change their
+            values; e.g. ``siamese_tf.studies.faces.lfw_face_crop``). Cropping first is also faster.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -270,6 +277,8 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if crop is not None and not callable(crop):
+        raise ValueError(f"crop must be a function of the pixel array or None, got {crop!r}")
     target_size = check_image_size(image_size)
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = name or "<image bytes>"
@@ -287,6 +296,8 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
     decoded = decode_image_bytes(data)
     if decoded is None:
         raise SiameseDataError(f"{label}: OpenCV cannot decode it as an image")
+    if crop is not None:
+        decoded = _apply_crop(crop, decoded, label)
     image = _to_unit_float(decoded)
     if image.ndim == 3 and image.shape[2] == 4:
         color, alpha = image[..., :3], image[..., 3:4]
@@ -309,6 +320,17 @@ def read_image(source: str | os.PathLike | bytes | bytearray | memoryview,
     if image.ndim == 2:
         image = image[..., np.newaxis]
     return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
+
+
+def _apply_crop(crop, decoded, label):
+    cropped = crop(decoded)
+    if not isinstance(cropped, np.ndarray) or cropped.ndim != decoded.ndim or cropped.size == 0:
+        shape = getattr(cropped, "shape", type(cropped).__name__)
+        raise SiameseDataError(
+            f"{label}: the crop turned its {decoded.shape} pixels into {shape}; "
+            f"a crop must return a non-empty array of the same rank"
+        )
+    return cropped
 
 
 def check_image_size(image_size: Sequence[int] | None, name: str = "image_size",
@@ -335,8 +357,27 @@ def _looks_like_a_zip(path):
         return False
 
 
+def _ancestor_folders(names):
+    """Every folder above the '/'-separated file names, as strings (``a/b/c.png``: ``a``, ``a/b``)."""
+    found = set()
+    for name in names:
+        end = name.rfind("/")
+        while end > 0:
+            folder = name[:end]
+            if folder in found:
+                break  # its own ancestors are in already
+            found.add(folder)
+            end = name.rfind("/", 0, end)
+    return found
+
+
 class FileTree:
-    """Files of a folder on disk or of a zip archive, addressed by '/'-separated relative paths."""
+    """Files of a folder on disk or of a zip archive, addressed by '/'-separated relative paths.
+
+    ``files`` lists the files (system clutter such as ``.DS_Store`` and ``__MACOSX/`` left out);
+    ``folders`` every folder, including those that hold no file (a zip lists those only when it
+    has an entry for the folder itself).
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -344,18 +385,22 @@ class FileTree:
             raise FileNotFoundError(f"data set not found: {self.path}")
         self._zip = None
         self._zip_lock = threading.Lock()
+        folders = set()
         if self.path.is_dir():
-            self.files = sorted(
-                PurePosixPath(file.relative_to(self.path).as_posix())
-                for file in self.path.rglob("*")
-                if file.is_file()
-            )
+            self.files = []
+            for entry in self.path.rglob("*"):
+                relative = PurePosixPath(entry.relative_to(self.path).as_posix())
+                if entry.is_file():
+                    self.files.append(relative)
+                elif entry.is_dir():
+                    folders.add(relative)
+            self.files.sort()
         elif zipfile.is_zipfile(self.path) or _looks_like_a_zip(self.path):
             try:
                 self._zip = zipfile.ZipFile(self.path)
-                self.files = sorted(
-                    PurePosixPath(info.filename) for info in self._zip.infolist() if not info.is_dir()
-                )
+                infos = self._zip.infolist()
+                self.files = sorted(PurePosixPath(info.filename) for info in infos if not info.is_dir())
+                folders.update(PurePosixPath(info.filename) for info in infos if info.is_dir())
             except (zipfile.BadZipFile, OSError) as error:
                 raise SiameseDataError(
                     f"{self.path}: not a readable zip archive: truncated (an interrupted download or copy?) or "
@@ -370,6 +415,18 @@ class FileTree:
             and not file.name.startswith("._")
             and not (set(file.parts) & _IGNORED_FOLDERS)
         ]
+        # Plain strings here: pathlib would take over a second for LFW's 11,450 files.
+        self._holding = _ancestor_folders(file.as_posix() for file in self.files)
+        folders = {folder.as_posix() for folder in folders} | self._holding
+        self.folders = sorted(PurePosixPath(folder) for folder in folders
+                              if not any(part in _IGNORED_FOLDERS for part in folder.split("/")))
+
+    def empty_folders(self, root: str | PurePosixPath = PurePosixPath()) -> list[PurePosixPath]:
+        """The topmost folders below ``root`` that hold no file at any depth."""
+        prefix = PurePosixPath(root).as_posix() + "/" if PurePosixPath(root).parts else ""
+        empty = {folder.as_posix() for folder in self.folders} - self._holding
+        return [PurePosixPath(folder) for folder in sorted(empty)
+                if folder.startswith(prefix) and folder.rsplit("/", 1)[0] not in empty]
 
     def close(self) -> None:
         if self._zip is not None:
@@ -417,13 +474,13 @@ class FileTree:
             root = root / top_folders.pop()
 
 
-def _decode_all(tree, relative_paths, image_size, channels):
+def _decode_all(tree, relative_paths, image_size, channels, crop=None):
     """Decode files in parallel; return (images, skipped) in input order (None for a failed file)."""
 
     def decode(relative):
         display = tree.display_path(relative)
         try:
-            return read_image(tree.read_bytes(relative), image_size, channels, name=display), None
+            return read_image(tree.read_bytes(relative), image_size, channels, name=display, crop=crop), None
         except (SiameseDataError, OSError, cv2.error, zipfile.BadZipFile, EOFError) as error:
             return None, (display, str(error))
 
@@ -442,44 +499,56 @@ def _stack(images, source):
     return np.stack(images).astype(np.float32, copy=False)
 
 
-def _warn_skipped(skipped, source):
+def _warn_skipped(skipped, source, stacklevel=3):
     if skipped:
         listed = "; ".join(f"{path} ({reason})" for path, reason in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         warnings.warn(f"{source}: skipped {len(skipped)} file(s) that are not usable images: {listed}{more}",
-                      stacklevel=3)
+                      stacklevel=stacklevel)
 
 
 def load_identity_folders(
-    path: str | os.PathLike,
+    path: str | os.PathLike | FileTree,
     image_size: Sequence[int] | None = DEFAULT_IMAGE_SIZE,
     channels: int = 1,
     min_images_per_class: int = 1,
     max_classes: int | None = None,
     max_images_per_class: int | None = None,
+    *,
+    crop: Callable[[np.ndarray], np.ndarray] | None = None,
+    classes: Collection[str] | None = None,
+    root: str | PurePosixPath | None = None,
 ) -> ImageSet:
     """Load a data set laid out as one folder per identity, from a folder or a ``.zip``.
 
     A root that holds nothing but one folder (``orl_faces/`` inside the ORL zip) is descended into.
     Every folder below the root that directly holds files is one class, named by its path relative
     to the root with ``/`` separators (``s1`` for ORL, ``Greek/character01`` for Omniglot); classes
-    are in natural order (``s2`` before ``s10``) and so are the files inside each.
+    are in natural order (``s2`` before ``s10``) and so are the files inside each. Folders that
+    hold no file at all are listed in ``skipped`` with a warning naming them.
 
     Args:
-        path: folder or ``.zip`` archive.
+        path: folder or ``.zip`` archive, or a :class:`FileTree` already open on one (left open).
         image_size: ``(height, width)`` every image is resized to; None keeps the files' size (they
             must then all agree).
         channels: 1 (grayscale) or 3 (RGB).
         min_images_per_class: classes with fewer usable images are dropped with a warning.
         max_classes: keep only the first this many usable classes (natural order).
         max_images_per_class: read only the first this many files of each class.
+        crop: applied to every decoded image before it is converted and resized (see
+            :func:`read_image`); the same function for every image.
+        classes: read only the classes with these names (the others are never decoded); they
+            keep the natural order. A name that is not there raises ``SiameseDataError``.
+        root: the folder inside ``path`` that holds the identity folders (``"lfw"``); default:
+            found by descending through single wrapper folders.
 
     Returns:
         An :class:`ImageSet`; files that could not be decoded are listed in ``skipped``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        SiameseDataError: no identity folders or no readable images under ``path``.
+        SiameseDataError: no identity folders or no readable images under ``path``, or a name of
+            ``classes`` without a folder.
     """
     for argument, value in (("min_images_per_class", min_images_per_class),
                             ("max_classes", max_classes), ("max_images_per_class", max_images_per_class)):
@@ -487,72 +556,102 @@ def load_identity_folders(
             raise ValueError(f"{argument} must be a positive integer, got {value!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if crop is not None and not callable(crop):
+        raise ValueError(f"crop must be a function of the pixel array or None, got {crop!r}")
+    if isinstance(classes, str):
+        raise ValueError(f"classes must be a collection of class names, not one string: {classes!r}")
+    wanted_classes = None if classes is None else {str(name) for name in classes}
     check_image_size(image_size)
+    if isinstance(path, FileTree):
+        return _load_identity_tree(path, image_size, channels, min_images_per_class, max_classes,
+                                   max_images_per_class, crop, wanted_classes, root)
     with FileTree(path) as tree:
-        root = tree.content_root()
-        files_by_class = {}
-        skipped, documentation = [], []
-        for file, relative in tree.under(root):
-            if len(relative.parts) == 1:
-                if DOCUMENTATION_PATTERN.search(relative.name):
-                    documentation.append((tree.display_path(file), "documentation file beside the identity folders"))
-                else:
-                    skipped.append((tree.display_path(file), "file outside the identity folders"))
-                continue
-            files_by_class.setdefault(relative.parent.as_posix(), []).append(file)
-        if not files_by_class:
-            raise SiameseDataError(
-                f"{tree.path}: no identity folders with images found "
-                "(expected one subfolder per identity holding its images)"
-            )
-        candidate_names = sorted(files_by_class, key=natural_sort_key)
-        kept_names, kept_images, kept_paths, too_small = [], [], [], []
-        position = 0
-        wanted = max_classes or len(candidate_names)
-        # Decode class batches until enough classes are usable, so max_classes does not read everything.
-        while len(kept_names) < wanted and position < len(candidate_names):
-            batch_names = candidate_names[position: position + wanted - len(kept_names)]
-            position += len(batch_names)
-            batch_files = []
-            for class_name in batch_names:
-                files = sorted(files_by_class[class_name], key=lambda file: natural_sort_key(file.name))
-                batch_files.append(files[:max_images_per_class] if max_images_per_class else files)
-            flat_files = [file for files in batch_files for file in files]
-            images, problems = _decode_all(tree, flat_files, image_size, channels)
-            skipped.extend(problems)
-            start = 0
-            for class_name, files in zip(batch_names, batch_files):
-                class_images = images[start: start + len(files)]
-                class_paths = flat_files[start: start + len(files)]
-                start += len(files)
-                usable = [(image, tree.display_path(file)) for image, file in zip(class_images, class_paths)
-                          if image is not None]
-                if len(usable) < min_images_per_class:
-                    too_small.append((class_name, len(usable)))
-                    continue
-                kept_names.append(class_name)
-                kept_images.append([image for image, _ in usable])
-                kept_paths.append([display for _, display in usable])
-        _warn_skipped(skipped, tree.path)
-        if too_small:
-            listed = ", ".join(f"{name} ({count})" for name, count in too_small[:10])
-            warnings.warn(
-                f"{tree.path}: dropped {len(too_small)} class(es) with fewer than {min_images_per_class} "
-                f"usable image(s): {listed}",
-                stacklevel=2,
-            )
-        if not kept_names:
-            raise SiameseDataError(f"{tree.path}: no readable images found in any identity folder")
-        all_images = [image for images in kept_images for image in images]
-        labels = np.concatenate([np.full(len(images), label, dtype=np.int64)
-                                 for label, images in enumerate(kept_images)])
-        return ImageSet(
-            images=_stack(all_images, tree.path),
-            labels=labels,
-            class_names=kept_names,
-            paths=[path for paths in kept_paths for path in paths],
-            skipped=documentation + skipped,
+        return _load_identity_tree(tree, image_size, channels, min_images_per_class, max_classes,
+                                   max_images_per_class, crop, wanted_classes, root)
+
+
+def _load_identity_tree(tree, image_size, channels, min_images_per_class, max_classes, max_images_per_class,
+                        crop, wanted_classes, root):
+    """The body of :func:`load_identity_folders` on an open :class:`FileTree`."""
+    root = tree.content_root() if root is None else PurePosixPath(root)
+    files_by_class = {}
+    skipped, documentation = [], []
+    for file, relative in tree.under(root):
+        if len(relative.parts) == 1:
+            if DOCUMENTATION_PATTERN.search(relative.name):
+                documentation.append((tree.display_path(file), "documentation file beside the identity folders"))
+            else:
+                skipped.append((tree.display_path(file), "file outside the identity folders"))
+            continue
+        files_by_class.setdefault(relative.parent.as_posix(), []).append(file)
+    empty = [(tree.display_path(folder), "folder holding no files") for folder in tree.empty_folders(root)]
+    listed_empty = ", ".join(display for display, _ in empty[:10]) + (
+        f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+    if not files_by_class:
+        raise SiameseDataError(
+            f"{tree.display_path(root)}: no identity folders with images found "
+            "(expected one subfolder per identity holding its images"
+            + (f"; these folders hold no files: {listed_empty})" if empty else ")")
         )
+    if empty:
+        warnings.warn(f"{tree.path}: skipped {len(empty)} folder(s) holding no files: {listed_empty}", stacklevel=3)
+    candidate_names = sorted(files_by_class, key=natural_sort_key)
+    if wanted_classes is not None:
+        missing = sorted(wanted_classes - set(files_by_class), key=natural_sort_key)
+        if missing:
+            listed = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise SiameseDataError(
+                f"{tree.display_path(root)}: {len(missing)} of the {len(wanted_classes)} requested class(es) "
+                f"have no folder there: {listed}"
+            )
+        candidate_names = [name for name in candidate_names if name in wanted_classes]
+    kept_names, kept_images, kept_paths, too_small = [], [], [], []
+    position = 0
+    wanted = max_classes or len(candidate_names)
+    # Decode class batches until enough classes are usable, so max_classes does not read everything.
+    while len(kept_names) < wanted and position < len(candidate_names):
+        batch_names = candidate_names[position: position + wanted - len(kept_names)]
+        position += len(batch_names)
+        batch_files = []
+        for class_name in batch_names:
+            files = sorted(files_by_class[class_name], key=lambda file: natural_sort_key(file.name))
+            batch_files.append(files[:max_images_per_class] if max_images_per_class else files)
+        flat_files = [file for files in batch_files for file in files]
+        images, problems = _decode_all(tree, flat_files, image_size, channels, crop)
+        skipped.extend(problems)
+        start = 0
+        for class_name, files in zip(batch_names, batch_files):
+            class_images = images[start: start + len(files)]
+            class_paths = flat_files[start: start + len(files)]
+            start += len(files)
+            usable = [(image, tree.display_path(file)) for image, file in zip(class_images, class_paths)
+                      if image is not None]
+            if len(usable) < min_images_per_class:
+                too_small.append((class_name, len(usable)))
+                continue
+            kept_names.append(class_name)
+            kept_images.append([image for image, _ in usable])
+            kept_paths.append([display for _, display in usable])
+    _warn_skipped(skipped, tree.path, stacklevel=4)
+    if too_small:
+        listed = ", ".join(f"{name} ({count})" for name, count in too_small[:10])
+        warnings.warn(
+            f"{tree.path}: dropped {len(too_small)} class(es) with fewer than {min_images_per_class} "
+            f"usable image(s): {listed}",
+            stacklevel=3,
+        )
+    if not kept_names:
+        raise SiameseDataError(f"{tree.path}: no readable images found in any identity folder")
+    all_images = [image for images in kept_images for image in images]
+    labels = np.concatenate([np.full(len(images), label, dtype=np.int64)
+                             for label, images in enumerate(kept_images)])
+    return ImageSet(
+        images=_stack(all_images, tree.path),
+        labels=labels,
+        class_names=kept_names,
+        paths=[path for paths in kept_paths for path in paths],
+        skipped=documentation + empty + skipped,
+    )
 
 
 def load_role_folders(path: str | os.PathLike, roles: Sequence[str] = ("anchor", "positive", "negative"),

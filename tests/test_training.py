@@ -164,3 +164,31 @@ def test_in_batch_validation_uses_the_same_frozen_batches_every_epoch():
     assert len(history.history["val_loss"]) == 2
     with pytest.raises(ValueError, match="validates on ClassBalancedBatches"):
         train_siamese(model, train, 1, validation_pairs=make_pairs(images, labels, 8), verbose=0)
+
+
+def test_class_proxy_training_separates_classes_and_checks_its_input():
+    from siamese_tf.embeddings import get_embedding
+    from siamese_tf.training import TimeLimit, train_with_class_proxies
+
+    rng = np.random.default_rng(0)
+    # Four classes of noisy bright/dark quadrants: learnable in a few steps.
+    labels = np.repeat(np.arange(4), 16)
+    images = rng.uniform(0.0, 0.2, (64, 16, 16, 1)).astype(np.float32)
+    for index, label in enumerate(labels):
+        row, column = divmod(int(label), 2)
+        images[index, row * 8:(row + 1) * 8, column * 8:(column + 1) * 8] += 0.8
+    embedding = get_embedding("small_cnn", (16, 16, 1), embedding_dim=8, filters=(8, 8, 8, 8))
+    history = train_with_class_proxies(embedding, images, labels, num_epochs=15, batch_size=16, learning_rate=1e-2,
+                                       verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    features = embedding.predict_on_batch(images)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    similarity = features @ features.T
+    same = labels[:, None] == labels[None, :]
+    assert similarity[same].mean() > similarity[~same].mean() + 0.3
+    with pytest.raises(ValueError, match="batch_size must be an integer from 2 to the 64 images, got 100"):
+        train_with_class_proxies(embedding, images, labels, num_epochs=1, batch_size=100)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        train_with_class_proxies(embedding, images, np.zeros(64, int), num_epochs=1, batch_size=16)
+    with pytest.raises(ValueError, match="minutes must be positive, got 0"):
+        TimeLimit(0)

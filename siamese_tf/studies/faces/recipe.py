@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,8 +20,17 @@ from siamese_tf.reports import machine_description, round_figures
 from siamese_tf.studies.faces.data import locate_face_data
 from siamese_tf.studies.faces.evaluation import reference_rule_scores
 
+if TYPE_CHECKING:
+    import keras
+
+    from siamese_tf.datasets import ImageSet
+    from siamese_tf.models import SiameseModel
+
 __all__ = [
+    "ClassProxyRecipe",
     "FaceVerificationConfig",
+    "face_augmentation",
+    "train_class_proxy_model",
     "run_face_verification",
 ]
 
@@ -201,3 +210,79 @@ def run_face_verification(config: FaceVerificationConfig | None = None, data_dir
     }
     (reports_dir / "face_verification.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+@dataclasses.dataclass
+class ClassProxyRecipe:
+    """Face verification trained with class proxies (normalised softmax with an additive margin).
+
+    Every step compares each face with one learned proxy per training person, all of them; the
+    saved model is the embedding with a cosine head. The defaults fit a 2-core CPU: 64x64 gray
+    centre crops, the package's small CNN, 30 minutes.
+    """
+
+    image_size: tuple[int, int] = (64, 64)
+    embedding: str = "small_cnn"
+    embedding_dim: int = 128
+    filters: tuple[int, ...] = (32, 64, 128, 128)
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    scale: float = 30.0
+    margin: float = 0.35
+    num_epochs: int = 60
+    minutes: float | None = 30.0
+    flip: bool = True
+    max_shift: float = 0.06  # fraction of the image, in-graph RandomTranslation
+    max_zoom: float = 0.08
+    seed: int = 0
+
+    @classmethod
+    def smoke(cls) -> ClassProxyRecipe:
+        """A seconds-long run for CI."""
+        return cls(image_size=(32, 32), embedding_dim=16, filters=(8, 8, 8, 8), batch_size=32, num_epochs=1,
+                   minutes=0.5)
+
+
+def face_augmentation(recipe: ClassProxyRecipe) -> keras.Sequential | None:
+    """The in-graph training augmentation of ``recipe``: mirror, shift and zoom (Keras layers)."""
+    import keras
+
+    steps = []
+    if recipe.flip:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=recipe.seed))
+    if recipe.max_shift:
+        steps.append(keras.layers.RandomTranslation(recipe.max_shift, recipe.max_shift, fill_mode="nearest",
+                                                    seed=recipe.seed))
+    if recipe.max_zoom:
+        steps.append(keras.layers.RandomZoom(recipe.max_zoom, fill_mode="nearest", seed=recipe.seed))
+    return keras.Sequential(steps, name="augmentation") if steps else None
+
+
+def train_class_proxy_model(train_set: ImageSet, recipe: ClassProxyRecipe | None = None,
+                            verbose: str | int = 2) -> tuple[SiameseModel, dict[str, float]]:
+    """Train a face-verification :class:`~siamese_tf.models.SiameseModel` with class proxies.
+
+    ``train_set`` holds the training people (every person is a class, one image is enough).
+    Returns the model (embedding + cosine head; no thresholds yet) and training figures
+    (seconds, epochs, images per second, final loss).
+    """
+    from siamese_tf.models import build_siamese_model
+    from siamese_tf.training import train_with_class_proxies
+
+    recipe = recipe or ClassProxyRecipe()
+    if train_set.num_classes < 2:
+        raise SiameseDataError(f"class-proxy training needs at least 2 people, got {train_set.num_classes}")
+    settings.seed_everything(recipe.seed)
+    model = build_siamese_model(recipe.embedding, "cosine", (*recipe.image_size, train_set.image_shape[-1]),
+                                name="face_verification", embedding_dim=recipe.embedding_dim,
+                                filters=tuple(recipe.filters))
+    started = time.perf_counter()
+    history = train_with_class_proxies(
+        model.embedding, train_set.images, train_set.labels, recipe.num_epochs, batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate, scale=recipe.scale, margin=recipe.margin,
+        augmentation=face_augmentation(recipe), minutes=recipe.minutes, seed=recipe.seed, verbose=verbose)
+    seconds = time.perf_counter() - started
+    epochs = len(history.history["loss"])
+    images_seen = epochs * (len(train_set) // recipe.batch_size) * recipe.batch_size
+    return model, {"training_seconds": seconds, "epochs": epochs, "images_per_second": images_seen / seconds,
+                   "final_loss": float(history.history["loss"][-1])}
