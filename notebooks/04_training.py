@@ -155,6 +155,11 @@ print(sorted(path.name for path in CHECKPOINT_DIR.iterdir()))
 # from `backup/` and runs only the missing epochs. `PairBatches` draws epoch `e` from `(seed, e)`,
 # so the resumed run sees the very pairs the uninterrupted one would have seen. When training
 # ends normally the backup is removed; `best.keras` stays.
+#
+# `run.json` beside the backup says which run it belongs to (a fingerprint of the data, the
+# shapes, the network, head, loss and batches). Change any of them and `train_siamese` refuses to
+# resume, naming what differs, instead of quietly continuing an old run; `fresh=True` discards the
+# old backup. A resumed run prints "resuming from epoch N".
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -38,6 +38,13 @@ _CHUNK_BYTES = 1 << 20
 _OMNIGLOT_COMMIT = "057f034baf2ecb8530bc5710e5a23584d2a519cc"
 _OMNIGLOT_URL = f"https://raw.githubusercontent.com/brendenlake/omniglot/{_OMNIGLOT_COMMIT}/python/"
 _OMNIGLOT_CITATION = "Lake, Salakhutdinov & Tenenbaum (2015), Science 350(6266):1332-1338. MIT license."
+_LFW_URL = "https://umass-vis-lfw.github.io/"
+_LFW_CITATION = (
+    "Cite Huang, Ramesh, Berg & Learned-Miller, 'Labeled Faces in the Wild: A Database for Studying Face "
+    "Recognition in Unconstrained Environments', UMass Amherst Technical Report 07-49 (2007). A research "
+    "benchmark with no license file; the LFW site's disclaimer: LFW is not meant to certify face recognition "
+    "for commercial use."
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,31 @@ REGISTRY = {
         filename="att_faces.zip",
         description="ORL / AT&T Database of Faces: 40 subjects x 10 images, 92x112 PGM. Credit Olivetti "
         "Research Laboratory; cite Samaria & Harter (1994), IEEE WACV.",
+    ),
+    # LFW: no SHA-256 is registered because none could be checked here: the shared copy of this
+    # setup holds only View 2's first 9 folds (lfw-deepfunneled_folds1-9.zip, pairs_folds1-9.txt,
+    # people_folds1-9.txt), different files from these. Pin them after checking a trusted download.
+    "lfw_deepfunneled": DataSource(
+        url=f"{_LFW_URL}lfw-deepfunneled.zip",
+        sha256=None,
+        filename="lfw-deepfunneled.zip",
+        description="Labeled Faces in the Wild, deep-funneled (aligned) images: 13,233 news photos of 5,749 people, "
+        "lfw-deepfunneled/<Name>/<Name>_NNNN.jpg, 250x250 colour JPEG. " + _LFW_CITATION
+        + " Deep funneling: Huang, Mattar, Lee & Learned-Miller, 'Learning to Align from Scratch', NIPS 2012.",
+    ),
+    "lfw_pairs": DataSource(
+        url=f"{_LFW_URL}pairs.txt",
+        sha256=None,
+        filename="pairs.txt",
+        description="LFW View 2 pairs.txt: 10 people-disjoint folds of 300 matched + 300 mismatched pairs "
+        "(the verification protocol; read with siamese_tf.studies.faces.read_lfw_pairs). " + _LFW_CITATION,
+    ),
+    "lfw_people": DataSource(
+        url=f"{_LFW_URL}people.txt",
+        sha256=None,
+        filename="people.txt",
+        description="LFW View 2 people.txt: the people (and image counts) of each of the 10 folds, for the "
+        "unrestricted training configuration (read with siamese_tf.studies.faces.read_lfw_people). " + _LFW_CITATION,
     ),
 }
 

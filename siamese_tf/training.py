@@ -345,18 +345,32 @@ class PrivateModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stop training once ``minutes`` of wall-clock time have passed (checked after each batch)."""
+    """Stop training once ``minutes`` of wall-clock time have passed (checked after each batch).
 
-    def __init__(self, minutes: float) -> None:
+    With ``learning_rate`` set it also anneals the optimizer's learning rate along one cosine
+    of the elapsed time, from ``learning_rate`` down to ``final_fraction`` of it, so a run ends
+    annealed whatever the machine's speed (the optimizer needs a plain, not scheduled, rate).
+    """
+
+    def __init__(self, minutes: float, learning_rate: float | None = None, final_fraction: float = 0.05) -> None:
         super().__init__()
         if not minutes > 0:
             raise ValueError(f"minutes must be positive, got {minutes!r}")
         self.minutes = float(minutes)
+        self.learning_rate = learning_rate
+        self.final_fraction = float(final_fraction)
         self.started = None
         self.elapsed_seconds = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.started = time.perf_counter()
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.learning_rate is not None and self.started is not None:
+            progress = min(1.0, (time.perf_counter() - self.started) / (60.0 * self.minutes))
+            cosine = 0.5 * (1.0 + np.cos(np.pi * progress))
+            self.model.optimizer.learning_rate.assign(
+                self.learning_rate * (self.final_fraction + (1.0 - self.final_fraction) * cosine))
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.elapsed_seconds = time.perf_counter() - self.started
@@ -389,7 +403,8 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
 
     Every step scores each image against every training class (one proxy each), which converges
     far faster than pairs or triplets drawn from a few classes per batch. Adam with a cosine
-    learning-rate decay over ``num_epochs``; ``minutes`` stops earlier on the clock. Images are
+    learning-rate decay over ``num_epochs``, or, with ``minutes``, over the time budget (training
+    stops when it is spent or after ``num_epochs``, whichever comes first). Images are
     shuffled by ``seed`` and served by ``tf.data`` (autotune off, ENVIRONMENT_NOTES trap 1).
 
     Args:
@@ -415,13 +430,14 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
         raise ValueError(f"labels must be class ids 0..C-1 with at least 2 classes, got {labels.min()}..{labels.max()}")
     steps_per_epoch = len(images) // batch_size
     trainer = build_proxy_trainer(embedding, num_classes, augmentation)
-    schedule = cosine_decay_schedule(learning_rate, num_epochs * steps_per_epoch)
-    trainer.compile(optimizer=keras.optimizers.Adam(schedule),
-                    loss=AdditiveMarginSoftmaxLoss(scale=scale, margin=margin))
+    # A time budget anneals by the clock (TimeLimit); otherwise one cosine over the epochs.
+    rate = learning_rate if minutes is not None else cosine_decay_schedule(learning_rate,
+                                                                         num_epochs * steps_per_epoch)
+    trainer.compile(optimizer=keras.optimizers.Adam(rate), loss=AdditiveMarginSoftmaxLoss(scale=scale, margin=margin))
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
     options.autotune.enabled = False
     dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
-    all_callbacks = list(callbacks) + ([TimeLimit(minutes)] if minutes is not None else [])
+    all_callbacks = list(callbacks) + ([TimeLimit(minutes, learning_rate)] if minutes is not None else [])
     return trainer.fit(dataset, epochs=num_epochs, callbacks=all_callbacks, shuffle=False, verbose=verbose)

@@ -219,32 +219,41 @@ def test_a_bad_model_path_is_refused_before_any_training(orl_people, tmp_path, c
 
 # --- defects 5 and 6: checkpoints that know their run ---------------------------------------------
 
-def _interrupted_run(orl_people, tmp_path, *extra):
-    """Train 2 of 3 epochs (the backup stays, as after a crash), return (data, model path, backup dir)."""
+@pytest.fixture(scope="module")
+def interrupted_template(orl_people, tmp_path_factory):
+    """Train 2 of 3 epochs once and keep the backup, as after a crash; tests work on copies."""
     from siamese_tf import training
 
-    data = write_people(tmp_path / "people", orl_people, 6)
-    model_path = tmp_path / "people.keras"
+    folder = tmp_path_factory.mktemp("interrupted")
+    data = write_people(folder / "people", orl_people, 6)
     original = training.RunBackup.on_train_end
     try:  # keep the backup as a crash would
         training.RunBackup.on_train_end = lambda self, logs=None: None
-        assert main(train_arguments(data, model_path, *extra, epochs="2")) == 0
+        assert main(train_arguments(data, folder / "people.keras", epochs="2")) == 0
     finally:
         training.RunBackup.on_train_end = original
-    backup = tmp_path / "people_checkpoints" / "backup"
-    assert (backup / "latest.weights.h5").exists()
-    return data, model_path, backup
+    assert (folder / "people_checkpoints" / "backup" / "latest.weights.h5").exists()
+    return folder
 
 
-def test_a_resumed_run_says_from_which_epoch(orl_people, tmp_path, capsys):
-    data, model_path, _ = _interrupted_run(orl_people, tmp_path)
+def _interrupted_run(interrupted_template, tmp_path):
+    """A private copy of the interrupted run: (data folder, model path, backup folder)."""
+    import shutil
+
+    for name in ("people", "people_checkpoints"):
+        shutil.copytree(interrupted_template / name, tmp_path / name)
+    return tmp_path / "people", tmp_path / "people.keras", tmp_path / "people_checkpoints" / "backup"
+
+
+def test_a_resumed_run_says_from_which_epoch(interrupted_template, tmp_path, capsys):
+    data, model_path, _ = _interrupted_run(interrupted_template, tmp_path)
     capsys.readouterr()
     assert main(train_arguments(data, model_path, epochs="3")) == 0
     assert "resuming from epoch 2" in capsys.readouterr().out
 
 
-def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(orl_people, tmp_path, capsys):
-    data, model_path, backup = _interrupted_run(orl_people, tmp_path)
+def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(interrupted_template, tmp_path, capsys):
+    data, model_path, backup = _interrupted_run(interrupted_template, tmp_path)
     capsys.readouterr()
     other = train_arguments(data, model_path, epochs="3")
     other[other.index("--image-size") + 1] = "36x32"
@@ -254,16 +263,16 @@ def test_a_checkpoint_of_another_run_is_refused_naming_what_differs(orl_people, 
     assert (backup / "latest.weights.h5").exists()  # nothing lost
 
 
-def test_fresh_discards_a_foreign_checkpoint_and_starts_at_epoch_one(orl_people, tmp_path, capsys):
-    data, model_path, _ = _interrupted_run(orl_people, tmp_path)
+def test_fresh_discards_a_foreign_checkpoint_and_starts_at_epoch_one(interrupted_template, tmp_path, capsys):
+    data, model_path, _ = _interrupted_run(interrupted_template, tmp_path)
     capsys.readouterr()
     assert main(train_arguments(data, model_path, "--head", "euclidean", "--fresh", epochs="1")) == 0
     assert "resuming" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("damage", ["truncated", "empty"])
-def test_a_damaged_checkpoint_falls_back_to_the_previous_one(orl_people, tmp_path, capsys, damage):
-    data, model_path, backup = _interrupted_run(orl_people, tmp_path)
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(interrupted_template, tmp_path, capsys, damage):
+    data, model_path, backup = _interrupted_run(interrupted_template, tmp_path)
     latest = backup / "latest.weights.h5"
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 3] if damage == "truncated" else b"")
     capsys.readouterr()
@@ -272,8 +281,9 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(orl_people, tmp_pat
     assert "damaged" in out and "latest.weights.h5" in out and "resuming from epoch 1" in out
 
 
-def test_a_damaged_checkpoint_without_a_good_one_names_the_file_and_what_to_do(orl_people, tmp_path, capsys):
-    data, model_path, backup = _interrupted_run(orl_people, tmp_path)
+def test_a_damaged_checkpoint_without_a_good_one_names_the_file_and_what_to_do(interrupted_template, tmp_path,
+                                                                               capsys):
+    data, model_path, backup = _interrupted_run(interrupted_template, tmp_path)
     for path in backup.iterdir():
         if path.name.endswith(".bkp"):
             path.unlink()
@@ -284,8 +294,8 @@ def test_a_damaged_checkpoint_without_a_good_one_names_the_file_and_what_to_do(o
     assert "latest.weights.h5" in error and "--fresh" in error and "Traceback" not in error
 
 
-def test_garbage_training_metadata_is_reported_with_its_file_name(orl_people, tmp_path, capsys):
-    data, model_path, backup = _interrupted_run(orl_people, tmp_path)
+def test_garbage_training_metadata_is_reported_with_its_file_name(interrupted_template, tmp_path, capsys):
+    data, model_path, backup = _interrupted_run(interrupted_template, tmp_path)
     for path in backup.iterdir():
         if path.name.endswith(".bkp"):
             path.unlink()

@@ -192,3 +192,27 @@ def test_class_proxy_training_separates_classes_and_checks_its_input():
         train_with_class_proxies(embedding, images, np.zeros(64, int), num_epochs=1, batch_size=16)
     with pytest.raises(ValueError, match="minutes must be positive, got 0"):
         TimeLimit(0)
+
+
+def test_time_limit_anneals_by_the_clock_and_stops(monkeypatch):
+    from siamese_tf import training
+
+    clock = [100.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    limit = training.TimeLimit(minutes=1.0, learning_rate=0.01, final_fraction=0.1)
+    limit.set_model(model)
+    limit.on_train_begin()
+    limit.on_train_batch_begin(0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    clock[0] += 30.0  # half the budget: cosine at its midpoint
+    limit.on_train_batch_begin(1)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+    limit.on_train_batch_end(1)
+    assert not model.stop_training
+    clock[0] += 30.0
+    limit.on_train_batch_begin(2)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+    limit.on_train_batch_end(2)
+    assert model.stop_training

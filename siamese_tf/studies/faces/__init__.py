@@ -3,6 +3,10 @@
 Face verification on ORL faces, identity-disjoint: train on some subjects, pick thresholds on
 validation subjects, and report on subjects the model never saw (pair verification, AUC, EER,
 N-way one-shot identification, and the seed apps' "N validation images" rule).
+
+Labeled Faces in the Wild at real scale: ``load_lfw`` (with the one face crop ``lfw_face_crop``),
+``read_lfw_pairs`` / ``read_lfw_people`` and the protocol's scoring side (``lfw_fold_report``,
+``lfw_cross_validation``, ``summarise_folds``) with pixel and HOG baselines.
 Label convention: 1 = same.
 """
 
