@@ -63,6 +63,12 @@ def _omniglot_source(path, sha256, description):
                       description=description + _OMNIGLOT_CITATION)
 
 
+def _lfw_protocol_file(filename, description):
+    """A text file of LFW's protocol on the official site (no pinned SHA-256 yet, see below)."""
+    return DataSource(url=f"{_LFW_URL}{filename}", sha256=None, filename=filename,
+                      description=description + _LFW_CITATION)
+
+
 REGISTRY = {
     "omniglot_background": _omniglot_source(
         "images_background.zip", None,
@@ -102,20 +108,12 @@ REGISTRY = {
         "lfw-deepfunneled/<Name>/<Name>_NNNN.jpg, 250x250 colour JPEG. " + _LFW_CITATION
         + " Deep funneling: Huang, Mattar, Lee & Learned-Miller, 'Learning to Align from Scratch', NIPS 2012.",
     ),
-    "lfw_pairs": DataSource(
-        url=f"{_LFW_URL}pairs.txt",
-        sha256=None,
-        filename="pairs.txt",
-        description="LFW View 2 pairs.txt: 10 people-disjoint folds of 300 matched + 300 mismatched pairs "
-        "(the verification protocol; read with siamese_tf.studies.faces.read_lfw_pairs). " + _LFW_CITATION,
-    ),
-    "lfw_people": DataSource(
-        url=f"{_LFW_URL}people.txt",
-        sha256=None,
-        filename="people.txt",
-        description="LFW View 2 people.txt: the people (and image counts) of each of the 10 folds, for the "
-        "unrestricted training configuration (read with siamese_tf.studies.faces.read_lfw_people). " + _LFW_CITATION,
-    ),
+    "lfw_pairs": _lfw_protocol_file(
+        "pairs.txt", "LFW View 2 pairs.txt: 10 people-disjoint folds of 300 matched + 300 mismatched pairs "
+        "(the verification protocol; read with siamese_tf.studies.faces.read_lfw_pairs). "),
+    "lfw_people": _lfw_protocol_file(
+        "people.txt", "LFW View 2 people.txt: the people (and image counts) of each of the 10 folds, for the "
+        "unrestricted training configuration (read with siamese_tf.studies.faces.read_lfw_people). "),
 }
 
 

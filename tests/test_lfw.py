@@ -477,3 +477,25 @@ def test_baselines_on_fold_9_of_the_shared_lfw(folds_8_and_9):
         assert report.test_fold == 9 and report.threshold_folds == (8,) and report.num_pairs == 600
         assert report.auc > 0.6 and report.accuracy > 0.55
     assert figures["hog"].auc > figures["pixels"].auc  # gradients beat raw pixels on LFW
+
+
+def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_data_dir, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lfw_verification.py"
+    spec = importlib.util.spec_from_file_location("lfw_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--smoke", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path),
+                    "--save-model", str(tmp_path / "lfw.keras")])
+    report = json.loads((tmp_path / "lfw_verification.json").read_text())
+    assert report["test_fold"] == 9 and report["train_folds"] == [8]
+    assert set(report["results"]) == {"class_proxy_model", "pixels", "hog"}
+    for figures in report["results"].values():
+        assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
+        assert figures["num_pairs"] == 600
+    from siamese_tf.models import load_model
+
+    assert "detection" in load_model(tmp_path / "lfw.keras").thresholds

@@ -379,17 +379,15 @@ def read_lfw_pairs(path: str | os.PathLike) -> LFWPairs:
                         f"{path} line {line_number}: expected {kind} pair {index + 1} of fold {fold} as {layout}, "
                         f"got {len(fields)} field(s) {' '.join(fields)!r} ({promised})"
                     )
+                # Matched lines are "name n1 n2", mismatched ones "name1 n1 name2 n2".
+                name1, name2 = fields[0], fields[0] if expected_fields == 3 else fields[2]
+                number1, number2 = (_whole_number(fields[position], path, line_number, "image number")
+                                    for position in ((1, 2) if expected_fields == 3 else (1, 3)))
                 if expected_fields == 3:
-                    name1, name2 = fields[0], fields[0]
-                    number1 = _whole_number(fields[1], path, line_number, "image number")
-                    number2 = _whole_number(fields[2], path, line_number, "image number")
                     if number1 == number2:
                         raise SiameseDataError(f"{path} line {line_number}: a matched pair of one image with "
                                                f"itself ({name1} {number1})")
                 else:
-                    name1, name2 = fields[0], fields[2]
-                    number1 = _whole_number(fields[1], path, line_number, "image number")
-                    number2 = _whole_number(fields[3], path, line_number, "image number")
                     if name1 == name2:
                         raise SiameseDataError(f"{path} line {line_number}: a mismatched pair names one person "
                                                f"twice ({name1})")
