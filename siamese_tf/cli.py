@@ -187,8 +187,13 @@ def _run_train(arguments):
     detection = metrics.calibrate(model, first, second, labels)
     # The seeds' rule on the validation people: a few reference images per person, then the
     # fraction of them an attempt matches; the verification threshold is chosen on those fractions.
-    references = max(1, min(5, int(np.min(np.bincount(validation.labels))) - 1))
+    references = max(1, min(5, int(np.median(np.bincount(validation.labels))) - 1))
     fractions, rule_labels = reference_rule_scores(model, validation, references, detection, seed=arguments.seed)
+    if len(set(np.asarray(rule_labels).tolist())) < 2:
+        raise SiameseDataError(
+            f"the verification threshold needs validation identities with more than {references} image(s) each "
+            f"(reference images plus attempts); the {validation.num_classes} held out here have too few"
+        )
     verification = choose_verification_threshold(fractions, rule_labels)
     model.thresholds["verification"] = float(verification)
     save_model(model, model_path)
