@@ -224,8 +224,12 @@ def _check_pixel_count(data, label):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data.tobytes())) as header:
-            width, height = header.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit speaks below
+            with Image.open(io.BytesIO(data.tobytes())) as header:
+                width, height = header.size
+    except Image.DecompressionBombError as error:
+        raise SiameseDataError(f"{label}: far more pixels than the limit of {MAX_IMAGE_PIXELS:,} ({error})") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return  # a format Pillow does not know: OpenCV decides below
     if width * height > MAX_IMAGE_PIXELS:
