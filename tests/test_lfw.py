@@ -499,3 +499,5 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     from siamese_tf.models import load_model
 
     assert "detection" in load_model(tmp_path / "lfw.keras").thresholds
+    orl = report["cross_dataset_orl"]
+    assert orl["people"] == 30 and 0.0 <= orl["class_proxy_model"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     PairScorer = Callable[[np.ndarray, np.ndarray], ArrayLike] | FeatureScorer | SiameseModel
 
 __all__ = [
+    "cross_dataset_report",
     "HOG_METRICS",
     "HogPairScorer",
     "LFWFoldReport",
@@ -227,13 +228,7 @@ def score_lfw_folds(scorer: PairScorer, image_set: ImageSet, pairs: LFWPairs,
             result[number] = _check_similarities(
                 scorer.similarity(features[row_of[first]], features[row_of[second]]), len(first), scorer)
         return result
-    if hasattr(scorer, "similarity_pairs"):
-        function = scorer.similarity_pairs
-    elif callable(scorer):
-        function = scorer
-    else:
-        raise ValueError(f"a scorer is a function (first_images, second_images) -> similarities, an object with "
-                         f"features() and similarity(), or a SiameseModel; got {type(scorer).__name__}")
+    function = _pair_function(scorer)
     for number, (first, second, _) in indices.items():
         chunks = [_check_similarities(function(image_set.images[first[start:start + batch_size]],
                                                image_set.images[second[start:start + batch_size]]),
@@ -241,6 +236,37 @@ def score_lfw_folds(scorer: PairScorer, image_set: ImageSet, pairs: LFWPairs,
                   for start in range(0, len(first), batch_size)]
         result[number] = np.concatenate(chunks) if chunks else np.zeros(0)
     return result
+
+
+def _pair_function(scorer):
+    """``(first_images, second_images) -> similarities`` of a function or a SiameseModel scorer."""
+    if hasattr(scorer, "similarity_pairs"):
+        return scorer.similarity_pairs
+    if callable(scorer):
+        return scorer
+    raise ValueError(f"a scorer is a function (first_images, second_images) -> similarities, an object with "
+                     f"features() and similarity(), or a SiameseModel; got {type(scorer).__name__}")
+
+
+def cross_dataset_report(scorers: Mapping[str, PairScorer], image_set: ImageSet, num_pairs: int = 2000,
+                         seed: int = 0) -> dict[str, dict[str, float]]:
+    """AUC and EER of each scorer on balanced pairs of another data set (e.g. ORL for an LFW model).
+
+    Nothing is fitted on ``image_set``, so no threshold is reported: AUC and EER need none.
+    """
+    from siamese_tf.samplers import make_pairs
+
+    (first, second), labels = make_pairs(image_set.images, image_set.labels, num_pairs, seed=seed)
+    report = {}
+    for name, scorer in scorers.items():
+        if hasattr(scorer, "features") and hasattr(scorer, "similarity"):
+            similarities = scorer.similarity(np.asarray(scorer.features(first)), np.asarray(scorer.features(second)))
+        else:
+            similarities = _pair_function(scorer)(first, second)
+        similarities = _check_similarities(similarities, len(first), scorer)
+        report[name] = {"auc": metrics.roc_auc(similarities, labels),
+                        "eer": metrics.equal_error_rate(similarities, labels)[0], "num_pairs": len(labels)}
+    return report
 
 
 def _check_similarities(similarities, expected, scorer):
