@@ -32,7 +32,7 @@ SiameseCCR: few-shot and one-shot Chinese CAPTCHA recognition by template matchi
 
 After Chen et al., "SiameseCCR: a novel method for one-shot and few-shot Chinese CAPTCHA
 recognition using deep Siamese network". A Siamese residual network (``siamese_ccr_15/27/39`` in
-:mod:`siamese_tf.embeddings`) with the L1 head ``sigmoid(|v1 - v2| w + b)`` and binary
+:mod:`siamese_tf.studies.captcha.networks`, registered by name) with the L1 head ``sigmoid(|v1 - v2| w + b)`` and binary
 cross-entropy (label convention: 1 = same character, 0 = different) learns whether two CAPTCHA
 images show the same character. Recognition embeds one template per character once
 (:class:`siamese_tf.libraries.TemplateLibrary`) and picks the template most similar to the query,

@@ -30,7 +30,7 @@ passers-by as occluders, snow, rain, fog or glare, and Gaussian noise. The class
 thin bar: raised above the carrier (open) or lowered in front of the passengers (closed).
 
 Class ids: ``0 = closed``, ``1 = open`` (``CLASS_NAMES``). These are *class* ids; the pair
-labels built from them in :mod:`siamese_tf.mask_guided` follow the package convention
+labels built from them in :mod:`siamese_tf.studies.mask_guided.data` follow the package convention
 (1 = same: the image shows the state its mask shows; 0 = different).
 
 Class imbalance: the paper's Table 1 lists per-chairlift image counts with more closed than open
