@@ -150,16 +150,7 @@ def test_tiny_pairs_and_people_files(tmp_path):
     ("", None, ["empty"]),
 ])
 def test_bad_pairs_files_name_the_file_and_line(tmp_path, text, line, words):
-    path = tmp_path / "pairs.txt"
-    path.write_text(text)
-    with pytest.raises(SiameseDataError) as caught:
-        read_lfw_pairs(path)
-    message = str(caught.value)
-    assert str(path) in message
-    if line is not None:
-        assert f"line {line}:" in message
-    for word in words:
-        assert word in message, message
+    _assert_bad_file_is_named(read_lfw_pairs, tmp_path / "pairs.txt", text, line, words)
 
 
 @pytest.mark.parametrize("text, line, words", [
@@ -172,10 +163,14 @@ def test_bad_pairs_files_name_the_file_and_line(tmp_path, text, line, words):
     ("1 2\n", 1, ["header"]),
 ])
 def test_bad_people_files_name_the_file_and_line(tmp_path, text, line, words):
-    path = tmp_path / "people.txt"
+    _assert_bad_file_is_named(read_lfw_people, tmp_path / "people.txt", text, line, words)
+
+
+def _assert_bad_file_is_named(reader, path, text, line, words):
+    """``reader(path)`` on ``text`` raises SiameseDataError naming the file, the line and ``words``."""
     path.write_text(text)
     with pytest.raises(SiameseDataError) as caught:
-        read_lfw_people(path)
+        reader(path)
     message = str(caught.value)
     assert str(path) in message
     if line is not None:
