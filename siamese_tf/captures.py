@@ -37,6 +37,7 @@ __all__ = [
     "crop_center",
     "crop_face",
     "detect_face",
+    "face_region",
     "save_image_atomic",
 ]
 
@@ -254,12 +255,31 @@ def detect_face(frame: ArrayLike, min_size: tuple[int, int] = (30, 30)) -> tuple
     return int(x), int(y), int(width), int(height)
 
 
+def face_region(frame: ArrayLike, box: tuple[int, int, int, int], size: tuple[int, int] = DEFAULT_CROP_SIZE,
+                margin: float = 0.2, pad_value: float = 0) -> np.ndarray:
+    """The region around a face ``box = (x, y, width, height)``, not yet resized.
+
+    The box is grown by ``margin`` of its size on every side, widened to the aspect ratio of
+    ``size = (height, width)`` and padded with ``pad_value`` where it leaves the frame.
+    """
+    frame = np.asarray(frame)
+    height, width = _check_size(size)
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    x, y, box_width, box_height = box
+    scale = max(box_width * (1 + 2 * margin) / width, box_height * (1 + 2 * margin) / height)
+    region_height, region_width = max(1, round(height * scale)), max(1, round(width * scale))
+    center_x, center_y = x + box_width / 2.0, y + box_height / 2.0
+    return _crop_with_padding(frame, round(center_y - region_height / 2.0), round(center_x - region_width / 2.0),
+                              region_height, region_width, pad_value)
+
+
 def crop_face(frame: ArrayLike, size: tuple[int, int] = DEFAULT_CROP_SIZE, margin: float = 0.2,
               pad_value: float = 0) -> np.ndarray:
     """Crop around the largest detected face and resize to ``size``; :func:`crop_center` if none.
 
-    The region is the face box grown by ``margin`` of its size on every side, widened to the aspect
-    ratio of ``size`` and padded where it leaves the frame.
+    The region is :func:`face_region`: the face box grown by ``margin`` of its size on every side,
+    widened to the aspect ratio of ``size`` and padded where it leaves the frame.
     """
     frame = np.asarray(frame)
     height, width = _check_size(size)
@@ -268,12 +288,7 @@ def crop_face(frame: ArrayLike, size: tuple[int, int] = DEFAULT_CROP_SIZE, margi
     box = detect_face(frame)
     if box is None:
         return crop_center(frame, size, pad_value)
-    x, y, box_width, box_height = box
-    scale = max(box_width * (1 + 2 * margin) / width, box_height * (1 + 2 * margin) / height)
-    region_height, region_width = max(1, round(height * scale)), max(1, round(width * scale))
-    center_x, center_y = x + box_width / 2.0, y + box_height / 2.0
-    region = _crop_with_padding(frame, round(center_y - region_height / 2.0), round(center_x - region_width / 2.0),
-                                region_height, region_width, pad_value)
+    region = face_region(frame, box, size, margin, pad_value)
     return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
 
 
