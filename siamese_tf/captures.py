@@ -39,6 +39,7 @@ __all__ = [
     "detect_face",
     "face_region",
     "save_image_atomic",
+    "write_y4m",
 ]
 
 DEFAULT_CROP_SIZE = (250, 250)
@@ -385,3 +386,31 @@ def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: st
     if len(saved) < count:
         warnings.warn(f"{frames.source} ended after {len(saved)} of {count} requested images", stacklevel=2)
     return saved
+
+
+def write_y4m(frames: ArrayLike | list[np.ndarray], path: str | os.PathLike, fps: int = 10) -> Path:
+    """Write RGB uint8 frames (N, H, W, 3) as an uncompressed YUV4MPEG2 (4:2:0) video.
+
+    Chromium plays such a file as a fake camera (``--use-file-for-fake-video-capture=PATH``), which
+    is how the app's browser test shows faces to the page. Height and width must be even.
+    """
+    frames = [np.asarray(frame) for frame in frames]
+    if not frames:
+        raise ValueError("write_y4m needs at least one frame")
+    height, width = frames[0].shape[:2]
+    if any(frame.shape != (height, width, 3) or frame.dtype != np.uint8 for frame in frames):
+        raise ValueError(f"every frame must be RGB uint8 of shape {(height, width, 3)}; got "
+                         f"{sorted({(frame.shape, str(frame.dtype)) for frame in frames})}")
+    if height % 2 or width % 2:
+        raise ValueError(f"4:2:0 video needs an even height and width, got {height}x{width}")
+    if not isinstance(fps, (int, np.integer)) or fps < 1:
+        raise ValueError(f"fps must be a positive integer, got {fps!r}")
+    path = Path(path)
+    with open(path, "wb") as output:
+        output.write(f"YUV4MPEG2 W{width} H{height} F{int(fps)}:1 Ip A1:1 C420jpeg\n".encode("ascii"))
+        for frame in frames:
+            # OpenCV's I420 layout is the Y plane, then U and V at half resolution: what 4:2:0 stores.
+            planes = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
+            output.write(b"FRAME\n")
+            output.write(planes.tobytes())
+    return path

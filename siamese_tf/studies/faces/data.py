@@ -48,6 +48,7 @@ __all__ = [
     "locate_lfw",
     "read_lfw_pairs",
     "read_lfw_people",
+    "stand_in_frames",
 ]
 
 
@@ -583,3 +584,49 @@ def locate_lfw(data_dir: str | os.PathLike | None = None) -> LFWFiles:
         f"'python -m siamese_tf download lfw_deepfunneled --allow-unverified' (and lfw_pairs, lfw_people), "
         f"or set SIAMESE_TF_DATA_DIR."
     )
+
+
+def stand_in_frames(path: str | os.PathLike, people: Sequence[str], images_per_person: int | Sequence[int],
+                    frame_size: tuple[int, int] = (480, 640), face_scale: float = 1.5,
+                    background: int = 128) -> tuple[np.ndarray, list[str]]:
+    """Camera-like frames of LFW people: what a webcam would show, for tests and the app's benchmark.
+
+    Each of a person's first ``images_per_person`` LFW images (or that many of each, in order)
+    is scaled by ``face_scale`` and centred on a gray ``frame_size = (height, width)`` canvas,
+    like a face in front of a webcam. Returns the frames (N, H, W, 3) uint8 RGB and the person of
+    each frame.
+    """
+    import cv2
+
+    counts = ([int(images_per_person)] * len(people) if isinstance(images_per_person, (int, np.integer))
+              else [int(count) for count in images_per_person])
+    if len(counts) != len(people) or min(counts, default=0) < 1:
+        raise ValueError(f"images_per_person must be a positive count for each of the {len(people)} people, "
+                         f"got {images_per_person!r}")
+    height, width = frame_size
+    frames, names = [], []
+    with FileTree(path) as tree:
+        root = _lfw_root(tree)
+        for name, count in zip(people, counts):
+            for number in range(1, count + 1):
+                member = root / lfw_image_name(name, number)
+                try:
+                    data = tree.read_bytes(member)
+                except (KeyError, FileNotFoundError):
+                    raise SiameseDataError(f"{tree.display_path(member)}: no such image ({name} has fewer than "
+                                           f"{count} images here)") from None
+                image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                if image is None:
+                    raise SiameseDataError(f"{tree.display_path(member)}: OpenCV cannot decode it")
+                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                side = round(image.shape[0] * face_scale)
+                if side > min(height, width):
+                    raise ValueError(f"face_scale {face_scale} makes a {side}px face, larger than the "
+                                     f"{height}x{width} frame")
+                image = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+                frame = np.full((height, width, 3), background, np.uint8)
+                top, left = (height - side) // 2, (width - side) // 2
+                frame[top:top + side, left:left + side] = image
+                frames.append(frame)
+                names.append(name)
+    return np.stack(frames), names
