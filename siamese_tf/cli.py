@@ -1,6 +1,6 @@
 """Command line: ``python -m siamese_tf COMMAND`` (or the ``siamese-tf`` script).
 
-Commands: demo, capture, train, evaluate, verify, download. Run with ``--help`` for options.
+Commands: demo, capture, train, evaluate, verify, app, enrol, forget, download. Run with ``--help`` for options.
 Label convention: 1 = same.
 """
 
@@ -9,8 +9,6 @@ import json
 import os
 import sys
 from pathlib import Path
-
-import numpy as np
 
 # How far (aspect ratio or enlargement) an image to verify may be from the model's input.
 MAX_VERIFY_DISTORTION = 4.0
@@ -90,6 +88,30 @@ def build_parser():
     verify.add_argument("--detection-threshold", type=float)
     verify.add_argument("--verification-threshold", type=float)
 
+    def gallery_options(command):
+        command.add_argument("--gallery", default=os.path.join("data", "gallery"),
+                             help="encrypted gallery folder (default data/gallery)")
+        command.add_argument("--key-file", help="file holding the gallery key (default: $SIAMESE_TF_GALLERY_KEY, "
+                                                "else <gallery>/gallery.key, created for a new gallery)")
+
+    app = commands.add_parser("app", help="the verification web app: camera, enrol, verify, who is this, forget")
+    app.add_argument("--model", required=True, help="a .keras model with calibrated thresholds (from train or demo)")
+    gallery_options(app)
+    app.add_argument("--host", default="127.0.0.1", help="address to serve on (another than 127.0.0.1 needs --token)")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--token", help="access token (the login password; also $SIAMESE_TF_APP_TOKEN)")
+    app.add_argument("--enrol-images", type=int, default=10, help="camera images captured per Enrol click")
+
+    enrol = commands.add_parser("enrol", help="enrol a person from image files, without a camera")
+    enrol.add_argument("person")
+    enrol.add_argument("--model", required=True)
+    enrol.add_argument("--images", required=True, help="folder of the person's images (a face in each)")
+    gallery_options(enrol)
+
+    forget = commands.add_parser("forget", help="remove a person's images, embeddings and index entries")
+    forget.add_argument("person")
+    gallery_options(forget)
+
     download = commands.add_parser("download", help="download a public data set from the registry")
     download.add_argument("name", nargs="?", help="registry name; omit to list them")
     download.add_argument("--data-dir")
@@ -106,9 +128,10 @@ def main(argv=None):
     handler = globals()[f"_run_{arguments.command}"]
     try:
         return handler(arguments)
-    except (ValueError, FileNotFoundError, RuntimeError, DownloadError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, DownloadError, KeyError) as error:
         # Bad input gets one clear line, not a traceback from deep inside TensorFlow.
-        print(f"siamese_tf {arguments.command}: error: {error}", file=sys.stderr)
+        text = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"siamese_tf {arguments.command}: error: {text}", file=sys.stderr)
         return 2
 
 
@@ -151,15 +174,14 @@ def _run_capture(arguments):
 
 
 def _run_train(arguments):
-    from siamese_tf import metrics, settings
+    from siamese_tf import settings
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.datasets import load_identity_folders, split_by_identity
     from siamese_tf.errors import SiameseDataError
     from siamese_tf.models import build_siamese_model, check_model_path, save_model
     from siamese_tf.samplers import PairBatches, make_pairs
-    from siamese_tf.studies.faces import reference_rule_scores
+    from siamese_tf.studies.faces import calibrate_face_thresholds
     from siamese_tf.training import compile_siamese, train_siamese
-    from siamese_tf.verification import choose_verification_threshold
 
     # Every output path is checked before any work, so a bad name costs nothing.
     model_path = check_model_path(arguments.model)
@@ -183,19 +205,10 @@ def _run_train(arguments):
     validation_pairs = make_pairs(validation.images, validation.labels, 600, seed=arguments.seed)
     train_siamese(model, batches, arguments.epochs, validation_pairs=validation_pairs, checkpoint_dir=checkpoint_dir,
                   fresh=arguments.fresh)
-    (first, second), labels = validation_pairs
-    detection = metrics.calibrate(model, first, second, labels)
-    # The seeds' rule on the validation people: a few reference images per person, then the
-    # fraction of them an attempt matches; the verification threshold is chosen on those fractions.
-    references = max(1, min(5, int(np.median(np.bincount(validation.labels))) - 1))
-    fractions, rule_labels = reference_rule_scores(model, validation, references, detection, seed=arguments.seed)
-    if len(set(np.asarray(rule_labels).tolist())) < 2:
-        raise SiameseDataError(
-            f"the verification threshold needs validation identities with more than {references} image(s) each "
-            f"(reference images plus attempts); the {validation.num_classes} held out here have too few"
-        )
-    verification = choose_verification_threshold(fractions, rule_labels)
-    model.thresholds["verification"] = float(verification)
+    # Both thresholds on the held-out identities: pairs for detection, then the seeds' rule (a few
+    # reference images per person, the fraction an attempt matches) for verification.
+    chosen = calibrate_face_thresholds(model, validation, num_pairs=600, seed=arguments.seed)
+    detection, verification, references = chosen["detection"], chosen["verification"], chosen["references"]
     save_model(model, model_path)
     print(f"saved {model_path} (detection threshold {detection:.4f}, verification threshold {verification:.2f} "
           f"with {references} reference images, both chosen on {validation.num_classes} held-out identities)")
@@ -239,6 +252,40 @@ def _run_verify(arguments):
     print(json.dumps({"verified": bool(result.verified), "fraction": float(result.fraction),
                       "detections": int(result.detections)}, indent=2))
     return 0 if result.verified else 1
+
+
+def _run_app(arguments):
+    from siamese_tf.verification_apps import FaceVerificationApp
+    from siamese_tf.web_apps import check_binding, launch_app
+
+    token = check_binding(arguments.host, arguments.token)  # before the slow model load
+    app = FaceVerificationApp.from_paths(arguments.model, arguments.gallery, key_file=arguments.key_file)
+    where = f"http://{arguments.host}:{arguments.port}"
+    print(f"serving {where} (gallery {arguments.gallery}, {len(app.gallery.names())} people enrolled; "
+          f"detection threshold {app.detection_threshold:.4f}, verification {app.verification_threshold:.2f}, "
+          f"from {arguments.model}){'; log in with the access token' if token else ''}; Ctrl-C stops it")
+    launch_app(app, host=arguments.host, port=arguments.port, token=token, model_name=str(arguments.model),
+               enrol_images=arguments.enrol_images, block=True)
+    return 0
+
+
+def _run_enrol(arguments):
+    from siamese_tf.verification_apps import FaceVerificationApp, folder_of_frames
+
+    frames = folder_of_frames(arguments.images)
+    app = FaceVerificationApp.from_paths(arguments.model, arguments.gallery, key_file=arguments.key_file)
+    print(app.enrol(arguments.person, frames).message)
+    return 0
+
+
+def _run_forget(arguments):
+    from siamese_tf.galleries import Gallery
+
+    gallery = Gallery(arguments.gallery, key_file=arguments.key_file)
+    removed = gallery.forget(arguments.person)
+    print(f"forgot {arguments.person}: removed {removed['images']} image(s), {removed['embeddings']} embedding "
+          f"file(s) and their index entries ({removed['files']} files) from {arguments.gallery}")
+    return 0
 
 
 def _run_download(arguments):

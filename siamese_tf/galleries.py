@@ -350,8 +350,8 @@ class Gallery:
     def forget(self, name: str) -> dict[str, int | str]:
         """Remove everything stored of ``name``: images, embeddings and the record.
 
-        Returns what was removed (``images``, ``embeddings``, ``files``, ``person_id``). The event
-        log keeps only the random id and the counts. Raises ``KeyError`` naming who is enrolled
+        Returns what was removed (``images``, ``embeddings``, ``files``, ``person_id``) and logs a
+        ``forget`` event with only the random id and the counts. Raises ``KeyError`` naming who is enrolled
         when ``name`` is not.
         """
         folder = self._folder(name)
@@ -362,6 +362,7 @@ class Gallery:
         doomed = folder.with_name(f".forget-{folder.name}")
         os.replace(folder, doomed)
         shutil.rmtree(doomed)
+        self.log_event("forget", folder.name, images=images, embeddings=embeddings)
         return {"person_id": folder.name, "images": images, "embeddings": embeddings, "files": files}
 
     # --- the event log ---

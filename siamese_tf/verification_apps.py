@@ -359,8 +359,6 @@ class FaceVerificationApp:
         name = Gallery.check_name(name)
         removed = self.gallery.forget(name)
         self._invalidate(name)
-        self.gallery.log_event("forget", removed["person_id"], images=removed["images"],
-                               embeddings=removed["embeddings"])
         return removed
 
     def gallery_images(self, name: str) -> np.ndarray:

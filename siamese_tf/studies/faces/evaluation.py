@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamese_tf import metrics
+from siamese_tf.errors import SiameseDataError
 from siamese_tf.studies.faces.data import LFWPairs, fold_pair_indices
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "fold_report",
     "lfw_cross_validation",
     "lfw_fold_report",
+    "calibrate_face_thresholds",
     "reference_rule_scores",
     "score_lfw_folds",
     "summarise_folds",
@@ -86,6 +88,45 @@ def reference_rule_scores(model: SiameseModel, image_set: ImageSet, reference_im
         fractions.extend((similarities > detection_threshold).mean(axis=1))
         labels.extend([1] * len(genuine) + [0] * len(impostors))
     return np.asarray(fractions), np.asarray(labels)
+
+
+def calibrate_face_thresholds(model: SiameseModel, validation: ImageSet, num_pairs: int = 2000,
+                              max_references: int = 5, seed: int = 0,
+                              references: int | None = None) -> dict[str, float | int]:
+    """Choose and store both thresholds of ``model`` on validation people (never the test people).
+
+    Detection: the accuracy-maximising similarity threshold on ``num_pairs`` balanced pairs of the
+    validation people (:func:`siamese_tf.metrics.calibrate`). Verification: the seed apps' rule,
+    with ``references`` reference images per person (default: at most ``max_references``, one fewer
+    than the median person has; give the gallery size an app will use when validation people have
+    that many images), chosen on :func:`reference_rule_scores`. Both are written to
+    ``model.thresholds`` (saved with the model). Returns them with the reference count.
+
+    Raises:
+        SiameseDataError: fewer than 2 validation people, or none with more images than references.
+    """
+    from siamese_tf.samplers import make_pairs
+    from siamese_tf.verification import choose_verification_threshold
+
+    if validation.num_classes < 2:
+        raise SiameseDataError(f"choosing thresholds needs at least 2 validation people, got {validation.num_classes}")
+    (first, second), labels = make_pairs(validation.images, validation.labels, num_pairs, seed=seed)
+    detection = metrics.calibrate(model, first, second, labels)
+    counts = np.bincount(validation.labels)
+    if references is None:
+        references = max(1, min(int(max_references), int(np.median(counts[counts > 0])) - 1))
+    elif not isinstance(references, (int, np.integer)) or references < 1:
+        raise ValueError(f"references must be a positive whole number, got {references!r}")
+    fractions, rule_labels = reference_rule_scores(model, validation, references, detection, seed=seed)
+    if len(set(np.asarray(rule_labels).tolist())) < 2:
+        raise SiameseDataError(
+            f"the verification threshold needs validation people with more than {references} image(s) each "
+            f"(reference images plus attempts); the {validation.num_classes} held out here have too few"
+        )
+    verification = choose_verification_threshold(fractions, rule_labels)
+    model.thresholds["verification"] = float(verification)
+    return {"detection": float(detection), "verification": float(verification), "references": references,
+            "validation_people": int(validation.num_classes), "validation_pairs": int(len(labels))}
 
 
 # --- baseline scorers -------------------------------------------------------------------------------

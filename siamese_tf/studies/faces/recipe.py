@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,8 +18,8 @@ import numpy as np
 from siamese_tf import settings
 from siamese_tf.errors import SiameseDataError
 from siamese_tf.reports import machine_description, round_figures
-from siamese_tf.studies.faces.data import locate_face_data
-from siamese_tf.studies.faces.evaluation import reference_rule_scores
+from siamese_tf.studies.faces.data import load_lfw, locate_face_data, locate_lfw, read_lfw_people
+from siamese_tf.studies.faces.evaluation import calibrate_face_thresholds, reference_rule_scores
 
 if TYPE_CHECKING:
     import keras
@@ -32,6 +33,7 @@ __all__ = [
     "face_augmentation",
     "train_class_proxy_model",
     "run_face_verification",
+    "train_lfw_verification_model",
 ]
 
 
@@ -286,3 +288,39 @@ def train_class_proxy_model(train_set: ImageSet, recipe: ClassProxyRecipe | None
     images_seen = epochs * (len(train_set) // recipe.batch_size) * recipe.batch_size
     return model, {"training_seconds": seconds, "epochs": epochs, "images_per_second": images_seen / seconds,
                    "final_loss": float(history.history["loss"][-1])}
+
+
+def train_lfw_verification_model(data_dir: str | os.PathLike | None = None, train_folds: Sequence[int] = range(1, 8),
+                                 validation_folds: Sequence[int] = (8,), recipe: ClassProxyRecipe | None = None,
+                                 max_train_people: int | None = None, references: int | None = None,
+                                 verbose: str | int = 2) -> tuple[SiameseModel, dict[str, Any]]:
+    """A face-verification model for the app: class proxies on LFW people, thresholds on other people.
+
+    Trains on the people of ``train_folds`` (people.txt) and chooses both thresholds
+    (:func:`calibrate_face_thresholds`, with ``references`` gallery images per person) on the people of
+    ``validation_folds``, never trained on.
+    The people of the remaining folds stay unseen for tests (``stand_in_frames``). Returns the
+    model (thresholds stored) and figures: training, the chosen thresholds and the people counts.
+    """
+    overlap = set(train_folds) & set(validation_folds)
+    if overlap:
+        raise ValueError(f"train_folds and validation_folds share fold(s) {sorted(overlap)}")
+    recipe = recipe or ClassProxyRecipe()
+    files = locate_lfw(data_dir)
+    people = read_lfw_people(files.people)
+    for fold in [*train_folds, *validation_folds]:
+        if not 1 <= fold <= len(people):
+            raise ValueError(f"fold {fold} is not in {files.people} (folds 1-{len(people)})")
+    train_people = sorted(name for fold in train_folds for name, _ in people[fold - 1])
+    if max_train_people is not None:
+        train_people = train_people[:max_train_people]
+    validation_people = sorted(name for fold in validation_folds for name, count in people[fold - 1] if count >= 2)
+    images = load_lfw(files.images, image_size=recipe.image_size, people=set(train_people) | set(validation_people))
+    index = {name: label for label, name in enumerate(images.class_names)}
+    train_set = images.select_classes([index[name] for name in train_people])
+    validation_set = images.select_classes([index[name] for name in validation_people])
+    model, training = train_class_proxy_model(train_set, recipe, verbose=verbose)
+    thresholds = calibrate_face_thresholds(model, validation_set, seed=recipe.seed, references=references)
+    return model, {**training, "thresholds": thresholds, "train_folds": list(train_folds),
+                   "validation_folds": list(validation_folds), "train_people": train_set.num_classes,
+                   "train_images": len(train_set)}
