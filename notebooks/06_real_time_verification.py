@@ -202,6 +202,77 @@ if source == clip_dir:
           f"{np.sum(decisions & ~truth)} of {np.sum(~truth)} others let in)")
 
 # %% [markdown]
+# ## 5. The app: enrol, verify, identify, forget, with the faces encrypted
+#
+# The loop above writes every crop as a plain image file, like the seeds. The app keeps them in an
+# encrypted gallery instead (`siamese_tf.galleries.Gallery`: every crop, embedding and name
+# encrypted with a key kept in a 0600 file or `SIAMESE_TF_GALLERY_KEY`). `FaceVerificationApp` does
+# the four things the web page offers, with the model's own thresholds. The stand-in camera shows
+# each photo on a gray background, as a webcam would.
+
+# %%
+from siamese_tf.galleries import Gallery
+from siamese_tf.verification_apps import FaceVerificationApp
+
+
+def on_camera_background(photo):
+    """A photo in the middle of a gray 240x320 camera frame (RGB uint8)."""
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    gray = (np.asarray(photo)[..., 0] * 255).round().astype(np.uint8)
+    top, left = (240 - gray.shape[0]) // 2, (320 - gray.shape[1]) // 2
+    frame[top:top + gray.shape[0], left:left + gray.shape[1]] = gray[..., None]
+    return frame
+
+
+app = FaceVerificationApp(model, Gallery(WORK_DIR / "gallery"), face_margin=FACE_MARGIN)
+print(app.enrol(YOU, [on_camera_background(photo) for photo in your_photos[:REFERENCE_IMAGES]]).message)
+for name in others[:2]:
+    their_photos = photos.images[photos.labels == photos.class_names.index(name)]
+    print(app.enrol(name, [on_camera_background(photo) for photo in their_photos[:REFERENCE_IMAGES]]).message)
+
+# %% [markdown]
+# Verify you and someone else against your gallery, then ask who is in front of the camera:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(app.verify(YOU, on_camera_background(your_photos[-1])).message)
+stranger = photos.images[photos.labels == photos.class_names.index(others[-1])][-1]
+print(app.verify(YOU, on_camera_background(stranger)).message)
+print(app.identify(on_camera_background(your_photos[-2])).message)
+
+# %% [markdown]
+# Nothing in the gallery folder is a readable image, and forgetting a person removes every file of
+# theirs (the event log keeps only a random id and counts):
+
+# %%
+stored = [path for path in app.gallery.root.rglob("*") if path.is_file()]
+plain = [path for path in stored if path.read_bytes()[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1")]
+print(f"{len(stored)} files in the gallery, {len(plain)} of them plain images")
+removed = app.forget(others[0])
+print(f"forgot {others[0]}: {removed['images']} images, {removed['embeddings']} embedding file;",
+      "enrolled now:", ", ".join(app.gallery.names()))
+
+# %% [markdown]
+# The same app as a web page, with the live camera, **Enrol**, **Verify**, **Who is this?** and a
+# **Forget** button per person. It opens below when this notebook runs for real (not in smoke
+# mode) and serves on 127.0.0.1 only; `page.close()` in the last cell stops it. From a terminal:
+#
+# ```bash
+# python -m siamese_tf app --model models/face_verification.keras --gallery data/gallery
+# ```
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+page = None
+if not settings.smoke_mode():
+    from siamese_tf.web_apps import launch_app
+
+    page = launch_app(app, port=7861, model_name=model_path.name, enrol_images=REFERENCE_IMAGES, inline=True,
+                      block=False)
+else:
+    print("Smoke mode: the web page is not started.")
+
+# %% [markdown]
 # ## Running it live
 #
 # With a camera this loop runs as it is; the seeds' key presses become the frame count (set
@@ -219,11 +290,13 @@ if source == clip_dir:
 # %% [markdown]
 # ## Clean up
 #
-# Everything this notebook wrote (camera frames, face crops, the application folders) lives in
+# Everything this notebook wrote (camera frames, face crops, the application folders, the gallery) lives in
 # `WORK_DIR`, a scratch folder of the system's temporary directory. Face images are personal
 # data, so it is deleted here rather than left behind; to keep your own captures, point the
 # capture step at a folder you chose (for example `data/anchor`) instead.
 
 # %%
+if page is not None:
+    page.close()
 shutil.rmtree(WORK_DIR, ignore_errors=True)
 print("scratch folder removed:", not WORK_DIR.exists())

@@ -177,6 +177,7 @@ class Gallery:
         else:
             self._check_key(check_path, source)
         self.skipped: list[str] = []
+        self._names: dict[str, str] = {}
 
     # --- the key ---
     def _find_key(self, key, key_file, is_new):
@@ -229,13 +230,24 @@ class Gallery:
         return json.loads(self._read(folder / "person.bin"))["name"]
 
     def _records(self):
-        """(id, name) of every person whose record opens; damaged ones are skipped with a warning."""
+        """(id, name) of every person whose record opens; damaged ones are skipped with a warning.
+
+        Names are decrypted once per folder and kept while the folder exists (listing the folder is
+        cheap; decrypting a thousand records for every click is not), so a ``forget`` from another
+        process is still seen at once.
+        """
         records = []
-        for folder in self._person_folders():
-            try:
-                records.append((folder.name, self._name_of(folder)))
-            except (SiameseDataError, FileNotFoundError, ValueError, KeyError) as error:
-                warnings.warn(f"skipping a person record: {error}", stacklevel=3)
+        folders = self._person_folders()
+        present = {folder.name for folder in folders}
+        self._names = {person_id: name for person_id, name in self._names.items() if person_id in present}
+        for folder in folders:
+            if folder.name not in self._names:
+                try:
+                    self._names[folder.name] = self._name_of(folder)
+                except (SiameseDataError, FileNotFoundError, ValueError, KeyError) as error:
+                    warnings.warn(f"skipping a person record: {error}", stacklevel=3)
+                    continue
+            records.append((folder.name, self._names[folder.name]))
         return records
 
     def people(self) -> list[PersonRecord]:

@@ -2,12 +2,12 @@
 
 :class:`FaceVerificationApp` joins a calibrated :class:`~siamese_tf.models.SiameseModel` and a
 :class:`~siamese_tf.galleries.Gallery`. Every camera frame goes through one face crop: the largest
-face OpenCV's detector finds, grown by ``face_margin``, kept as a square RGB crop of
-:data:`STORED_CROP_SIDE` pixels (what the gallery stores, encrypted), then turned into the model's
-input exactly as the loaders do (float in [0, 1], gray when the model is gray, ``INTER_AREA``
-resize). :data:`DEFAULT_FACE_MARGIN` makes that crop match the LFW centre crop the face models
-train on: on deep-funneled LFW images the detector's box is 116 px wide (median of 200) and
-centred, and the centre crop is 120 px.
+face OpenCV's detector finds, grown by ``face_margin``, kept as an RGB crop in the model input's
+aspect ratio, :data:`STORED_CROP_SIDE` pixels on its shorter side (what the gallery stores,
+encrypted), then turned into the model's input exactly as the loaders do (float in [0, 1], gray
+when the model is gray, ``INTER_AREA`` resize). :data:`DEFAULT_FACE_MARGIN` makes that crop match
+the LFW centre crop the face models train on: on deep-funneled LFW images the detector's box is
+116 px wide (median of 200) and centred, and the centre crop is 120 px.
 
 Decisions follow the seed apps' two-threshold rule (:mod:`siamese_tf.verification`), both thresholds
 read from the model file: a gallery image is a *detection* when its similarity to the frame is above
@@ -206,7 +206,7 @@ class FaceVerificationApp:
 
     # --- one face crop for everything ---
     def face_crop(self, frame: ArrayLike) -> np.ndarray:
-        """The stored face crop of a camera frame: square RGB uint8, :data:`STORED_CROP_SIDE` wide.
+        """The stored face crop of a camera frame: RGB uint8 of :attr:`stored_crop_size`.
 
         Raises:
             NoFaceError: the detector finds no face.
@@ -226,9 +226,17 @@ class FaceVerificationApp:
         box = detect_face(frame)
         if box is None:
             raise NoFaceError("no face found in the camera image: face the camera, in good light, not too far")
-        side = (STORED_CROP_SIDE, STORED_CROP_SIDE)
-        region = face_region(frame, box, side, self.face_margin)
-        return cv2.resize(region, side, interpolation=cv2.INTER_AREA)
+        height, width = self.stored_crop_size
+        region = face_region(frame, box, (height, width), self.face_margin)
+        return cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
+
+    @property
+    def stored_crop_size(self) -> tuple[int, int]:
+        """(height, width) of a stored crop: the model input's aspect ratio, the shorter side
+        :data:`STORED_CROP_SIDE` pixels (enough to embed again for a larger model later)."""
+        height, width = self.model.input_image_shape[:2]
+        scale = STORED_CROP_SIDE / min(height, width)
+        return round(height * scale), round(width * scale)
 
     def model_inputs(self, crops: ArrayLike) -> np.ndarray:
         """Stored crops (N, S, S, 3 or 1) uint8 -> the model's inputs, as the image loaders make them."""
@@ -262,7 +270,8 @@ class FaceVerificationApp:
             self._embeddings[name] = stored
         return self._embeddings[name]
 
-    def _build_index(self):
+    def rebuild_index(self) -> None:
+        """Build the template index over everyone enrolled (done on the first identification after a change)."""
         from siamese_tf.indexes import build_index
 
         names = self.gallery.names()
@@ -334,7 +343,7 @@ class FaceVerificationApp:
         """Who, among everyone enrolled, is the face in ``frame``? (None when nobody passes.)"""
         started = time.perf_counter()
         if self._index is None:
-            self._build_index()
+            self.rebuild_index()
         if self._index is None:
             raise KeyError("nobody is enrolled yet: enrol someone first")
         query = self.embed_crops(self.face_crop(frame)[None])

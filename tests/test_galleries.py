@@ -101,7 +101,7 @@ def test_a_damaged_person_record_is_skipped_with_a_warning(tmp_path):
     record = tmp_path / "gallery" / "people" / gallery.person_id("ada") / "person.bin"
     record.write_bytes(record.read_bytes()[:-5])
     with pytest.warns(UserWarning, match="person.bin is damaged"):
-        assert gallery.names() == ["grace"]
+        assert Gallery(tmp_path / "gallery").names() == ["grace"]
 
 
 def test_forget_removes_every_file_of_that_person_only(tmp_path):
@@ -116,6 +116,14 @@ def test_forget_removes_every_file_of_that_person_only(tmp_path):
     assert not ada_folder.exists() and not any(path.exists() for path in ada_files)
     assert gallery.names() == ["grace"]
     assert not list((tmp_path / "gallery" / "people").glob(".*")), "a hidden leftover of the forget"
+
+
+def test_a_forget_by_another_process_is_seen_at_once(tmp_path):
+    gallery = Gallery(tmp_path / "gallery")
+    gallery.add_images("ada", faces(1))
+    assert gallery.names() == ["ada"]
+    Gallery(tmp_path / "gallery").forget("ada")
+    assert gallery.names() == [] and gallery.person_id("ada") is None
 
 
 def test_forget_of_someone_not_enrolled_names_who_is(tmp_path):
