@@ -191,6 +191,26 @@ plot_pairs(roles["anchor"].images[:count], roles["positive"].images[:count], lab
 plot_pairs(roles["anchor"].images[:count], roles["negative"].images[:count], labels=np.zeros(count))
 
 # %% [markdown]
+# ## 6. Keeping captures safe: the encrypted gallery
+#
+# Plain JPEG files of faces are biometric data anyone with the folder can read. To keep captures,
+# store them in an encrypted gallery (`siamese_tf.galleries.Gallery`), the store the app
+# (`06_real_time_verification.ipynb`, `python -m siamese_tf app`) uses: every crop, and the name,
+# encrypted with a key from `SIAMESE_TF_GALLERY_KEY` or a key file created with mode 0600.
+
+# %%
+from siamese_tf.galleries import Gallery
+
+gallery = Gallery(WORK_DIR / "gallery")
+stored = gallery.add_images("you", (roles["anchor"].images * 255).round().astype(np.uint8))
+files = [path for path in gallery.root.rglob("*") if path.is_file()]
+readable = [path for path in files if path.read_bytes()[:3] in (b"\x89PN", b"\xff\xd8\xff")]
+print(f"stored {stored} anchors in {len(files)} files; {len(readable)} of them are readable images")
+print("back from the gallery, decrypted in memory:", gallery.load_images("you").shape)
+removed = gallery.forget("you")
+print(f"forgot 'you': {removed['images']} images removed; enrolled now: {gallery.names()}")
+
+# %% [markdown]
 # ## What next
 #
 # `02_preprocessing_and_pairs.ipynb` turns face folders into training pairs. It works on the ORL
@@ -203,8 +223,8 @@ plot_pairs(roles["anchor"].images[:count], roles["negative"].images[:count], lab
 #
 # Everything this notebook wrote (camera frames, face crops, the application folders) lives in
 # `WORK_DIR`, a scratch folder of the system's temporary directory. Face images are personal
-# data, so it is deleted here rather than left behind; to keep your own captures, point the
-# capture step at a folder you chose (for example `data/anchor`) instead.
+# data, so it is deleted here rather than left behind; to keep your own captures, store them in an
+# encrypted gallery in a folder you chose (section 6) rather than as plain files.
 
 # %%
 shutil.rmtree(WORK_DIR, ignore_errors=True)

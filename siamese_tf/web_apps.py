@@ -15,7 +15,9 @@ password).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
+import io
 import os
 import shutil
 import threading
@@ -266,7 +268,8 @@ def launch_app(app: FaceVerificationApp, host: str = "127.0.0.1", port: int = 78
 
     def close(*arguments: Any, **keywords: Any) -> Any:
         try:
-            return original_close(*arguments, **keywords)
+            with contextlib.redirect_stdout(io.StringIO()):  # Gradio prints "Closing server ..."
+                return original_close(*arguments, **keywords)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
 
