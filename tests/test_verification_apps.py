@@ -179,3 +179,82 @@ def test_a_y4m_clip_holds_every_frame(lfw_frames, tmp_path):
     assert rest.count(b"FRAME\n") == 3 and len(rest) == 3 * (6 + 640 * 480 * 3 // 2)
     with pytest.raises(ValueError, match="even height"):
         write_y4m([np.zeros((3, 4, 3), np.uint8)], tmp_path / "odd.y4m")
+
+
+# --- the command line and the camera buffer ---------------------------------------------------------
+
+@pytest.fixture
+def saved_model(model, tmp_path):
+    from siamese_tf.models import save_model
+
+    return save_model(model, tmp_path / "app_model.keras")
+
+
+def test_enrol_and_forget_commands_round_trip(shared_data_dir, saved_model, tmp_path, capsys):
+    from siamese_tf.captures import save_image_atomic
+    from siamese_tf.cli import main
+
+    frames, _ = faces.stand_in_frames(faces.locate_lfw(shared_data_dir).images, ["Junichiro_Koizumi"], 3)
+    photos = tmp_path / "photos"
+    for frame in frames:
+        save_image_atomic(frame, photos, extension=".png")
+    gallery = tmp_path / "gallery"
+    assert main(["enrol", "Koizumi", "--model", str(saved_model), "--images", str(photos),
+                 "--gallery", str(gallery)]) == 0
+    assert "Enrolled Koizumi: 3 image(s) stored, encrypted" in capsys.readouterr().out
+    assert main(["forget", "Koizumi", "--gallery", str(gallery)]) == 0
+    assert "forgot Koizumi: removed 3 image(s), 1 embedding file(s)" in capsys.readouterr().out
+    assert main(["forget", "Koizumi", "--gallery", str(gallery)]) == 2
+    assert "'Koizumi' is not enrolled" in capsys.readouterr().err
+
+
+def test_forget_with_a_wrong_key_file_changes_nothing(model, tmp_path, capsys):
+    from siamese_tf.cli import main
+    from siamese_tf.galleries import generate_key
+
+    Gallery(tmp_path / "gallery").add_images("ada", np.zeros((1, 8, 8, 3), np.uint8))
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(generate_key())
+    assert main(["forget", "ada", "--gallery", str(tmp_path / "gallery"), "--key-file", str(wrong)]) == 2
+    assert "wrong key for the gallery" in capsys.readouterr().err
+    assert Gallery(tmp_path / "gallery").names() == ["ada"]
+
+
+def test_app_refuses_a_model_without_thresholds_and_an_open_address_without_a_token(tmp_path, capsys,
+                                                                                    monkeypatch):
+    from siamese_tf.cli import main
+    from siamese_tf.models import save_model
+    from siamese_tf.web_apps import APP_TOKEN_VARIABLE
+
+    bare = build_siamese_model("small_cnn", "cosine", (32, 32, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    path = save_model(bare, tmp_path / "bare.keras")
+    assert main(["app", "--model", str(path), "--gallery", str(tmp_path / "gallery")]) == 2
+    assert "no calibrated detection and verification threshold" in capsys.readouterr().err
+    monkeypatch.delenv(APP_TOKEN_VARIABLE, raising=False)
+    assert main(["app", "--model", str(path), "--host", "0.0.0.0"]) == 2
+    assert "give an access token" in capsys.readouterr().err
+
+
+def test_the_frame_buffer_says_when_the_camera_never_started_or_stopped(monkeypatch):
+    from siamese_tf import web_apps
+    from siamese_tf.web_apps import CameraError, FrameBuffer
+
+    frames = FrameBuffer()
+    with pytest.raises(CameraError, match="no camera image yet"):
+        frames.latest()
+    clock = [100.0]
+    monkeypatch.setattr(web_apps.time, "monotonic", lambda: clock[0])
+    frames.add(np.zeros((4, 4, 3), np.uint8))
+    assert frames.latest().shape == (4, 4, 3)
+    clock[0] += 5.0
+    with pytest.raises(CameraError, match=r"stopped sending images \(5 s ago\)"):
+        frames.latest()
+
+
+def test_enrolment_from_a_camera_that_stops_stores_nothing():
+    from siamese_tf.web_apps import CameraError, FrameBuffer
+
+    frames = FrameBuffer()
+    frames.add(np.zeros((4, 4, 3), np.uint8))  # arrived before the click: not one of the ten
+    with pytest.raises(CameraError, match="sent 0 of the 10 images needed .*nothing was stored"):
+        frames.collect(10, timeout=0.3)
