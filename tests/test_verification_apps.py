@@ -258,3 +258,24 @@ def test_enrolment_from_a_camera_that_stops_stores_nothing():
     frames.add(np.zeros((4, 4, 3), np.uint8))  # arrived before the click: not one of the ten
     with pytest.raises(CameraError, match="sent 0 of the 10 images needed .*nothing was stored"):
         frames.collect(10, timeout=0.3)
+
+
+def test_the_app_benchmark_smoke_run_enrols_decides_and_times(shared_data_dir, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "app_verification.py"
+    spec = importlib.util.spec_from_file_location("app_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--smoke", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "app_verification.json").read_text())
+    clip = report["clip"]
+    assert len(clip["people"]) == 2 and clip["test_frames"] == 6
+    verification = report["verification"]
+    # 3 later frames per person, each claimed as both people: 6 genuine and 6 impostor decisions.
+    assert verification["decisions"] == 12
+    assert 0.0 <= verification["genuine_accepted"] <= 1.0 and 0.0 <= verification["impostors_rejected"] <= 1.0
+    assert report["timing_ms"]["verify_click_median"] > 0
+    assert 0.0 <= report["model"]["thresholds_in_model"]["verification"] <= 1.0
