@@ -279,3 +279,37 @@ def test_the_app_benchmark_smoke_run_enrols_decides_and_times(shared_data_dir, t
     assert 0.0 <= verification["genuine_accepted"] <= 1.0 and 0.0 <= verification["impostors_rejected"] <= 1.0
     assert report["timing_ms"]["verify_click_median"] > 0
     assert 0.0 <= report["model"]["thresholds_in_model"]["verification"] <= 1.0
+
+
+def test_a_token_protected_app_refuses_everything_until_the_token_is_given(model, tmp_path):
+    import http.cookiejar
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from siamese_tf.web_apps import launch_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    page = launch_app(make_app(model, tmp_path), port=port, token="a-long-enough-token", block=False)
+    base = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def status(path, password=None):
+        data = None if password is None else urllib.parse.urlencode({"username": "me", "password": password}).encode()
+        try:
+            return opener.open(base + path, data=data, timeout=30).status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    try:
+        assert status("/config") == 401
+        assert status("/login", "wrong-token-here") == 400
+        assert status("/config") == 401
+        assert status("/login", "a-long-enough-token") == 200
+        assert status("/config") == 200
+    finally:
+        page.close()
+    assert not (tmp_path / "gallery" / ".web-cache").exists(), "the upload cache outlived the app"
