@@ -19,7 +19,6 @@ JSON object and writes it to ``<reports dir>/app_verification.json``.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from siamese_tf import settings  # noqa: E402
-from siamese_tf.reports import machine_description, round_figures  # noqa: E402
+from siamese_tf.reports import machine_description, write_report  # noqa: E402
 from siamese_tf.studies import faces  # noqa: E402
 
 
@@ -170,11 +169,7 @@ def run(arguments):
         },
         "machine": machine_description(),
     }
-    reports_dir = settings.reports_dir(arguments.reports_dir)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(round_figures(report), indent=2)
-    (reports_dir / "app_verification.json").write_text(text)
-    print(text)
+    write_report(report, "app_verification", arguments.reports_dir)
     return report
 
 

@@ -20,7 +20,6 @@ validation fold and fold 9 left out entirely (``--test-fold 8 --train-folds 1-7`
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from siamese_tf import settings  # noqa: E402
 from siamese_tf.datasets import load_identity_folders  # noqa: E402
-from siamese_tf.reports import machine_description, round_figures  # noqa: E402
+from siamese_tf.reports import machine_description, write_report  # noqa: E402
 from siamese_tf.studies import faces  # noqa: E402
 
 
@@ -64,7 +63,7 @@ def run(arguments):
     if test_fold in train_folds:
         raise SystemExit(f"the test fold {test_fold} cannot be a training fold ({train_folds})")
     recipe = faces.ClassProxyRecipe.smoke() if arguments.smoke else faces.ClassProxyRecipe()
-    overrides = {name: getattr(arguments, name) for name in ("minutes", "margin", "scale", "embedding_dim")
+    overrides = {name: getattr(arguments, name) for name in ("minutes", "margin", "scale", "embedding_dim", "channels")
                  if getattr(arguments, name) is not None}
     if arguments.image_size:
         overrides["image_size"] = (arguments.image_size, arguments.image_size)
@@ -78,7 +77,7 @@ def run(arguments):
         train_people = set(sorted(train_people)[:60])
     started = time.perf_counter()
     wanted = train_people | pairs.people([test_fold, *train_folds])
-    images = faces.load_lfw(files.images, image_size=recipe.image_size, people=wanted)
+    images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels, people=wanted)
     loading_seconds = time.perf_counter() - started
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
 
@@ -113,6 +112,7 @@ def run(arguments):
     if not arguments.no_cross_dataset:
         # ORL was never trained on: its central square, like LFW's centre crop, at the model's input size.
         orl = load_identity_folders(faces.locate_face_data(arguments.data_dir), image_size=recipe.image_size,
+                                    channels=recipe.channels,
                                     crop=_central_square)
         report["cross_dataset_orl"] = {"people": orl.num_classes, **faces.cross_dataset_report(scorers, orl)}
     model.thresholds["detection"] = float(results["class_proxy_model"]["threshold"])
@@ -120,11 +120,7 @@ def run(arguments):
         from siamese_tf.models import save_model
 
         report["model_path"] = str(save_model(model, Path(arguments.save_model)))
-    reports_dir = settings.reports_dir(arguments.reports_dir)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(round_figures(report), indent=2)
-    (reports_dir / "lfw_verification.json").write_text(text)
-    print(text)
+    write_report(report, "lfw_verification", arguments.reports_dir)
     return report
 
 
@@ -140,6 +136,7 @@ def main(argv=None):
     parser.add_argument("--scale", type=float)
     parser.add_argument("--embedding-dim", type=int)
     parser.add_argument("--image-size", type=int, help="side of the square input (default 64)")
+    parser.add_argument("--channels", type=int, choices=[1, 3], help="1: gray (default), 3: RGB")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--no-cross-dataset", action="store_true", help="skip the ORL cross-dataset figures")
     parser.add_argument("--model", help="score this saved .keras model instead of training one (it must have been "

@@ -16,7 +16,6 @@ import os
 # Quiet OpenCV's V4L2/FFmpeg chatter about missing cameras; must be set before cv2 loads.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
-import tempfile  # noqa: E402
 import uuid  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -28,6 +27,7 @@ from numpy.typing import ArrayLike  # noqa: E402
 
 from siamese_tf.datasets import IGNORED_NAMES, check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError, SiameseDataError  # noqa: E402
+from siamese_tf.settings import write_private_atomic  # noqa: E402
 
 __all__ = [
     "CAMERA_TIMEOUT_MS",
@@ -315,17 +315,7 @@ def save_image_atomic(image: ArrayLike, folder: str | os.PathLike, prefix: str =
     if not ok:
         raise ValueError(f"OpenCV cannot encode an image of shape {image.shape} as {extension}")
     # uuid4 is random: uuid1 would put this machine's network address and the time in every name.
-    target = folder / f"{prefix}{uuid.uuid4()}{extension}"
-    handle, temporary = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as output:
-            output.write(encoded.tobytes())
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return target
+    return write_private_atomic(folder / f"{prefix}{uuid.uuid4()}{extension}", encoded.tobytes())
 
 
 def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: str | os.PathLike, count: int,

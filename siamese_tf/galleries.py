@@ -29,7 +29,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 import warnings
@@ -40,7 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
-from siamese_tf.settings import PRIVATE_FOLDER_MODE, make_private
+from siamese_tf.settings import PRIVATE_FOLDER_MODE, make_private, write_private_atomic
 
 __all__ = [
     "GALLERY_KEY_VARIABLE",
@@ -80,21 +79,9 @@ def _fernet(key, source):
 
 
 def _write_private(path, data):
-    """Write ``data`` to ``path`` through a hidden temporary file and a rename (0600)."""
+    """Write ``data`` to ``path`` (0600) through a hidden temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "wb") as output:
-            output.write(data)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
+    return write_private_atomic(path, data)
 
 
 def _private_folder(path):

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,12 +14,11 @@ import numpy as np
 __all__ = [
     "machine_description",
     "round_figures",
+    "write_report",
 ]
 
 
 def machine_description() -> dict[str, Any]:
-    import os
-
     import keras
     import tensorflow as tf
 
@@ -41,3 +43,19 @@ def round_figures(value: Any, digits: int = 4) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def write_report(report: dict[str, Any], name: str, reports_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``report`` (figures rounded) as ``<reports dir>/<name>.json``, print it, return the path.
+
+    ``reports_dir`` defaults to ``SIAMESE_TF_REPORTS_DIR`` (see :mod:`siamese_tf.settings`).
+    """
+    from siamese_tf import settings
+
+    folder = settings.reports_dir(reports_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(round_figures(report), indent=2)
+    path = folder / f"{name}.json"
+    path.write_text(text)
+    print(text)
+    return path

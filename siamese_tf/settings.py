@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +34,7 @@ __all__ = [
     "reports_dir",
     "seed_everything",
     "smoke_mode",
+    "write_private_atomic",
 ]
 
 SMOKE_VARIABLE = "SIAMESE_TF_SMOKE"
@@ -113,4 +115,25 @@ def make_private(path: str | os.PathLike) -> Path:
         os.chmod(path, mode)
     except (NotImplementedError, PermissionError):  # e.g. a mounted Windows share
         pass
+    return path
+
+
+def write_private_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` readable by its owner only (0600), whole or not at all.
+
+    The bytes go to a hidden temporary file beside ``path`` (created 0600), are flushed to disk and
+    renamed into place: a reader, or a crash, never sees half a file. The folder must exist.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as output:
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
     return path

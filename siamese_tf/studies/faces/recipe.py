@@ -224,6 +224,7 @@ class ClassProxyRecipe:
     """
 
     image_size: tuple[int, int] = (64, 64)
+    channels: int = 1  # 1: gray, 3: RGB
     embedding: str = "small_cnn"
     embedding_dim: int = 128
     filters: tuple[int, ...] = (32, 64, 128, 128)
@@ -315,7 +316,8 @@ def train_lfw_verification_model(data_dir: str | os.PathLike | None = None, trai
     if max_train_people is not None:
         train_people = train_people[:max_train_people]
     validation_people = sorted(name for fold in validation_folds for name, count in people[fold - 1] if count >= 2)
-    images = load_lfw(files.images, image_size=recipe.image_size, people=set(train_people) | set(validation_people))
+    images = load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels,
+                      people=set(train_people) | set(validation_people))
     index = {name: label for label, name in enumerate(images.class_names)}
     train_set = images.select_classes([index[name] for name in train_people])
     validation_set = images.select_classes([index[name] for name in validation_people])
