@@ -43,14 +43,6 @@ def _folds(text):
     return sorted(numbers)
 
 
-def _central_square(image):
-    """The central square of a portrait image (ORL is 112x92: rows 10-101)."""
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    return image[top:top + side, left:left + side]
-
-
 def run(arguments):
     files = faces.locate_lfw(arguments.data_dir)
     pairs = faces.read_lfw_pairs(files.pairs)
@@ -113,7 +105,7 @@ def run(arguments):
         # ORL was never trained on: its central square, like LFW's centre crop, at the model's input size.
         orl = load_identity_folders(faces.locate_face_data(arguments.data_dir), image_size=recipe.image_size,
                                     channels=recipe.channels,
-                                    crop=_central_square)
+                                    crop=faces.central_square)
         report["cross_dataset_orl"] = {"people": orl.num_classes, **faces.cross_dataset_report(scorers, orl)}
     model.thresholds["detection"] = float(results["class_proxy_model"]["threshold"])
     if arguments.save_model:

@@ -39,13 +39,18 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train, evaluate and save the face-verification model; write reports/")
-    demo.add_argument("--data-dir", help="folder holding faces/orl_faces_s1-s30.zip (default: SIAMESE_TF_DATA_DIR)")
+    demo.add_argument("--data", choices=["lfw", "orl"], default="lfw",
+                      help="lfw (default): class proxies on LFW's people, about 8 minutes; orl: the small ORL "
+                           "course recipe, about 4 minutes")
+    demo.add_argument("--minutes", type=float, help="lfw: training budget (default 7)")
+    demo.add_argument("--data-dir", help="folder holding faces/lfw/ and faces/orl_faces_s1-s30.zip "
+                                         "(default: SIAMESE_TF_DATA_DIR)")
     demo.add_argument("--models-dir")
     demo.add_argument("--reports-dir")
     demo.add_argument("--smoke", action="store_true", help="tiny run (same as SIAMESE_TF_SMOKE=1)")
-    demo.add_argument("--epochs", type=int, help="override the number of epochs")
-    demo.add_argument("--head", choices=["l1", "euclidean", "cosine"], help="override the similarity head")
-    demo.add_argument("--mode", choices=["pairs", "in_batch"], help="override the training mode")
+    demo.add_argument("--epochs", type=int, help="orl: override the number of epochs")
+    demo.add_argument("--head", choices=["l1", "euclidean", "cosine"], help="orl: override the similarity head")
+    demo.add_argument("--mode", choices=["pairs", "in_batch"], help="orl: override the training mode")
 
     capture = commands.add_parser("capture", help="save face crops from a camera, a video file or an image folder")
     capture.add_argument("--source", type=_source, default=0, help="camera index, video file or image folder")
@@ -138,7 +143,18 @@ def main(argv=None):
 def _run_demo(arguments):
     if arguments.smoke:
         os.environ["SIAMESE_TF_SMOKE"] = "1"
-    from siamese_tf.studies.faces import FaceVerificationConfig, run_face_verification
+    from siamese_tf.studies.faces import FaceVerificationConfig, run_face_verification, run_lfw_demo
+
+    if arguments.data == "lfw":
+        orl_only = [flag for flag in ("epochs", "head", "mode") if getattr(arguments, flag)]
+        if orl_only:
+            raise ValueError(f"--{orl_only[0]} is for --data orl; the LFW demo takes --minutes")
+        report = run_lfw_demo(arguments.minutes, data_dir=arguments.data_dir, models_dir=arguments.models_dir,
+                              reports_dir=arguments.reports_dir)
+        summary = {key: report[key] for key in ("training_seconds", "thresholds", "test_pair_verification",
+                                                "cross_dataset_orl", "total_seconds", "model_path")}
+        print(json.dumps(summary, indent=2))
+        return 0
 
     overrides = {}
     if arguments.epochs:

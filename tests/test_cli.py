@@ -22,9 +22,36 @@ def face_zip(shared_data_dir):
     return path
 
 
-def test_demo_smoke_writes_model_report_and_plots(shared_data_dir, tmp_path, monkeypatch, capsys):
+def test_the_lfw_demo_smoke_run_trains_calibrates_scores_and_saves(shared_data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
     code = main(["demo", "--data-dir", str(shared_data_dir), "--models-dir", str(tmp_path / "models"),
+                 "--reports-dir", str(tmp_path / "reports")])
+    assert code == 0
+    report = json.loads((tmp_path / "reports" / "face_verification.json").read_text())
+    assert report["data"] == "lfw" and report["smoke_mode"] is True
+    assert report["validation_folds"] == [8] and report["train_folds"] == [1]
+    assert {"detection", "verification"} <= set(report["thresholds"])
+    results = report["test_pair_verification"]
+    assert set(results) == {"model", "pixels", "hog"}
+    for figures in results.values():
+        assert figures["test_fold"] == 9 and figures["threshold_folds"] == [8] and figures["num_pairs"] == 600
+    assert report["cross_dataset_orl"]["people"] == 30
+    assert (tmp_path / "reports" / "face_roc.png").stat().st_size > 1000
+    from siamese_tf.models import load_model
+    from siamese_tf.verification_apps import check_app_model
+
+    check_app_model(load_model(tmp_path / "models" / "face_verification.keras"))  # ready for the app
+    assert "test_pair_verification" in _last_json(capsys.readouterr().out)
+
+
+def test_the_lfw_demo_refuses_flags_of_the_orl_demo(capsys):
+    assert main(["demo", "--epochs", "3"]) == 2
+    assert "--epochs is for --data orl" in capsys.readouterr().err
+
+
+def test_demo_smoke_writes_model_report_and_plots(shared_data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    code = main(["demo", "--data", "orl", "--data-dir", str(shared_data_dir), "--models-dir", str(tmp_path / "models"),
                  "--reports-dir", str(tmp_path / "reports")])
     assert code == 0
     report = json.loads((tmp_path / "reports" / "face_verification.json").read_text())

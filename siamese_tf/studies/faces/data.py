@@ -40,6 +40,7 @@ __all__ = [
     "LFWFiles",
     "LFWPair",
     "LFWPairs",
+    "central_square",
     "fold_pair_indices",
     "lfw_face_crop",
     "lfw_image_name",
@@ -145,6 +146,17 @@ LFW_CENTER_CROP = CenterCrop(LFW_FACE_FRACTION)
 # The top folders of the official archives: lfw.tgz, lfw-deepfunneled.tgz / .zip, lfw-funneled.tgz.
 LFW_TOP_FOLDERS = ("lfw", "lfw-deepfunneled", "lfw_funneled")
 _IMAGE_NUMBER = re.compile(r"_(\d+)$")
+
+
+def central_square(image: np.ndarray) -> np.ndarray:
+    """The central square of an image (ORL's 112x92 portraits: rows 10-101), like LFW's centre crop.
+
+    A crop for :func:`siamese_tf.datasets.load_identity_folders` (it only selects pixels).
+    """
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return image[top:top + side, left:left + side]
 
 
 def lfw_image_name(name: str, number: int) -> str:
