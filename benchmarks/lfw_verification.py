@@ -77,8 +77,10 @@ def run(arguments):
         from siamese_tf.models import load_model
 
         model, training = load_model(arguments.model), {"model_loaded_from": arguments.model}
-    else:
+    elif arguments.method == "class_proxy":
         model, training = faces.train_class_proxy_model(train_set, recipe, verbose=2)
+    else:  # the seeds' pair recipes, same network, data and clock
+        model, training = faces.train_pair_model(train_set, arguments.method, recipe, verbose=2)
     report = {
         "benchmark": "lfw_verification",
         "protocol": "LFW View 2, unrestricted, no outside data: training folds' people, threshold from the "
@@ -88,12 +90,13 @@ def run(arguments):
         "train_folds": train_folds,
         "train_people": train_set.num_classes,
         "train_images": len(train_set),
+        "method": arguments.method,
         "recipe": {key: (list(value) if isinstance(value, tuple) else value) for key, value in vars(recipe).items()},
         "loading_seconds": loading_seconds,
         **training,
         "machine": machine_description(),
     }
-    scorers = {"class_proxy_model": model}
+    scorers = {f"{arguments.method}_model": model}
     if not arguments.no_baselines:
         scorers.update(pixels=faces.PixelPairScorer(), hog=faces.HogPairScorer())
     results = {}
@@ -107,7 +110,7 @@ def run(arguments):
                                     channels=recipe.channels,
                                     crop=faces.central_square)
         report["cross_dataset_orl"] = {"people": orl.num_classes, **faces.cross_dataset_report(scorers, orl)}
-    model.thresholds["detection"] = float(results["class_proxy_model"]["threshold"])
+    model.thresholds["detection"] = float(results[f"{arguments.method}_model"]["threshold"])
     if arguments.save_model:
         from siamese_tf.models import save_model
 
@@ -124,6 +127,9 @@ def main(argv=None):
     parser.add_argument("--train-folds", help="folds whose people train and whose pairs choose the threshold, "
                                               "e.g. 1-7 (default: all the others)")
     parser.add_argument("--minutes", type=float, help="training budget (default 30)")
+    parser.add_argument("--method", choices=["class_proxy", "pairs_l1", "contrastive"], default="class_proxy",
+                        help="class_proxy (default): additive-margin softmax over every person; pairs_l1: the "
+                             "seeds' L1 head with binary cross-entropy; contrastive: distance head, contrastive loss")
     parser.add_argument("--margin", type=float)
     parser.add_argument("--scale", type=float)
     parser.add_argument("--embedding-dim", type=int)

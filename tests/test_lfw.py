@@ -496,3 +496,32 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     assert "detection" in load_model(tmp_path / "lfw.keras").thresholds
     orl = report["cross_dataset_orl"]
     assert orl["people"] == 30 and 0.0 <= orl["class_proxy_model"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6
+
+
+@pytest.mark.parametrize("method, head", [("pairs_l1", "L1SimilarityHead"), ("contrastive", "DistanceHead")])
+def test_the_lfw_benchmark_trains_the_seeds_pair_recipes_side_by_side(shared_lfw, shared_data_dir, tmp_path,
+                                                                      method, head):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lfw_verification.py"
+    spec = importlib.util.spec_from_file_location("lfw_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--smoke", "--method", method, "--minutes", "0.05", "--no-baselines", "--no-cross-dataset",
+                    "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path),
+                    "--save-model", str(tmp_path / "pairs.keras")])
+    report = json.loads((tmp_path / "lfw_verification.json").read_text())
+    assert report["method"] == method and set(report["results"]) == {f"{method}_model"}
+    assert 0.0 <= report["results"][f"{method}_model"]["auc"] <= 1.0 and report["epochs"] >= 1
+    from siamese_tf.models import load_model
+
+    assert type(load_model(tmp_path / "pairs.keras").head).__name__ == head
+
+
+def test_an_unknown_pair_method_is_named():
+    from siamese_tf.studies import faces
+
+    with pytest.raises(ValueError, match="method must be one of .*'triplets'"):
+        faces.train_pair_model(None, "triplets")

@@ -51,6 +51,7 @@ __all__ = [
     "run_face_verification",
     "run_lfw_demo",
     "train_lfw_verification_model",
+    "train_pair_model",
 ]
 
 # The LFW demo's training budget: the whole `make demo` stays near 8 minutes on 2 CPU cores.
@@ -308,6 +309,51 @@ def train_class_proxy_model(train_set: ImageSet, recipe: ClassProxyRecipe | None
     epochs = len(history.history["loss"])
     images_seen = epochs * (len(train_set) // recipe.batch_size) * recipe.batch_size
     return model, {"training_seconds": seconds, "epochs": epochs, "images_per_second": images_seen / seconds,
+                   "final_loss": float(history.history["loss"][-1])}
+
+
+PAIR_METHODS = {"pairs_l1": "l1", "contrastive": "euclidean"}
+
+
+def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: ClassProxyRecipe | None = None,
+                     pairs_per_epoch: int = 4096, batch_size: int = 64,
+                     verbose: str | int = 2) -> tuple[SiameseModel, dict[str, float]]:
+    """The seeds' pair recipes on the same network, data and clock as :func:`train_class_proxy_model`.
+
+    ``method``: ``"pairs_l1"`` (the seeds' ``L1Dist`` + sigmoid head with binary cross-entropy) or
+    ``"contrastive"`` (unit-length embeddings, Euclidean distance, contrastive loss). Balanced pairs
+    (positives from people with two or more images) with the package's augmentation, Adam annealed by
+    the clock over ``recipe.minutes``. Returns the model (no thresholds yet) and training figures.
+    """
+    import keras
+
+    from siamese_tf.augmentations import Augmenter
+    from siamese_tf.models import build_siamese_model
+    from siamese_tf.samplers import PairBatches
+    from siamese_tf.training import TimeLimit, compile_siamese
+
+    if method not in PAIR_METHODS:
+        raise ValueError(f"method must be one of {sorted(PAIR_METHODS)}, got {method!r}")
+    recipe = recipe or ClassProxyRecipe()
+    if recipe.minutes is None:
+        raise ValueError("the pair recipes train by the clock: give recipe.minutes")
+    settings.seed_everything(recipe.seed)
+    head = PAIR_METHODS[method]
+    model = build_siamese_model(recipe.embedding, head, (*recipe.image_size, train_set.image_shape[-1]),
+                                name="face_verification", embedding_dim=recipe.embedding_dim,
+                                filters=tuple(recipe.filters), normalize=head != "l1")
+    learning_rate = 1e-3
+    compile_siamese(model, learning_rate=learning_rate, mode="pairs")
+    batches = PairBatches(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
+                          augment=Augmenter())
+    started = time.perf_counter()
+    history = model.fit(batches.dataset(), epochs=10_000, verbose=verbose,
+                        callbacks=[batches.callback(), TimeLimit(recipe.minutes, learning_rate),
+                                   keras.callbacks.TerminateOnNaN()])
+    seconds = time.perf_counter() - started
+    epochs = len(history.history["loss"])
+    return model, {"training_seconds": seconds, "epochs": epochs,
+                   "pairs_per_second": epochs * pairs_per_epoch / seconds,
                    "final_loss": float(history.history["loss"][-1])}
 
 
