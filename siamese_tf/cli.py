@@ -43,6 +43,8 @@ def build_parser():
                       help="lfw (default): class proxies on LFW's people, about 8 minutes; orl: the small ORL "
                            "course recipe, about 4 minutes")
     demo.add_argument("--minutes", type=float, help="lfw: training budget (default 7)")
+    demo.add_argument("--method", choices=["class_proxy", "contrastive", "pairs_l1"],
+                      help="lfw: the training recipe (default: the one chosen on LFW's validation fold)")
     demo.add_argument("--data-dir", help="folder holding faces/lfw/ and faces/orl_faces_s1-s30.zip "
                                          "(default: SIAMESE_TF_DATA_DIR)")
     demo.add_argument("--models-dir")
@@ -150,11 +152,14 @@ def _run_demo(arguments):
         if orl_only:
             raise ValueError(f"--{orl_only[0]} is for --data orl; the LFW demo takes --minutes")
         report = run_lfw_demo(arguments.minutes, data_dir=arguments.data_dir, models_dir=arguments.models_dir,
-                              reports_dir=arguments.reports_dir)
-        summary = {key: report[key] for key in ("training_seconds", "thresholds", "test_pair_verification",
+                              reports_dir=arguments.reports_dir, method=arguments.method)
+        summary = {key: report[key] for key in ("method", "training_seconds", "thresholds", "test_pair_verification",
                                                 "cross_dataset_orl", "total_seconds", "model_path")}
         print(json.dumps(summary, indent=2))
         return 0
+    lfw_only = [flag for flag in ("minutes", "method") if getattr(arguments, flag)]
+    if lfw_only:
+        raise ValueError(f"--{lfw_only[0]} is for the LFW demo (--data lfw)")
 
     overrides = {}
     if arguments.epochs:

@@ -47,6 +47,19 @@ def test_the_lfw_demo_smoke_run_trains_calibrates_scores_and_saves(shared_data_d
 def test_the_lfw_demo_refuses_flags_of_the_orl_demo(capsys):
     assert main(["demo", "--epochs", "3"]) == 2
     assert "--epochs is for --data orl" in capsys.readouterr().err
+    assert main(["demo", "--data", "orl", "--method", "contrastive"]) == 2
+    assert "--method is for the LFW demo" in capsys.readouterr().err
+
+
+def test_the_lfw_demo_trains_the_contrastive_recipe_on_request(shared_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    assert main(["demo", "--method", "contrastive", "--minutes", "0.05", "--data-dir", str(shared_data_dir),
+                 "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path / "reports")]) == 0
+    report = json.loads((tmp_path / "reports" / "face_verification.json").read_text())
+    assert report["method"] == "contrastive" and report["recipe"]["minutes"] == 0.05
+    from siamese_tf.models import load_model
+
+    assert type(load_model(tmp_path / "models" / "face_verification.keras").head).__name__ == "DistanceHead"
 
 
 def test_demo_smoke_writes_model_report_and_plots(shared_data_dir, tmp_path, monkeypatch, capsys):
