@@ -350,7 +350,7 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
     batches = PairBatches(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
                           augment=Augmenter())
     started = time.perf_counter()
-    history = model.fit(batches.dataset(), epochs=10_000, verbose=verbose,
+    history = model.fit(batches.dataset(), epochs=10_000, verbose=verbose, shuffle=False,
                         callbacks=[batches.callback(), TimeLimit(recipe.minutes, learning_rate),
                                    keras.callbacks.TerminateOnNaN()])
     seconds = time.perf_counter() - started
