@@ -321,22 +321,23 @@ class FaceVerificationApp:
 
     def verify(self, name: str, frame: ArrayLike) -> VerifyResult:
         """Is the face in ``frame`` the enrolled ``name``? (KeyError when ``name`` is not enrolled.)"""
+        from siamese_tf.verification import verify
+
         started = time.perf_counter()
         name = Gallery.check_name(name)
-        if self.gallery.person_id(name) is None:
+        person_id = self.gallery.person_id(name)
+        if person_id is None:
             enrolled = ", ".join(self.gallery.names()) or "nobody yet"
             raise KeyError(f"{name!r} is not enrolled (enrolled: {enrolled})")
-        gallery_embeddings = self.embeddings_of(name)
-        query = self.embed_crops(self.face_crop(frame)[None])
-        similarities = np.asarray(self.model.similarity_to_library(query, gallery_embeddings)).reshape(-1)
-        detections = int(np.sum(similarities > self.detection_threshold))
-        fraction = detections / len(similarities)
-        verified = fraction > self.verification_threshold
-        result = VerifyResult(name, bool(verified), float(fraction), detections, len(similarities),
-                              self.detection_threshold, self.verification_threshold, similarities,
-                              time.perf_counter() - started)
-        self.gallery.log_event("verify", self.gallery.person_id(name), verified=result.verified,
-                               fraction=round(result.fraction, 4))
+        # The seeds' two-threshold rule, as everywhere in the package.
+        decision = verify(self.model, self.model_inputs(self.face_crop(frame)[None])[0],
+                          detection_threshold=self.detection_threshold,
+                          verification_threshold=self.verification_threshold,
+                          validation_embeddings=self.embeddings_of(name))
+        result = VerifyResult(name, decision.verified, decision.fraction, decision.detections,
+                              len(decision.similarities), decision.detection_threshold,
+                              decision.verification_threshold, decision.similarities, time.perf_counter() - started)
+        self.gallery.log_event("verify", person_id, verified=result.verified, fraction=round(result.fraction, 4))
         return result
 
     def identify(self, frame: ArrayLike) -> IdentifyResult:
