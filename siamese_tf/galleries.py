@@ -244,8 +244,8 @@ class Gallery:
                        for person_id, name in self._records()), key=lambda record: record.name)
 
     def names(self) -> list[str]:
-        """The enrolled names, sorted."""
-        return [record.name for record in self.people()]
+        """The enrolled names, sorted (without counting images, unlike :meth:`people`)."""
+        return sorted(name for _, name in self._records())
 
     def person_id(self, name: str) -> str | None:
         """The random folder id of ``name``, or None when nobody of that name is enrolled."""

@@ -187,7 +187,8 @@ class FaceVerificationApp:
         self.fingerprint = model_fingerprint(model)
         self._embeddings: dict[str, np.ndarray] = {}
         self._index = None
-        self._index_names: np.ndarray | None = None
+        self._index_names: list[str] = []
+        self._index_owners = np.zeros(0, np.int64)
         self.warm_up()
 
     @classmethod
@@ -276,17 +277,17 @@ class FaceVerificationApp:
 
         names = self.gallery.names()
         if not names:
-            self._index, self._index_names = None, np.zeros(0, dtype=object)
+            self._index, self._index_names, self._index_owners = None, [], np.zeros(0, np.int64)
             return
         blocks = [self.embeddings_of(name) for name in names]
         self._index = build_index(self.model, np.concatenate(blocks))
-        self._index_names = np.concatenate([np.full(len(block), name, dtype=object)
-                                            for name, block in zip(names, blocks)])
+        # Which person each index entry belongs to: positions in ``_index_names``, fixed until the next change.
+        self._index_names = names
+        self._index_owners = np.repeat(np.arange(len(names)), [len(block) for block in blocks])
 
     def _invalidate(self, name):
         self._embeddings.pop(name, None)
         self._index = None
-        self._index_names = None
 
     # --- the four actions ---
     def enrol(self, name: str, frames: ArrayLike | list[np.ndarray]) -> EnrolResult:
@@ -350,13 +351,12 @@ class FaceVerificationApp:
         query = self.embed_crops(self.face_crop(frame)[None])
         similarities = self._index.similarities(query)[0]
         detected = similarities > self.detection_threshold
-        names, positions = np.unique(self._index_names, return_inverse=True)
-        counts = np.bincount(positions, minlength=len(names))
-        fractions = np.bincount(positions, weights=detected, minlength=len(names)) / counts
+        names, owners = self._index_names, self._index_owners
+        fractions = np.bincount(owners, weights=detected, minlength=len(names)) / np.bincount(owners)
         best = np.full(len(names), -np.inf)
-        np.maximum.at(best, positions, similarities)
+        np.maximum.at(best, owners, similarities)
         order = np.lexsort((-best, -fractions))
-        candidates = [(str(names[i]), float(fractions[i]), float(best[i])) for i in order[:5]]
+        candidates = [(names[i], float(fractions[i]), float(best[i])) for i in order[:5]]
         winner = candidates[0] if candidates and candidates[0][1] > self.verification_threshold else None
         result = IdentifyResult(winner[0] if winner else None, winner[1] if winner else 0.0, candidates,
                                 self.verification_threshold, time.perf_counter() - started)
