@@ -31,7 +31,7 @@ from siamese_tf.studies.faces.evaluation import (
     PixelPairScorer,
     calibrate_face_thresholds,
     cross_dataset_report,
-    lfw_fold_report,
+    fold_report,
     reference_rule_scores,
     score_lfw_folds,
 )
@@ -447,9 +447,11 @@ def run_lfw_demo(minutes: float | None = None, data_dir: str | os.PathLike | Non
     scorers = {"model": model, "pixels": PixelPairScorer(), "hog": HogPairScorer()}
     results, curves = {}, {}
     for name, scorer in scorers.items():
-        results[name] = lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=[validation_fold]) \
-            .to_dict(roc=False)
-        curves[name] = (score_lfw_folds(scorer, images, pairs, [test_fold])[test_fold], pairs.labels(test_fold))
+        # Scored once: the same similarities give the fold report and the ROC plot.
+        similarities = score_lfw_folds(scorer, images, pairs, [test_fold, validation_fold])
+        labels = {fold: pairs.labels(fold) for fold in similarities}
+        results[name] = fold_report(similarities, labels, test_fold, [validation_fold]).to_dict(roc=False)
+        curves[name] = (similarities[test_fold], labels[test_fold])
     orl = load_identity_folders(locate_face_data(data_dir), image_size=recipe.image_size, channels=recipe.channels,
                                 crop=central_square)
     model_path = save_model(model, models_dir / "face_verification.keras")
