@@ -68,7 +68,7 @@ def build_model(arguments, files):
 
 
 def run(arguments):
-    from siamese_tf.galleries import Gallery
+    from siamese_tf.galleries import Gallery, generate_key
     from siamese_tf.models import save_model
     from siamese_tf.verification_apps import FaceVerificationApp, NoFaceError
 
@@ -84,7 +84,8 @@ def run(arguments):
     frame_people = np.asarray(frame_people)
 
     with tempfile.TemporaryDirectory(prefix="app-benchmark-") as folder:
-        app = FaceVerificationApp(model, Gallery(Path(folder) / "gallery", key=_benchmark_key()))
+        # A throw-away gallery: its key lives and dies with this run.
+        app = FaceVerificationApp(model, Gallery(Path(folder) / "gallery", key=generate_key()))
         started = time.perf_counter()
         test_frames = []
         for name in names:
@@ -171,12 +172,6 @@ def run(arguments):
     }
     write_report(report, "app_verification", arguments.reports_dir)
     return report
-
-
-def _benchmark_key():
-    from siamese_tf.galleries import generate_key
-
-    return generate_key()  # a throw-away gallery: its key lives and dies with this run
 
 
 def _other_people(people_file, taken, count, exclude_folds):

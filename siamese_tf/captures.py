@@ -39,6 +39,7 @@ __all__ = [
     "detect_face",
     "face_region",
     "save_image_atomic",
+    "to_uint8",
     "write_y4m",
 ]
 
@@ -52,7 +53,7 @@ except AttributeError:
     pass
 
 
-def _to_uint8(frame):
+def to_uint8(frame: np.ndarray) -> np.ndarray:
     """Any integer depth (scaled by its maximum) or float in [0, 1] -> uint8."""
     if frame.dtype == np.uint8:
         return frame
@@ -65,7 +66,7 @@ def _to_uint8(frame):
 
 def _to_rgb_uint8(frame):
     """BGR/BGRA/gray frame of any depth (as OpenCV decodes it) -> RGB uint8."""
-    frame = _to_uint8(frame)
+    frame = to_uint8(frame)
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
     if frame.shape[2] == 1:
@@ -247,7 +248,7 @@ def detect_face(frame: ArrayLike, min_size: tuple[int, int] = (30, 30)) -> tuple
     frame = np.asarray(frame)
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[..., 0]
-    frame = _to_uint8(frame)
+    frame = to_uint8(frame)
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
     faces = _face_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=tuple(min_size))
     if len(faces) == 0:
@@ -306,7 +307,7 @@ def save_image_atomic(image: ArrayLike, folder: str | os.PathLike, prefix: str =
         extension = "." + extension
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    image = _to_uint8(image)
+    image = to_uint8(image)
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim == 3 and image.shape[2] == 1:

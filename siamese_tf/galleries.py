@@ -92,9 +92,9 @@ def _private_folder(path):
 def _encode_png(image):
     import cv2
 
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = (np.clip(image.astype(np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    from siamese_tf.captures import to_uint8
+
+    image = to_uint8(np.asarray(image))
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     elif image.ndim == 3 and image.shape[2] == 3:

@@ -62,8 +62,9 @@ class NoFaceError(SiameseDataError):
 
 def _rgb_uint8(frame):
     """An RGB(A) or gray frame, uint8 or float in [0, 1] -> RGB uint8 (the browser sends RGB)."""
-    if frame.dtype != np.uint8:
-        frame = (np.clip(frame.astype(np.float64), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    from siamese_tf.captures import to_uint8
+
+    frame = to_uint8(frame)
     if frame.ndim == 2:
         frame = frame[..., None]
     if frame.shape[2] == 1:

@@ -150,14 +150,15 @@ def build_app(app: FaceVerificationApp, model_name: str = "model", enrol_images:
         if frame is not None:
             frames.add(frame)
 
-    def guarded(action):
-        """Run ``action``; bad input becomes a message on the page, never a traceback."""
+    def guarded(action, outputs=2):
+        """Run ``action``; bad input becomes a message on the page (the rest of its ``outputs`` emptied),
+        never a traceback."""
         try:
             with lock:
                 return action()
         except (SiameseDataError, ValueError, KeyError) as error:
             text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            return f"**Error:** {text}", ""
+            return (f"**Error:** {text}",) + ("",) * (outputs - 1)
 
     def enrol(name: str) -> tuple[str, str, list[str]]:
         def action():
@@ -184,8 +185,7 @@ def build_app(app: FaceVerificationApp, model_name: str = "model", enrol_images:
                        f"images above {result.detection_threshold:.4f}); verification threshold "
                        f"{result.verification_threshold:.2f}; {result.seconds * 1000:.0f} ms")
             return f"### {result.message}", details + ("\n\nMatched gallery images:" if html else ""), html
-        outcome = guarded(action)
-        return outcome if len(outcome) == 3 else (*outcome, "")
+        return guarded(action, outputs=3)
 
     def identify() -> tuple[str, str]:
         def action():

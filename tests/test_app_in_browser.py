@@ -57,7 +57,7 @@ def clips(shared_data_dir, face_model, tmp_path_factory):
     """One still clip per person (3 s of one photo at 10 frames a second): the enrolled person and
     the fold-9 person whose photo the model finds least like theirs."""
     from siamese_tf.captures import write_y4m
-    from siamese_tf.galleries import Gallery
+    from siamese_tf.galleries import Gallery, generate_key
     from siamese_tf.studies import faces
     from siamese_tf.verification_apps import FaceVerificationApp, NoFaceError
 
@@ -66,7 +66,7 @@ def clips(shared_data_dir, face_model, tmp_path_factory):
     candidates = [name for name, _ in listed if name != ENROLLED][:40]
     frames, names = faces.stand_in_frames(lfw, [ENROLLED, *candidates], 1, frame_size=(240, 320), face_scale=0.8)
     app = FaceVerificationApp(face_model, Gallery(tmp_path_factory.mktemp("scratch") / "gallery",
-                                                  key=_throw_away_key()))
+                                                  key=generate_key()))
     embeddings = []
     for frame in frames:
         try:
@@ -81,12 +81,6 @@ def clips(shared_data_dir, face_model, tmp_path_factory):
             "stranger": write_y4m(np.repeat(frames[stranger:stranger + 1], 30, axis=0), folder / "stranger.y4m",
                                   fps=10),
             "stranger_name": names[stranger]}
-
-
-def _throw_away_key():
-    from siamese_tf.galleries import generate_key
-
-    return generate_key()
 
 
 @pytest.fixture
