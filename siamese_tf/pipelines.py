@@ -1,0 +1,225 @@
+"""Training batches sampled and augmented inside ``tf.data``, seeded by (seed, epoch, step).
+
+:class:`ClassBalancedPipeline` serves the same kind of batches as
+:class:`siamese_tf.samplers.ClassBalancedBatches` (P classes x K images, class ids as labels;
+pair labels follow as **1 = same**, 0 = different), but builds each one with TensorFlow ops
+instead of Python: the classes and images are drawn with stateless random ops and the whole
+batch is warped in one vectorised call (:func:`augment_images`). Nothing runs one image at a
+time in Python, so the batch source no longer competes with training for the interpreter.
+
+Every random number of batch ``(epoch, step)`` comes from ``(seed, epoch, step)`` alone, so a
+run resumed at epoch 7 (``RunBackup`` / ``initial_epoch``) sees exactly the batches of a run that
+never stopped, and :meth:`ClassBalancedPipeline.batch` returns any batch on demand.
+
+Augmentation takes the settings of :class:`siamese_tf.augmentations.Augmenter` (one settings
+object for the NumPy and the TensorFlow path): flip, rotation, shear, scale, shift about the image
+centre with replicated borders, then contrast and brightness jitter, and a final clip to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+from numpy.typing import ArrayLike
+
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.samplers import ClassBalancedBatches
+
+__all__ = [
+    "ClassBalancedPipeline",
+    "affine_parameters_to_transforms",
+    "augment_images",
+    "step_seed",
+]
+
+# Separate random streams of one step, so that changing the augmentation never changes which
+# images a batch holds.
+_SAMPLING_STREAM, _AUGMENTATION_STREAM = 1, 2
+
+
+def step_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, step: int | tf.Tensor, stream: int = 0) -> tf.Tensor:
+    """The stateless seed (shape (2,), int64) of one random stream of batch ``(epoch, step)``."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
+    folded = tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int64))
+    return tf.random.experimental.stateless_fold_in(folded, tf.cast(step, tf.int64))
+
+
+def affine_parameters_to_transforms(angle: tf.Tensor, shear_x: tf.Tensor, shear_y: tf.Tensor, scale_x: tf.Tensor,
+                                    scale_y: tf.Tensor, shift_x: tf.Tensor, shift_y: tf.Tensor, mirror: tf.Tensor,
+                                    height: int, width: int) -> tf.Tensor:
+    """The (B, 8) output-to-input transforms of ``tf.raw_ops.ImageProjectiveTransformV3``.
+
+    Each argument is a (B,) tensor (``angle`` in radians, shifts in pixels, ``mirror`` boolean).
+    The forward map is the one of :class:`~siamese_tf.augmentations.Augmenter`: ``x -> L x + o``
+    about the image centre ``c`` with ``L = rotation @ shear @ scale [@ mirror]`` and
+    ``o = c + shift - L c`` (what ``cv2.warpAffine`` applies); the projective transform needs its
+    inverse, ``x -> L^-1 (x - o)``.
+    """
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # rotation @ shear = [[cos - sin*shear_y, cos*shear_x - sin], [sin + cos*shear_y, sin*shear_x + cos]]
+    a00 = (cos - sin * shear_y) * scale_x
+    a01 = (cos * shear_x - sin) * scale_y
+    a10 = (sin + cos * shear_y) * scale_x
+    a11 = (sin * shear_x + cos) * scale_y
+    sign = tf.where(mirror, -1.0, 1.0)
+    a00, a10 = a00 * sign, a10 * sign
+    center_x, center_y = (width - 1) / 2.0, (height - 1) / 2.0
+    offset_x = center_x + shift_x - (a00 * center_x + a01 * center_y)
+    offset_y = center_y + shift_y - (a10 * center_x + a11 * center_y)
+    determinant = a00 * a11 - a01 * a10
+    i00, i01, i10, i11 = a11 / determinant, -a01 / determinant, -a10 / determinant, a00 / determinant
+    b0 = -(i00 * offset_x + i01 * offset_y)
+    b1 = -(i10 * offset_x + i11 * offset_y)
+    zeros = tf.zeros_like(i00)
+    return tf.stack([i00, i01, b0, i10, i11, b1, zeros, zeros], axis=1)
+
+
+def _uniform_or_neutral(seed, shape, limit, neutral, probability, component):
+    """Per image: ``neutral ± limit`` with probability ``probability``, else ``neutral``."""
+    if limit <= 0:
+        return tf.fill(shape, tf.constant(neutral, tf.float32))
+    seed = tf.random.experimental.stateless_fold_in(seed, component)
+    draws = tf.random.stateless_uniform((2, *shape), seed=seed)
+    values = neutral + limit * (2.0 * draws[0] - 1.0)
+    return tf.where(draws[1] < probability, values, tf.constant(neutral, tf.float32))
+
+
+def augment_images(images: tf.Tensor | ArrayLike, seed: tf.Tensor | ArrayLike, augmenter: Augmenter) -> tf.Tensor:
+    """Augment a (B, H, W, C) batch in [0, 1] with ``augmenter``'s settings, all images at once.
+
+    ``seed`` is a stateless seed of shape (2,) (:func:`step_seed`): the same seed always gives the
+    same batch. Each image gets its own flip, affine warp (bilinear, replicated borders), contrast
+    and brightness, drawn as :class:`~siamese_tf.augmentations.Augmenter` draws them.
+    """
+    if not isinstance(augmenter, Augmenter):
+        raise ValueError(f"augmenter must be a siamese_tf.augmentations.Augmenter, got {augmenter!r}")
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape.rank != 4:
+        raise ValueError(f"images must have shape (B, H, W, C), got {images.shape}")
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    batch_size = tf.shape(images)[0]
+    height, width = int(images.shape[1]), int(images.shape[2])
+    shape = (batch_size,)
+    probability = augmenter.component_probability
+    angle = _uniform_or_neutral(seed, shape, math.radians(augmenter.max_rotation), 0.0, probability, 0)
+    shear_x = _uniform_or_neutral(seed, shape, augmenter.max_shear, 0.0, probability, 1)
+    shear_y = _uniform_or_neutral(seed, shape, augmenter.max_shear, 0.0, probability, 2)
+    scale_x = _uniform_or_neutral(seed, shape, augmenter.max_scale, 1.0, probability, 3)
+    scale_y = (_uniform_or_neutral(seed, shape, augmenter.max_scale, 1.0, probability, 4)
+               if augmenter.independent_axes else scale_x)
+    shift_x = _uniform_or_neutral(seed, shape, augmenter.max_shift, 0.0, probability, 5)
+    shift_y = _uniform_or_neutral(seed, shape, augmenter.max_shift, 0.0, probability, 6)
+    if not augmenter.shift_in_pixels:
+        shift_x, shift_y = shift_x * width, shift_y * height
+    if augmenter.flip:
+        mirror = tf.random.stateless_uniform(shape, seed=tf.random.experimental.stateless_fold_in(seed, 7)) < 0.5
+    else:
+        mirror = tf.zeros(shape, tf.bool)
+    transforms = affine_parameters_to_transforms(angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y,
+                                                 mirror, height, width)
+    result = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.constant([height, width], tf.int32),
+        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="NEAREST")
+    if augmenter.contrast > 0:
+        factor = _uniform_or_neutral(seed, shape, augmenter.contrast, 1.0, 1.0, 8)[:, None, None, None]
+        mean = tf.reduce_mean(result, axis=(1, 2, 3), keepdims=True)
+        result = (result - mean) * factor + mean
+    if augmenter.brightness > 0:
+        result = result + _uniform_or_neutral(seed, shape, augmenter.brightness, 0.0, 1.0, 9)[:, None, None, None]
+    return tf.clip_by_value(result, 0.0, 1.0)
+
+
+class ClassBalancedPipeline(ClassBalancedBatches):
+    """P classes x K images per batch, sampled and augmented by TensorFlow inside ``tf.data``.
+
+    A drop-in for :class:`~siamese_tf.samplers.ClassBalancedBatches` (same arguments, same
+    ``(images, class_labels)`` batches, same ``callback()`` for resumed runs), with ``augment`` an
+    :class:`~siamese_tf.augmentations.Augmenter` (its settings, applied by :func:`augment_images`)
+    instead of any Python callable. Batch ``(epoch, step)`` depends only on ``(seed, epoch, step)``:
+    the P classes are a random choice without replacement among the classes with at least two
+    images, and each class's K images a random choice without replacement among its images (a
+    class with fewer than K images repeats some; augmentation then makes the copies differ).
+
+    Args:
+        images: (N, H, W, C) float images in [0, 1]; labels: (N,) class ids.
+        classes_per_batch, images_per_class: P (>= 2) and K (>= 2).
+        steps_per_epoch: batches per epoch; seed: base seed (>= 0).
+        augment: an :class:`~siamese_tf.augmentations.Augmenter`, or None for no augmentation.
+        parallel_calls: batches built at once by ``tf.data`` (each batch is already vectorised; 1 is
+            right on two cores, more where spare cores exist).
+    """
+
+    def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 8, images_per_class: int = 4,
+                 steps_per_epoch: int = 100, seed: int = 0, augment: Augmenter | None = None,
+                 parallel_calls: int = 1) -> None:
+        if augment is not None and not isinstance(augment, Augmenter):
+            raise ValueError(
+                f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
+                f"got {augment!r}; use samplers.ClassBalancedBatches for a Python callable")
+        if not isinstance(parallel_calls, (int, np.integer)) or parallel_calls < 1:
+            raise ValueError(f"parallel_calls must be a positive integer, got {parallel_calls!r}")
+        super().__init__(images, labels, classes_per_batch=classes_per_batch, images_per_class=images_per_class,
+                         steps_per_epoch=steps_per_epoch, seed=seed, augment=augment)
+        self.parallel_calls = int(parallel_calls)
+        sizes = self.index.sizes[self.eligible]
+        # Each eligible class's member indices in one padded (classes, max size) table.
+        width = int(max(sizes.max(), self.images_per_class))
+        members = np.zeros((len(self.eligible), width), dtype=np.int64)
+        for row, class_position in enumerate(self.eligible):
+            start = self.index.offsets[class_position]
+            members[row, :sizes[row]] = self.index.order[start:start + sizes[row]]
+        self._members = tf.constant(members)
+        self._sizes = tf.constant(sizes.astype(np.int64))
+        self._images_tensor = tf.constant(self.images)
+        self._labels_tensor = tf.constant(self.labels.astype(np.int32))
+        self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
+
+    def _build_batch(self, epoch: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        sampling = step_seed(self.seed, epoch, step, _SAMPLING_STREAM)
+        num_classes = tf.shape(self._sizes)[0]
+        class_keys = tf.random.stateless_uniform((num_classes,), seed=sampling)
+        rows = tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices
+        sizes = tf.gather(self._sizes, rows)
+        member_keys = tf.random.stateless_uniform(
+            (self.classes_per_batch, int(self._members.shape[1])),
+            seed=tf.random.experimental.stateless_fold_in(sampling, 1))
+        positions = tf.range(int(self._members.shape[1]), dtype=tf.int64)
+        # Padding positions sort last, so the first K are distinct members while the class has K.
+        member_keys = tf.where(positions[None, :] < sizes[:, None], member_keys, 2.0)
+        chosen = tf.argsort(member_keys, axis=1)[:, :self.images_per_class]
+        chosen = tf.math.floormod(tf.cast(chosen, tf.int64), sizes[:, None])
+        indices = tf.reshape(tf.gather(tf.gather(self._members, rows), chosen, batch_dims=1), (-1,))
+        images = tf.gather(self._images_tensor, indices)
+        if self.augment is not None:
+            images = augment_images(images, step_seed(self.seed, epoch, step, _AUGMENTATION_STREAM), self.augment)
+        return images, tf.gather(self._labels_tensor, indices)
+
+    def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch`` (what :meth:`dataset` serves)."""
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        images, labels = self._batch_function(tf.constant(epoch, tf.int64), tf.constant(step, tf.int64))
+        return images.numpy(), labels.numpy()
+
+    def _epoch_number(self) -> Iterator[np.int64]:
+        yield np.int64(self._start_pass())
+
+    def dataset(self) -> tf.data.Dataset:
+        """One epoch of batches per pass: Python only names the epoch; TensorFlow builds every batch.
+
+        Autotune is disabled and ``prefetch(2)`` set (ENVIRONMENT_NOTES, trap 1).
+        """
+        steps = self.steps_per_epoch
+        epochs = tf.data.Dataset.from_generator(self._epoch_number,
+                                                output_signature=tf.TensorSpec(shape=(), dtype=tf.int64))
+        dataset = epochs.flat_map(lambda epoch: tf.data.Dataset.range(steps).map(lambda step: (epoch, step)))
+        dataset = dataset.map(self._build_batch, num_parallel_calls=self.parallel_calls, deterministic=True)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)

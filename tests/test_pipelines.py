@@ -1,0 +1,166 @@
+"""The tf.data batch engine: affine maps checked by hand and against OpenCV, P x K batches, exact resume."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.pipelines import ClassBalancedPipeline, affine_parameters_to_transforms, augment_images, step_seed
+
+NO_AUGMENTATION = dict(flip=False, brightness=0.0, contrast=0.0, max_rotation=0.0, max_shift=0.0, max_scale=0.0)
+
+
+def warp(images, transforms):
+    height, width = images.shape[1:3]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.constant(images, tf.float32), transforms=transforms, output_shape=[height, width],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST").numpy()
+
+
+def parameters(*values):
+    return [tf.constant([value], tf.float32) for value in values]
+
+
+def test_a_quarter_turn_moves_the_top_left_pixel_to_the_top_right():
+    # Forward map about the centre c: (x, y) -> c + R (x - c); with y pointing down, R(90 degrees)
+    # sends (0, 0) of a 5x5 image to (4, 0): the picture turns clockwise on screen.
+    image = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
+    transforms = affine_parameters_to_transforms(*parameters(math.pi / 2, 0, 0, 1, 1, 0, 0), tf.constant([False]),
+                                                 5, 5)
+    turned = warp(image, transforms)[0, :, :, 0]
+    assert turned[0, 4] == image[0, 0, 0, 0]
+    np.testing.assert_allclose(turned, np.rot90(image[0, :, :, 0], k=-1), atol=1e-4)
+
+
+def test_a_mirror_alone_flips_left_right_and_a_shift_moves_by_whole_pixels():
+    image = np.random.default_rng(0).random((1, 6, 7, 1)).astype(np.float32)
+    mirrored = warp(image, affine_parameters_to_transforms(*parameters(0, 0, 0, 1, 1, 0, 0), tf.constant([True]), 6, 7))
+    np.testing.assert_allclose(mirrored, image[:, :, ::-1], atol=1e-5)
+    shifted = warp(image, affine_parameters_to_transforms(*parameters(0, 0, 0, 1, 1, 2, 0), tf.constant([False]), 6, 7))
+    np.testing.assert_allclose(shifted[0, :, 2:], image[0, :, :-2], atol=1e-5)
+    np.testing.assert_allclose(shifted[0, :, 0], image[0, :, 0], atol=1e-5)  # replicated border
+
+
+def test_every_affine_component_matches_opencv_warp_affine():
+    # The NumPy Augmenter warps with cv2.warpAffine and the forward matrix below; the tf.data path
+    # must give the same picture (up to OpenCV's 1/32-pixel fixed-point interpolation).
+    angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y = 0.3, 0.1, -0.2, 1.1, 0.9, 1.5, -2.0
+    height, width = 28, 30
+    image = np.random.default_rng(1).random((height, width)).astype(np.float32)
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    linear = rotation @ np.array([[1, shear_x], [shear_y, 1]]) @ np.diag([scale_x, scale_y]) @ np.diag([-1.0, 1.0])
+    center = np.array([(width - 1) / 2, (height - 1) / 2])
+    offset = center + np.array([shift_x, shift_y]) - linear @ center
+    expected = cv2.warpAffine(image, np.hstack([linear, offset[:, None]]), (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    transforms = affine_parameters_to_transforms(
+        *parameters(angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y), tf.constant([True]), height, width)
+    warped = warp(image[None, :, :, None], transforms)[0, :, :, 0]
+    np.testing.assert_allclose(warped, expected, atol=0.02)
+    assert np.abs(warped - image).mean() > 0.1  # and the warp did move the picture
+
+
+def test_augment_images_with_nothing_to_do_returns_the_images():
+    images = np.random.default_rng(2).random((4, 9, 9, 1)).astype(np.float32)
+    result = augment_images(images, step_seed(0, 0, 0), Augmenter(**NO_AUGMENTATION)).numpy()
+    np.testing.assert_allclose(result, images, atol=1e-6)
+
+
+def test_augment_images_is_a_function_of_the_seed_and_differs_per_image():
+    images = np.tile(np.random.default_rng(3).random((1, 16, 16, 1)).astype(np.float32), (6, 1, 1, 1))
+    augmenter = Augmenter(max_rotation=15.0, max_shift=0.1, max_scale=0.1, brightness=0.1, contrast=0.1)
+    first = augment_images(images, step_seed(5, 1, 2), augmenter).numpy()
+    again = augment_images(images, step_seed(5, 1, 2), augmenter).numpy()
+    other_step = augment_images(images, step_seed(5, 1, 3), augmenter).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other_step)
+    assert not np.allclose(first[0], first[1])  # six copies of one image, six different distortions
+    assert first.min() >= 0.0 and first.max() <= 1.0
+
+
+def test_augment_images_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="Augmenter"):
+        augment_images(np.zeros((1, 4, 4, 1)), step_seed(0, 0, 0), lambda image, rng: image)
+    with pytest.raises(ValueError, match=r"\(B, H, W, C\)"):
+        augment_images(np.zeros((4, 4, 1)), step_seed(0, 0, 0), Augmenter())
+
+
+def labelled_images(num_classes=6, per_class=(5, 5, 5, 5, 3, 1), side=8):
+    labels = np.concatenate([[label] * count for label, count in zip(range(num_classes), per_class)])
+    # Each image is filled with its own index, so a batch image names the source image it came from.
+    images = np.broadcast_to(np.arange(len(labels), dtype=np.float32)[:, None, None, None] / 100.0,
+                             (len(labels), side, side, 1)).copy()
+    return images, labels
+
+
+def test_a_batch_holds_p_distinct_classes_with_k_distinct_images_each():
+    images, labels = labelled_images()
+    pipeline = ClassBalancedPipeline(images, labels, classes_per_batch=3, images_per_class=4, steps_per_epoch=5)
+    for step in range(5):
+        batch_images, batch_labels = pipeline.batch(0, step)
+        assert batch_images.shape == (12, 8, 8, 1) and batch_labels.dtype == np.int32
+        sources = np.rint(batch_images[:, 0, 0, 0] * 100).astype(int)
+        np.testing.assert_array_equal(labels[sources], batch_labels)  # each label is its image's
+        classes = batch_labels.reshape(3, 4)
+        assert (classes == classes[:, :1]).all() and len(set(classes[:, 0])) == 3
+        assert 5 not in classes  # the class with a single image gives no same pair
+        for group in sources.reshape(3, 4):
+            if np.sum(labels == labels[group[0]]) >= 4:
+                assert len(set(group)) == 4  # drawn without replacement
+
+
+def test_a_class_smaller_than_k_repeats_its_images():
+    images, labels = labelled_images(num_classes=2, per_class=(2, 3))
+    pipeline = ClassBalancedPipeline(images, labels, classes_per_batch=2, images_per_class=4, steps_per_epoch=1)
+    batch_images, batch_labels = pipeline.batch(0, 0)
+    sources = np.rint(batch_images[:, 0, 0, 0] * 100).astype(int)
+    for label, size in ((0, 2), (1, 3)):
+        assert set(sources[batch_labels == label]) == set(np.flatnonzero(labels == label))
+
+
+def test_batches_depend_only_on_seed_epoch_and_step_so_a_resumed_run_sees_the_same():
+    images, labels = labelled_images()
+    augmenter = Augmenter(max_rotation=10.0, brightness=0.0, contrast=0.0, flip=False)
+    pipeline = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=4, seed=7, augment=augmenter)
+    twin = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=4, seed=7, augment=augmenter)
+    other_seed = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=4, seed=8, augment=augmenter)
+    np.testing.assert_array_equal(pipeline.batch(2, 1)[0], twin.batch(2, 1)[0])
+    assert not np.array_equal(pipeline.batch(2, 1)[0], other_seed.batch(2, 1)[0])
+    assert not np.array_equal(pipeline.batch(2, 1)[0], pipeline.batch(2, 2)[0])
+    # A resumed run: Keras announces epoch 3 through the callback; the pass serves epoch 3.
+    pipeline.callback().on_epoch_begin(3)
+    served = list(pipeline.dataset())
+    assert len(served) == 4
+    for step, (batch_images, batch_labels) in enumerate(served):
+        expected_images, expected_labels = twin.batch(3, step)
+        np.testing.assert_array_equal(batch_images.numpy(), expected_images)
+        np.testing.assert_array_equal(batch_labels.numpy(), expected_labels)
+    # Consecutive passes give consecutive epochs.
+    np.testing.assert_array_equal(next(iter(pipeline.dataset()))[0].numpy(), twin.batch(4, 0)[0])
+
+
+def test_augmentation_never_changes_which_images_a_batch_holds():
+    images, labels = labelled_images()
+    plain = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=3, seed=1)
+    augmented = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=3, seed=1,
+                                      augment=Augmenter(max_rotation=20.0))
+    for step in range(3):
+        np.testing.assert_array_equal(plain.batch(0, step)[1], augmented.batch(0, step)[1])
+
+
+def test_bad_settings_are_named_before_any_training():
+    images, labels = labelled_images()
+    with pytest.raises(ValueError, match="Augmenter"):
+        ClassBalancedPipeline(images, labels, augment=lambda image, rng: image)
+    with pytest.raises(ValueError, match="parallel_calls"):
+        ClassBalancedPipeline(images, labels, 2, 2, parallel_calls=0)
+    with pytest.raises(ValueError, match="classes_per_batch=6 but only 5 classes"):
+        ClassBalancedPipeline(images, labels, classes_per_batch=6, images_per_class=2)
+    with pytest.raises(ValueError, match="images_per_class must be an integer >= 2, got 1"):
+        ClassBalancedPipeline(images, labels, classes_per_batch=2, images_per_class=1)
+    pipeline = ClassBalancedPipeline(images, labels, 2, 2, steps_per_epoch=3)
+    with pytest.raises(ValueError, match="step must lie in 0..2, got 3"):
+        pipeline.batch(0, 3)
