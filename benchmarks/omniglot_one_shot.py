@@ -41,8 +41,11 @@ def parse_arguments(argv=None):
     parser.add_argument("--minutes", type=float, default=None,
                         help="training time budget in minutes (default 24 for conv4, none for --full)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
-    parser.add_argument("--loss", choices=("neighbourhood", "prototypical", "triplet", "contrastive"),
-                        default="neighbourhood")
+    parser.add_argument("--loss", choices=("neighbourhood", "prototypical", "triplet", "contrastive", "proxies"),
+                        default="neighbourhood", help="conv4: proxies = one learned proxy per class, "
+                                                      "additive-margin softmax (cosine head)")
+    parser.add_argument("--proxy-scale", type=float, default=16.0, help="conv4 --loss proxies: softmax scale")
+    parser.add_argument("--proxy-margin", type=float, default=0.1, help="conv4 --loss proxies: additive margin")
     parser.add_argument("--classes-per-batch", type=int, default=32, help="conv4: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=4, help="conv4: drawings per character (K)")
     parser.add_argument("--learning-rate", type=float, default=None, help="default conv4 2e-3, koch 1e-4 (adam)")
@@ -54,6 +57,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--ensemble", type=int, default=1,
                         help="conv4: train this many networks (seeds seed, seed+1, ...), each for minutes/N, and "
                              "score with their standardised similarities averaged")
+    parser.add_argument("--pipeline", choices=("tf.data", "python"), default="tf.data",
+                        help="conv4: batches built inside tf.data (default) or by the earlier NumPy/OpenCV engine")
     parser.add_argument("--full", action="store_true", help="paper-size setting (GPU)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long check")
     parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
@@ -94,14 +99,16 @@ def main(argv=None):
         member_minutes = None if minutes is None else minutes / arguments.ensemble
         members = []
         for member in range(arguments.ensemble):
-            model = omniglot.build_conv4_model((side, side, 1), filters=(arguments.filters,) * 4)
+            model = omniglot.build_conv4_model((side, side, 1), filters=(arguments.filters,) * 4,
+                                               head="cosine" if arguments.loss == "proxies" else "euclidean")
             config = dict(num_epochs=epochs, steps_per_epoch=2 if smoke else 100,
                           classes_per_batch=8 if smoke else arguments.classes_per_batch,
                           images_per_class=4 if smoke else arguments.images_per_class,
                           learning_rate=arguments.learning_rate or 2e-3,
                           loss=arguments.loss, augment=not arguments.no_augment, minutes=member_minutes,
                           seed=arguments.seed + member, augment_strength=arguments.augment_strength,
-                          verbose=arguments.verbose)
+                          pipeline=arguments.pipeline, proxy_scale=arguments.proxy_scale,
+                          proxy_margin=arguments.proxy_margin, verbose=arguments.verbose)
             members.append((model,) + tuple(omniglot.train_conv4(model, train_set, held_out, episodes, **config)))
         model, history, one_shot, budget = members[0]
     else:

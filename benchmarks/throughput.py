@@ -46,7 +46,7 @@ from siamese_tf.reports import machine_description  # noqa: E402
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches  # noqa: E402
 from siamese_tf.training import compile_siamese, train_siamese  # noqa: E402
 
-SECTIONS = ("matmul", "training", "l1_matching", "indexes")
+SECTIONS = ("matmul", "pipeline", "training", "l1_matching", "indexes")
 
 
 def log(message):
@@ -183,6 +183,87 @@ def _mode_figures(step_seconds, measured, pairs_per_step, images_per_step, flops
         "achieved_gflops": round(achieved_gflops, 2),
         "share_of_matmul_peak": round(achieved_gflops / peak_gflops, 3) if peak_gflops else None,
     }
+
+
+# --- batch pipeline: Python batches vs tf.data batches on Omniglot conv4 ----------------------------
+
+def _source_figures(batches, num_batches, rounds):
+    """Median wall and process-CPU seconds per batch of iterating ``batches.dataset()`` alone."""
+    walls, cpus = [], []
+    for _ in range(rounds):
+        dataset = batches.dataset().take(num_batches)
+        iterator = iter(dataset)
+        next(iterator)  # warm-up: tracing, the first prefetch
+        start, cpu_start = time.perf_counter(), time.process_time()
+        count = sum(1 for _ in iterator)
+        walls.append((time.perf_counter() - start) / count)
+        cpus.append((time.process_time() - cpu_start) / count)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
+def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
+    """Today's Python batches (``ClassBalancedBatches`` + NumPy/OpenCV ``Augmenter``) against the
+    tf.data engine (``ClassBalancedPipeline``) with the same augmentation settings, on the Omniglot
+    conv4 recipe (28x28, rotations as classes, P=32 x K=4): the batch source alone, then training
+    with the neighbourhood loss, alternating the two engines ``rounds`` times in one run."""
+    from siamese_tf.pipelines import ClassBalancedPipeline
+    from siamese_tf.studies import omniglot
+
+    data = omniglot.load_background_small(None, image_size=(28, 28), invert=True,
+                                          max_images_per_class=4 if smoke else None)
+    train_set = omniglot.add_rotations(omniglot.split_alphabets(data)[0])
+    classes_per_batch, images_per_class = (8, 4) if smoke else (32, 4)
+    augmenter = omniglot.conv4_augmenter()
+    sources = {"python": ClassBalancedBatches, "tf_data": ClassBalancedPipeline}
+
+    def make(kind, steps_per_epoch):
+        return sources[kind](train_set.images, train_set.labels, classes_per_batch, images_per_class,
+                             steps_per_epoch=steps_per_epoch, seed=seed, augment=augmenter)
+
+    result = {"data": f"Omniglot background minus held-out alphabets, 28x28, rotations: {len(train_set.labels)} "
+                      f"images, {train_set.num_classes} classes",
+              "batch": f"P={classes_per_batch} x K={images_per_class}", "augment": augmenter.get_config()}
+    batch_size = classes_per_batch * images_per_class
+    alone = {kind: [] for kind in sources}
+    for _ in range(rounds):
+        for kind in sources:
+            log(f"[pipeline] batch source alone: {kind}")
+            alone[kind].append(_source_figures(make(kind, steps + 1), steps, 1))
+    result["source_alone"] = {}
+    for kind, figures in alone.items():
+        wall = float(np.median([figure[0] for figure in figures]))
+        cpu = float(np.median([figure[1] for figure in figures]))
+        result["source_alone"][kind] = {"ms_per_batch": round(1000 * wall, 2), "cpu_ms_per_batch": round(1000 * cpu, 2),
+                                        "images_per_second": round(batch_size / wall, 1)}
+    result["source_alone"]["images_per_second_ratio"] = round(
+        result["source_alone"]["tf_data"]["images_per_second"] / result["source_alone"]["python"]["images_per_second"],
+        2)
+    result["source_alone"]["cpu_per_batch_ratio"] = round(
+        result["source_alone"]["python"]["cpu_ms_per_batch"] / result["source_alone"]["tf_data"]["cpu_ms_per_batch"], 2)
+
+    warmup = 1 if smoke else 3
+    flops_per_image = None
+    trained = {kind: [] for kind in sources}
+    for _ in range(rounds):
+        for kind in sources:
+            log(f"[pipeline] conv4 training: {kind}")
+            keras.utils.set_random_seed(seed)
+            model = omniglot.build_conv4_model((28, 28, 1))
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=omniglot.NeighbourhoodLoss())
+            flops_per_image = flops_per_image or forward_flops(model.embedding)
+            timer = StepTimer()
+            model.fit(make(kind, steps + warmup + 1).dataset(), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+            trained[kind].append(float(np.median(np.diff(timer.ends)[warmup:])))
+    result["training"] = {}
+    for kind, step_times in trained.items():
+        figures = _mode_figures(float(np.median(step_times)), steps * rounds, batch_size * (batch_size - 1) // 2,
+                                batch_size, flops_per_image, peak_gflops, result["batch"])
+        figures["step_seconds_per_round"] = [round(value, 4) for value in step_times]
+        result["training"][kind] = figures
+    result["training"]["images_per_second_ratio"] = round(
+        result["training"]["tf_data"]["images_per_second"] / result["training"]["python"]["images_per_second"], 2)
+    result["forward_mflops_per_image"] = round(flops_per_image / 1e6, 2)
+    return result
 
 
 # --- L1 head against a template library --------------------------------------------------------
@@ -459,10 +540,14 @@ def main(argv=None):
             args.output.write_text(json.dumps(report, indent=2) + "\n")
 
     peak = None
-    if "matmul" in args.sections or "training" in args.sections:
+    if "matmul" in args.sections or "training" in args.sections or "pipeline" in args.sections:
         log("[matmul]")
         report["matmul"] = matmul_peak((256, 512) if args.smoke else (1024, 2048), 3 if args.smoke else 7)
         peak = report["matmul"]["peak_gflops"]
+    if "pipeline" in args.sections:
+        report["pipeline"] = pipeline_throughput(peak, smoke=args.smoke, steps=3 if args.smoke else 40,
+                                                 rounds=1 if args.smoke else 3)
+        save_partial()
     if "training" in args.sections:
         steps, warmup = (3, 1) if args.smoke else (args.steps, 3)
         networks = []

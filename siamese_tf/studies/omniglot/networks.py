@@ -25,8 +25,12 @@ def build_koch_model(input_shape: tuple[int, int, int] = (105, 105, 1), padding:
 
 
 def build_conv4_model(input_shape: tuple[int, int, int] = (28, 28, 1), embedding_dim: int = 64,
-                      filters: Sequence[int] = (64, 64, 64, 64), batch_norm_momentum: float = 0.9) -> SiameseModel:
-    """A 4-block conv net (3x3 conv, batch norm, ReLU, 2x2 pool) with a Euclidean distance head.
+                      filters: Sequence[int] = (64, 64, 64, 64), batch_norm_momentum: float = 0.9,
+                      head: str = "euclidean") -> SiameseModel:
+    """A 4-block conv net (3x3 conv, batch norm, ReLU, 2x2 pool) with a distance head.
+
+    ``head``: "euclidean" (in-batch losses on distances) or "cosine" (what class-proxy training
+    optimises: the angle between embeddings).
 
     ``batch_norm_momentum`` 0.9 instead of Keras's 0.99: short CPU runs take a few hundred steps,
     and with 0.99 the moving statistics used at evaluation would still be mostly their initial
@@ -36,7 +40,9 @@ def build_conv4_model(input_shape: tuple[int, int, int] = (28, 28, 1), embedding
 
     from siamese_tf.models import build_siamese_model
 
-    model = build_siamese_model("small_cnn", "euclidean", input_shape=input_shape, name="conv4_siamese",
+    if head not in ("euclidean", "cosine"):
+        raise ValueError(f"head must be 'euclidean' or 'cosine', got {head!r}")
+    model = build_siamese_model("small_cnn", head, input_shape=input_shape, name="conv4_siamese",
                                 embedding_dim=embedding_dim, filters=tuple(filters))
     for layer in model.embedding.layers:
         if isinstance(layer, keras.layers.BatchNormalization):

@@ -170,8 +170,11 @@ class OneShotEarlyStopping(_keras_callback_base()):
     """
 
     def __init__(self, images: ArrayLike, episodes: OneShotEpisodes, patience: int | None = 5,
-                 restore_best_weights: bool = True, verbose: int = 0) -> None:
+                 restore_best_weights: bool = True, verbose: int = 0, scored_model: SiameseModel | None = None) -> None:
         super().__init__()
+        # The model that scores episodes, when training runs another one around its embedding
+        # (a class-proxy trainer); the trained model's weights are the ones kept and restored.
+        self.scored_model = scored_model
         self.images = np.asarray(images, np.float32)
         self.episodes = episodes
         self.patience = patience
@@ -184,7 +187,8 @@ class OneShotEarlyStopping(_keras_callback_base()):
         self._waited = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        accuracy = evaluate_episodes(ModelScorer(self.model), self.images, self.episodes)["accuracy"]
+        scorer = ModelScorer(self.scored_model or self.model)
+        accuracy = evaluate_episodes(scorer, self.images, self.episodes)["accuracy"]
         self.history.append(accuracy)
         if logs is not None:
             logs["val_one_shot_accuracy"] = accuracy
@@ -369,26 +373,46 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
                 classes_per_batch: int = 32, images_per_class: int = 4, learning_rate: float = 1e-3,
                 loss: str = "neighbourhood", augment: bool = True, patience: int | None = None,
                 minutes: float | None = None, seed: int = 0, verbose: int = 0,
-                augment_strength: float = 1.0) -> tuple[keras.callbacks.History, OneShotEarlyStopping, TimeBudget]:
+                augment_strength: float = 1.0, pipeline: str = "tf.data", proxy_scale: float = 16.0,
+                proxy_margin: float = 0.1) -> tuple[keras.callbacks.History, OneShotEarlyStopping, TimeBudget]:
     """Train a conv4 model in-batch on P characters x K drawings per batch.
 
+    ``pipeline``: "tf.data" (default) builds and augments every batch inside TensorFlow
+    (:class:`siamese_tf.pipelines.ClassBalancedPipeline`); "python" uses the NumPy/OpenCV batches of
+    :class:`siamese_tf.samplers.ClassBalancedBatches` (the earlier engine, kept for comparison).
+
     ``loss``: "neighbourhood" (:func:`neighbourhood_loss`, default), "prototypical", "triplet" or
-    "contrastive" (:class:`~siamese_tf.losses.InBatchLoss`). The learning rate follows a cosine decay over
-    ``num_epochs * steps_per_epoch`` steps, or over ``minutes`` of wall-clock time when a time
-    budget is given (training then stops at the budget or after ``num_epochs``).
-    Returns ``(history, one_shot_callback, time_budget)``.
+    "contrastive" (:class:`~siamese_tf.losses.InBatchLoss`) score the pairs inside each batch;
+    "proxies" trains one learned proxy per training class with the additive-margin softmax
+    (:class:`~siamese_tf.losses.AdditiveMarginSoftmaxLoss`, ``proxy_scale`` and ``proxy_margin``),
+    so every step compares each image with every class; build the model with ``head="cosine"``
+    for it. The learning rate follows a cosine decay over ``num_epochs * steps_per_epoch`` steps,
+    or over ``minutes`` of wall-clock time when a time budget is given (training then stops at the
+    budget or after ``num_epochs``). Returns ``(history, one_shot_callback, time_budget)``.
     """
     import keras
 
-    from siamese_tf.losses import InBatchLoss
+    from siamese_tf.losses import AdditiveMarginSoftmaxLoss, InBatchLoss
+    from siamese_tf.pipelines import ClassBalancedPipeline
     from siamese_tf.samplers import ClassBalancedBatches
+    from siamese_tf.training import build_proxy_trainer
 
+    batch_sources = {"tf.data": ClassBalancedPipeline, "python": ClassBalancedBatches}
+    if pipeline not in batch_sources:
+        raise ValueError(f"pipeline must be 'tf.data' or 'python', got {pipeline!r}")
+    if minutes is not None and not minutes > 0:
+        raise ValueError(f"minutes must be a positive number of minutes or None, got {minutes!r}")
+    trained = model
     if loss == "neighbourhood":
         loss_object = NeighbourhoodLoss()
     elif loss in ("prototypical", "triplet", "contrastive"):
         loss_object = InBatchLoss(loss, mining="batch_hard")
+    elif loss == "proxies":
+        loss_object = AdditiveMarginSoftmaxLoss(scale=proxy_scale, margin=proxy_margin)
+        trained = build_proxy_trainer(model.embedding, int(np.max(train_set.labels)) + 1)
     else:
-        raise ValueError(f"loss must be 'neighbourhood', 'prototypical', 'triplet' or 'contrastive', got {loss!r}")
+        raise ValueError(f"loss must be 'neighbourhood', 'prototypical', 'triplet', 'contrastive' or 'proxies', "
+                         f"got {loss!r}")
     if minutes is None:
         from siamese_tf.training import cosine_decay_schedule
 
@@ -396,11 +420,12 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
         budget = TimeBudget(None)
     else:  # a time budget: anneal by elapsed time instead of by step count
         schedule, budget = learning_rate, TimeBudget(minutes, learning_rate=learning_rate)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss_object)
-    batches = ClassBalancedBatches(train_set.images, train_set.labels, classes_per_batch=classes_per_batch,
-                                   images_per_class=images_per_class, steps_per_epoch=steps_per_epoch, seed=seed,
-                                   augment=conv4_augmenter(augment_strength) if augment else None)
-    one_shot = OneShotEarlyStopping(validation_set.images, validation_episodes, patience=patience, verbose=verbose)
-    history = model.fit(batches.dataset(), epochs=num_epochs, callbacks=[batches.callback(), budget, one_shot],
-                        shuffle=False, verbose=verbose)
+    trained.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss_object)
+    batches = batch_sources[pipeline](train_set.images, train_set.labels, classes_per_batch=classes_per_batch,
+                                      images_per_class=images_per_class, steps_per_epoch=steps_per_epoch, seed=seed,
+                                      augment=conv4_augmenter(augment_strength) if augment else None)
+    one_shot = OneShotEarlyStopping(validation_set.images, validation_episodes, patience=patience, verbose=verbose,
+                                    scored_model=model if trained is not model else None)
+    history = trained.fit(batches.dataset(), epochs=num_epochs, callbacks=[batches.callback(), budget, one_shot],
+                          shuffle=False, verbose=verbose)
     return history, one_shot, budget
