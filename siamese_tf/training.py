@@ -42,6 +42,7 @@ __all__ = [
     "PrivateModelCheckpoint",
     "RUN_FILE",
     "RunBackup",
+    "TimeBudget",
     "TimeLimit",
     "build_proxy_trainer",
     "claim_checkpoint_dir",
@@ -344,38 +345,82 @@ class PrivateModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Stop training once ``minutes`` of wall-clock time have passed (checked after each batch).
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once ``minutes`` of wall-clock time have passed: the one time budget of every study.
 
-    With ``learning_rate`` set it also anneals the optimizer's learning rate along one cosine
-    of the elapsed time, from ``learning_rate`` down to ``final_fraction`` of it, so a run ends
-    annealed whatever the machine's speed (the optimizer needs a plain, not scheduled, rate).
+    Checked after every batch, or with ``per_epoch`` after every epoch (the epoch that runs past
+    the budget finishes). With ``learning_rate`` set it also anneals the optimizer's learning rate
+    along one cosine of the elapsed time, from ``learning_rate`` down to ``final_fraction`` of it,
+    so a time-bounded run ends annealed however fast the machine is (the optimizer needs a plain,
+    not scheduled, rate). ``minutes=None`` only counts steps and time.
+
+    Attributes: ``steps`` (batches run), ``elapsed_seconds`` (frozen when training ends, so a
+    budget read later reports its own run), ``stopped_for_time``.
     """
 
-    def __init__(self, minutes: float, learning_rate: float | None = None, final_fraction: float = 0.05) -> None:
+    def __init__(self, minutes: float | None, learning_rate: float | None = None, final_fraction: float = 0.05,
+                 per_epoch: bool = False) -> None:
         super().__init__()
-        if not minutes > 0:
-            raise ValueError(f"minutes must be positive, got {minutes!r}")
-        self.minutes = float(minutes)
+        if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
+            raise ValueError(f"minutes must be positive or None, got {minutes!r}")
+        if learning_rate is not None and minutes is None:
+            raise ValueError("a time-based learning-rate schedule needs minutes")
+        if not 0.0 <= final_fraction <= 1.0:
+            raise ValueError(f"final_fraction must lie in [0, 1], got {final_fraction!r}")
+        self.seconds = None if minutes is None else 60.0 * minutes
         self.learning_rate = learning_rate
         self.final_fraction = float(final_fraction)
+        self.per_epoch = bool(per_epoch)
         self.started = None
-        self.elapsed_seconds = 0.0
+        self.finished = None
+        self.steps = 0
+        self.stopped_for_time = False
+
+    @property
+    def minutes(self) -> float | None:
+        return None if self.seconds is None else self.seconds / 60.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.started = time.perf_counter()
+        self.started, self.finished, self.stopped_for_time = time.perf_counter(), None, False
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.finished = time.perf_counter()
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.learning_rate is not None and self.started is not None:
-            progress = min(1.0, (time.perf_counter() - self.started) / (60.0 * self.minutes))
-            cosine = 0.5 * (1.0 + np.cos(np.pi * progress))
-            self.model.optimizer.learning_rate.assign(
-                self.learning_rate * (self.final_fraction + (1.0 - self.final_fraction) * cosine))
+        if self.learning_rate is not None:
+            fraction = min(1.0, self.elapsed_seconds / self.seconds)
+            scale = self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + np.cos(np.pi * fraction))
+            self.model.optimizer.learning_rate.assign(self.learning_rate * scale)
+
+    def _check(self) -> None:
+        if self.seconds is not None and self.elapsed_seconds >= self.seconds:
+            self.stopped_for_time = True
+            self.model.stop_training = True
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.elapsed_seconds = time.perf_counter() - self.started
-        if self.elapsed_seconds >= 60.0 * self.minutes:
-            self.model.stop_training = True
+        self.steps += 1
+        if not self.per_epoch:
+            self._check()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.per_epoch:
+            self._check()
+
+    @property
+    def elapsed_seconds(self) -> float:
+        """Seconds since training began, or of the whole run once it has ended."""
+        if self.started is None:
+            return 0.0
+        return (self.finished if self.finished is not None else time.perf_counter()) - self.started
+
+
+class TimeLimit(TimeBudget):
+    """A :class:`TimeBudget` that must have one (``minutes`` > 0)."""
+
+    def __init__(self, minutes: float, learning_rate: float | None = None, final_fraction: float = 0.05) -> None:
+        if minutes is None or not minutes > 0:
+            raise ValueError(f"minutes must be positive, got {minutes!r}")
+        super().__init__(minutes, learning_rate, final_fraction)
 
 
 def build_proxy_trainer(embedding: keras.Model, num_classes: int,

@@ -1,6 +1,7 @@
 """Tests for siamese_tf.studies.omniglot: loading, alphabet splits, rotations, Koch pairs, one-shot
 episodes, Lake's runs scorer (with bad input) and tiny training runs. Label convention: 1 = same."""
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from siamese_tf import training
 from siamese_tf.datasets import ImageSet
 from siamese_tf.downloads import REGISTRY, extract_archive, verify_checksum
 from siamese_tf.errors import ChecksumError, SiameseDataError
@@ -294,6 +296,33 @@ def test_train_conv4_tiny_logs_one_shot_accuracy(background):
                                atol=1e-5)
 
 
+def test_train_conv4_with_class_proxies_changes_the_embedding_and_scores_the_siamese_model(background):
+    train, held = omniglot.split_alphabets(background)
+    episodes = omniglot.sample_one_shot_episodes(held, n_way=5, num_episodes=2, seed=0)
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=16, filters=(8, 8, 8, 8), head="cosine")
+    before = model.embed(held.images[:4])
+    history, one_shot, budget = omniglot.train_conv4(model, train, held, episodes, num_epochs=2, steps_per_epoch=2,
+                                                     classes_per_batch=4, images_per_class=2, loss="proxies", seed=0)
+    assert history.model.name == "proxy_trainer" and history.model.output_shape == (None, train.num_classes)
+    assert len(one_shot.history) == 2 and budget.steps == 4
+    assert not np.allclose(model.embed(held.images[:4]), before)  # the proxies trained the model's own embedding
+    assert 0.0 <= one_shot.best_accuracy <= 1.0
+
+
+def test_train_conv4_refuses_bad_settings_before_training(background):
+    train, held = omniglot.split_alphabets(background)
+    episodes = omniglot.sample_one_shot_episodes(held, n_way=5, num_episodes=1, seed=0)
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    for settings, message in ((dict(minutes=0), "minutes must be a positive number of minutes or None, got 0"),
+                              (dict(pipeline="numpy"), "pipeline must be 'tf.data' or 'python', got 'numpy'"),
+                              (dict(loss="arcface"), "got 'arcface'"),
+                              (dict(classes_per_batch=10_000), "classes_per_batch=10000 but only")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            omniglot.train_conv4(model, train, held, episodes, num_epochs=1, steps_per_epoch=1, **settings)
+    with pytest.raises(ValueError, match="head must be 'euclidean' or 'cosine', got 'l1'"):
+        omniglot.build_conv4_model(head="l1")
+
+
 def test_shift_images_moves_and_fills_with_zeros():
     images = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
     down = omniglot.shift_images(images, 1, axis=1)[0, :, :, 0]
@@ -328,7 +357,7 @@ class _FakeModel:
 
 def test_time_budget_stops_and_anneals_by_elapsed_time(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(omniglot.recipe.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
     budget = omniglot.TimeBudget(minutes=1.0, learning_rate=0.01, final_fraction=0.1)
     budget.set_model(_FakeModel())
     budget.on_train_begin()

@@ -216,3 +216,25 @@ def test_time_limit_anneals_by_the_clock_and_stops(monkeypatch):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
     limit.on_train_batch_end(2)
     assert model.stop_training
+
+
+def test_a_per_epoch_time_budget_lets_the_epoch_finish_and_says_it_stopped_for_time(monkeypatch):
+    from siamese_tf import training
+
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.stop_training = False  # what fit() sets before the first epoch
+    budget = training.TimeBudget(minutes=1.0, per_epoch=True)
+    budget.set_model(model)
+    budget.on_train_begin()
+    clock[0] = 61.0
+    budget.on_train_batch_end(0)
+    assert not model.stop_training and budget.steps == 1  # mid-epoch: the epoch goes on
+    budget.on_epoch_end(0)
+    assert model.stop_training and budget.stopped_for_time
+    for bad in (0, -1.0, "5"):
+        with pytest.raises(ValueError, match=f"minutes must be positive or None, got {bad!r}"):
+            training.TimeBudget(bad)
+    with pytest.raises(ValueError, match="final_fraction must lie in"):
+        training.TimeBudget(1.0, final_fraction=1.5)

@@ -5,7 +5,6 @@ Label convention: pair labels are **1 for the same character** and 0 for differe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
 from siamese_tf.samplers import PairBatches
 from siamese_tf.studies.omniglot.data import class_alphabets
 from siamese_tf.studies.omniglot.evaluation import ModelScorer, OneShotEpisodes, evaluate_episodes
+from siamese_tf.training import TimeBudget
 
 if TYPE_CHECKING:
     import keras
@@ -206,53 +206,6 @@ class OneShotEarlyStopping(_keras_callback_base()):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.restore_best_weights and self._best_weights is not None:
             self.model.set_weights(self._best_weights)
-
-
-class TimeBudget(_keras_callback_base()):
-    """Stop training once ``minutes`` of wall-clock time have passed (checked after every batch).
-
-    With ``learning_rate`` set, it also anneals the optimizer's learning rate by elapsed time: a
-    cosine from ``learning_rate`` down to ``final_fraction`` of it at the end of the budget, so a
-    time-bounded run ends with a small learning rate however fast the machine is.
-    """
-
-    def __init__(self, minutes: float | None, learning_rate: float | None = None, final_fraction: float = 0.05) -> None:
-        super().__init__()
-        if minutes is not None and minutes <= 0:
-            raise ValueError(f"minutes must be positive or None, got {minutes!r}")
-        if learning_rate is not None and minutes is None:
-            raise ValueError("a time-based learning-rate schedule needs minutes")
-        self.seconds = None if minutes is None else 60.0 * minutes
-        self.learning_rate = learning_rate
-        self.final_fraction = final_fraction
-        self.started = None
-        self.finished = None
-        self.steps = 0
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.started, self.finished = time.perf_counter(), None
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        # Freeze the clock: a budget read later (an ensemble's first member) reports its own run only.
-        self.finished = time.perf_counter()
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.learning_rate is not None:
-            fraction = min(1.0, self.elapsed_seconds / self.seconds)
-            scale = self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + np.cos(np.pi * fraction))
-            self.model.optimizer.learning_rate.assign(self.learning_rate * scale)
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.steps += 1
-        if self.seconds is not None and self.elapsed_seconds >= self.seconds:
-            self.model.stop_training = True
-
-    @property
-    def elapsed_seconds(self) -> float:
-        """Seconds since training began, or of the whole run once it has ended."""
-        if self.started is None:
-            return 0.0
-        return (self.finished if self.finished is not None else time.perf_counter()) - self.started
 
 
 def neighbourhood_loss(class_labels: ArrayLike | tf.Tensor, distances: ArrayLike | tf.Tensor) -> tf.Tensor:

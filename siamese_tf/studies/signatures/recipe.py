@@ -340,26 +340,6 @@ def best_validation_auc_callback(model: SiameseModel, validation_set: SignatureS
     return BestValidationAUC()
 
 
-def _time_limit_callback(max_minutes):
-    import time
-
-    import keras
-
-    class TimeLimit(keras.callbacks.Callback):
-        """Stops training after the epoch in which ``max_minutes`` of training time ran out."""
-
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-            self.stopped_for_time = False
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.perf_counter() - self.start > 60.0 * max_minutes:
-                self.stopped_for_time = True
-                self.model.stop_training = True
-
-    return TimeLimit()
-
-
 KEEP_CHOICES = ("best", "last")
 
 
@@ -402,7 +382,10 @@ def train_signature_branch(name: str, train_set: SignatureSet, validation_set: S
     best = best_validation_auc_callback(model, validation_set, log=log if verbose or log else None,
                                         restore_best=keep == "best")
     callbacks = [best]
-    time_limit = _time_limit_callback(max_minutes) if max_minutes else None
+    from siamese_tf.training import TimeBudget
+
+    # The epoch that runs past the budget finishes, so every epoch is scored on validation writers.
+    time_limit = TimeBudget(max_minutes, per_epoch=True) if max_minutes else None
     if time_limit is not None:
         callbacks.append(time_limit)
     start = time.perf_counter()
