@@ -6,6 +6,7 @@ pair labels follow as **1 = same**, 0 = different), but builds each one with Ten
 instead of Python: the classes and images are drawn with stateless random ops and the whole
 batch is warped in one vectorised call (:func:`augment_images`). Nothing runs one image at a
 time in Python, so the batch source no longer competes with training for the interpreter.
+:class:`PairPipeline` does the same for the pair batches of :class:`siamese_tf.samplers.PairBatches`.
 
 Every random number of batch ``(epoch, step)`` comes from ``(seed, epoch, step)`` alone, so a
 run resumed at epoch 7 (``RunBackup`` / ``initial_epoch``) sees exactly the batches of a run that
@@ -26,10 +27,11 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from siamese_tf.augmentations import Augmenter
-from siamese_tf.samplers import ClassBalancedBatches
+from siamese_tf.samplers import ClassBalancedBatches, PairBatches
 
 __all__ = [
     "ClassBalancedPipeline",
+    "PairPipeline",
     "affine_parameters_to_transforms",
     "augment_images",
     "step_seed",
@@ -198,7 +200,8 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         return images, tf.gather(self._labels_tensor, indices)
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch`` (what :meth:`dataset` serves)."""
+        """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch``: what :meth:`dataset` serves,
+        up to float rounding (the same ops, run outside ``tf.data``, may use other fused kernels)."""
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
         if epoch < 0:
@@ -219,6 +222,73 @@ class ClassBalancedPipeline(ClassBalancedBatches):
                                                 output_signature=tf.TensorSpec(shape=(), dtype=tf.int64))
         dataset = epochs.flat_map(lambda epoch: tf.data.Dataset.range(steps).map(lambda step: (epoch, step)))
         dataset = dataset.map(self._build_batch, num_parallel_calls=self.parallel_calls, deterministic=True)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
+
+
+class PairPipeline(PairBatches):
+    """Pair batches whose images are gathered and augmented by TensorFlow inside ``tf.data``.
+
+    A drop-in for :class:`~siamese_tf.samplers.PairBatches` (same arguments, same
+    ``((first_images, second_images), pair_labels)`` batches with **1 = same**, same epoch
+    bookkeeping and ``callback()``), with ``augment`` an :class:`~siamese_tf.augmentations.Augmenter`.
+    The pairs of epoch ``e`` are those of ``PairBatches`` (drawn once per epoch from
+    ``(seed, e)``, a cheap index computation); Python hands each step's index windows to
+    ``tf.data``, and TensorFlow gathers the images and warps both sides of the batch in one call,
+    seeded by ``(seed, epoch, step)``.
+    """
+
+    def __init__(self, images: ArrayLike, labels: ArrayLike, pairs_per_epoch: int, batch_size: int = 32,
+                 seed: int = 0, augment: Augmenter | None = None) -> None:
+        if augment is not None and not isinstance(augment, Augmenter):
+            raise ValueError(
+                f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
+                f"got {augment!r}; use samplers.PairBatches for a Python callable")
+        super().__init__(images, labels, pairs_per_epoch, batch_size=batch_size, seed=seed, augment=augment)
+        self._images_tensor = tf.constant(self.images)
+        self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
+
+    def _build_batch(self, epoch: tf.Tensor, step: tf.Tensor, first: tf.Tensor, second: tf.Tensor,
+                     pair_labels: tf.Tensor) -> tuple[tuple[tf.Tensor, tf.Tensor], tf.Tensor]:
+        images = tf.gather(self._images_tensor, tf.concat([first, second], axis=0))
+        if self.augment is not None:
+            images = augment_images(images, step_seed(self.seed, epoch, step, _AUGMENTATION_STREAM), self.augment)
+        count = tf.shape(first)[0]
+        return (images[:count], images[count:]), pair_labels
+
+    def _windows(self, epoch: int) -> Iterator[tuple]:
+        first, second, pair_labels = self.epoch_pairs(epoch)
+        for step in range(self.steps_per_epoch):
+            window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            yield (np.int64(epoch), np.int64(step), first[window].astype(np.int64), second[window].astype(np.int64),
+                   pair_labels[window].astype(np.float32))
+
+    def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """The numpy batch ``((first_images, second_images), pair_labels)`` that :meth:`dataset` serves
+        (up to float rounding, as :meth:`ClassBalancedPipeline.batch`)."""
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        first, second, pair_labels = self.epoch_pairs(epoch)
+        window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+        (first_images, second_images), labels = self._batch_function(
+            tf.constant(epoch, tf.int64), tf.constant(step, tf.int64), tf.constant(first[window], tf.int64),
+            tf.constant(second[window], tf.int64), tf.constant(pair_labels[window], tf.float32))
+        return (first_images.numpy(), second_images.numpy()), labels.numpy()
+
+    def _generate_windows(self) -> Iterator[tuple]:
+        yield from self._windows(self._start_pass())
+
+    def dataset(self) -> tf.data.Dataset:
+        """One epoch of pair batches per pass (autotune off, ``prefetch(2)``; ENVIRONMENT_NOTES trap 1)."""
+        scalar = tf.TensorSpec(shape=(), dtype=tf.int64)
+        indices = tf.TensorSpec(shape=(None,), dtype=tf.int64)
+        signature = (scalar, scalar, indices, indices, tf.TensorSpec(shape=(None,), dtype=tf.float32))
+        dataset = tf.data.Dataset.from_generator(self._generate_windows, output_signature=signature)
+        dataset = dataset.map(self._build_batch, num_parallel_calls=1, deterministic=True)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
         options = tf.data.Options()
         options.autotune.enabled = False

@@ -31,6 +31,7 @@ __all__ = [
     "make_private",
     "models_dir",
     "pick",
+    "progress_verbosity",
     "reports_dir",
     "seed_everything",
     "smoke_mode",
@@ -46,6 +47,21 @@ _TRUE_WORDS = {"1", "true", "yes", "on"}
 _FALSE_WORDS = {"", "0", "false", "no", "off"}
 
 _T = TypeVar("_T")
+
+
+def progress_verbosity(verbose: str | int = "auto") -> int:
+    """The Keras ``verbose`` level for ``fit``: "auto" gives the live progress bar (1) in a terminal
+    or a notebook and one line per epoch (2) when output goes to a file or a pipe, where the bar's
+    carriage-return updates would flood the log. An integer is returned unchanged."""
+    if verbose != "auto":
+        if not isinstance(verbose, (int, bool)) or isinstance(verbose, bool) or verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+        return verbose
+    import sys
+
+    in_notebook = "ipykernel" in sys.modules
+    interactive = bool(getattr(sys.stdout, "isatty", lambda: False)())
+    return 1 if (in_notebook or interactive) else 2
 
 
 def smoke_mode() -> bool:

@@ -31,7 +31,7 @@ from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
 from siamese_tf.losses import ContrastiveLoss, InBatchLoss, PairBinaryCrossentropy
-from siamese_tf.settings import make_private
+from siamese_tf.settings import make_private, progress_verbosity
 
 if TYPE_CHECKING:
     from siamese_tf.models import SiameseModel
@@ -206,7 +206,7 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
         validation_data=validation_data,
         callbacks=all_callbacks,
         shuffle=False,
-        verbose=verbose,
+        verbose=progress_verbosity(verbose),
     )
 
 
@@ -485,4 +485,5 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
     options.autotune.enabled = False
     dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
     all_callbacks = list(callbacks) + ([TimeLimit(minutes, learning_rate)] if minutes is not None else [])
-    return trainer.fit(dataset, epochs=num_epochs, callbacks=all_callbacks, shuffle=False, verbose=verbose)
+    return trainer.fit(dataset, epochs=num_epochs, callbacks=all_callbacks, shuffle=False,
+                       verbose=progress_verbosity(verbose))

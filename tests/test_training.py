@@ -238,3 +238,26 @@ def test_a_per_epoch_time_budget_lets_the_epoch_finish_and_says_it_stopped_for_t
             training.TimeBudget(bad)
     with pytest.raises(ValueError, match="final_fraction must lie in"):
         training.TimeBudget(1.0, final_fraction=1.5)
+
+
+def test_progress_bars_turn_into_one_line_per_epoch_when_output_goes_to_a_file(monkeypatch):
+    import io
+    import sys
+
+    from siamese_tf.settings import progress_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert progress_verbosity("auto") == 2
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert progress_verbosity("auto") == 1
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.setitem(sys.modules, "ipykernel", object())  # a notebook: the live bar renders there
+    assert progress_verbosity("auto") == 1
+    assert progress_verbosity(0) == 0 and progress_verbosity(2) == 2
+    with pytest.raises(ValueError, match="verbose must be 'auto', 0, 1 or 2, got 'loud'"):
+        progress_verbosity("loud")
