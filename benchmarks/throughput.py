@@ -40,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 from siamese_tf import heads as heads_module  # noqa: E402
 from siamese_tf import indexes  # noqa: E402
+from siamese_tf.augmentations import Augmenter  # noqa: E402
 from siamese_tf.embeddings import EMBEDDINGS  # noqa: E402
 from siamese_tf.models import build_siamese_model  # noqa: E402
 from siamese_tf.reports import machine_description  # noqa: E402
@@ -263,6 +264,64 @@ def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
     result["training"]["images_per_second_ratio"] = round(
         result["training"]["tf_data"]["images_per_second"] / result["training"]["python"]["images_per_second"], 2)
     result["forward_mflops_per_image"] = round(flops_per_image / 1e6, 2)
+    return result
+
+
+def face_pair_throughput(peak_gflops, smoke=False, steps=30, rounds=3, seed=0):
+    """The LFW contrastive recipe's pair batches (64 pairs of 64x64 gray faces, the package's default
+    ``Augmenter``): ``PairBatches`` (NumPy/OpenCV) against ``PairPipeline`` (tf.data), the source alone
+    and training the recipe's network, alternating ``rounds`` times in one run."""
+    from siamese_tf.pipelines import PairPipeline
+    from siamese_tf.studies import faces
+
+    files = faces.locate_lfw(None)
+    people = faces.read_lfw_people(files.people)
+    names = {name for name, _ in people[0]} if smoke else {name for fold in people[:2] for name, _ in fold}
+    recipe = faces.ClassProxyRecipe()
+    images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=1, people=names)
+    batch_size = 8 if smoke else 64
+    augmenter = Augmenter()
+    sources = {"python": PairBatches, "tf_data": PairPipeline}
+
+    def make(kind, steps_per_epoch):
+        return sources[kind](images.images, images.labels, pairs_per_epoch=batch_size * steps_per_epoch,
+                             batch_size=batch_size, seed=seed, augment=augmenter)
+
+    result = {"data": f"LFW people of fold{' 1' if smoke else 's 1-2'}, {recipe.image_size[0]}x{recipe.image_size[1]} gray: "
+                      f"{len(images.labels)} images", "batch": f"{batch_size} pairs ({2 * batch_size} images)"}
+    alone = {kind: [_source_figures(make(kind, steps + 1), steps, 1) for _ in range(rounds)] for kind in sources}
+    result["source_alone"] = {}
+    for kind, figures in alone.items():
+        wall = float(np.median([figure[0] for figure in figures]))
+        cpu = float(np.median([figure[1] for figure in figures]))
+        result["source_alone"][kind] = {"ms_per_batch": round(1000 * wall, 2), "cpu_ms_per_batch": round(1000 * cpu, 2),
+                                        "images_per_second": round(2 * batch_size / wall, 1)}
+    result["source_alone"]["images_per_second_ratio"] = round(
+        result["source_alone"]["tf_data"]["images_per_second"] / result["source_alone"]["python"]["images_per_second"],
+        2)
+    warmup = 1 if smoke else 3
+    trained = {kind: [] for kind in sources}
+    flops_per_image = None
+    for _ in range(rounds):
+        for kind in sources:
+            log(f"[pipeline] face contrastive training: {kind}")
+            keras.utils.set_random_seed(seed)
+            model = build_siamese_model(recipe.embedding, "euclidean", (*recipe.image_size, 1),
+                                        embedding_dim=recipe.embedding_dim, filters=tuple(recipe.filters),
+                                        normalize=True)
+            compile_siamese(model, mode="pairs")
+            flops_per_image = flops_per_image or forward_flops(model.embedding)
+            timer = StepTimer()
+            model.fit(make(kind, steps + warmup + 1).dataset(), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+            trained[kind].append(float(np.median(np.diff(timer.ends)[warmup:])))
+    result["training"] = {}
+    for kind, step_times in trained.items():
+        figures = _mode_figures(float(np.median(step_times)), steps * rounds, batch_size, 2 * batch_size,
+                                flops_per_image, peak_gflops, result["batch"])
+        figures["step_seconds_per_round"] = [round(value, 4) for value in step_times]
+        result["training"][kind] = figures
+    result["training"]["images_per_second_ratio"] = round(
+        result["training"]["tf_data"]["images_per_second"] / result["training"]["python"]["images_per_second"], 2)
     return result
 
 
@@ -547,6 +606,9 @@ def main(argv=None):
     if "pipeline" in args.sections:
         report["pipeline"] = pipeline_throughput(peak, smoke=args.smoke, steps=3 if args.smoke else 40,
                                                  rounds=1 if args.smoke else 3)
+        save_partial()
+        report["pipeline_face_pairs"] = face_pair_throughput(peak, smoke=args.smoke, steps=3 if args.smoke else 30,
+                                                             rounds=1 if args.smoke else 3)
         save_partial()
     if "training" in args.sections:
         steps, warmup = (3, 1) if args.smoke else (args.steps, 3)

@@ -34,12 +34,13 @@ __all__ = [
     "PairPipeline",
     "affine_parameters_to_transforms",
     "augment_images",
+    "random_crops",
     "step_seed",
 ]
 
 # Separate random streams of one step, so that changing the augmentation never changes which
 # images a batch holds.
-_SAMPLING_STREAM, _AUGMENTATION_STREAM = 1, 2
+_SAMPLING_STREAM, _AUGMENTATION_STREAM, _CROP_STREAM = 1, 2, 3
 
 
 def step_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, step: int | tf.Tensor, stream: int = 0) -> tf.Tensor:
@@ -77,6 +78,29 @@ def affine_parameters_to_transforms(angle: tf.Tensor, shear_x: tf.Tensor, shear_
     b1 = -(i10 * offset_x + i11 * offset_y)
     zeros = tf.zeros_like(i00)
     return tf.stack([i00, i01, b0, i10, i11, b1, zeros, zeros], axis=1)
+
+
+def random_crops(images: tf.Tensor | ArrayLike, size: int, seed: tf.Tensor | ArrayLike) -> tf.Tensor:
+    """A random ``size`` x ``size`` window of each image of a (B, H, W, C) batch, whole pixels only.
+
+    Each window's top-left corner is uniform over the ``(H - size + 1) x (W - size + 1)`` positions,
+    drawn from the stateless ``seed``; one vectorised call crops the whole batch.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if not 1 <= size <= min(height, width):
+        raise ValueError(f"crop size {size} does not fit the {height}x{width} images")
+    batch_size = tf.shape(images)[0]
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    corners = tf.random.stateless_uniform((batch_size, 2), seed=seed)
+    tops = tf.floor(corners[:, 0] * (height - size + 1))
+    lefts = tf.floor(corners[:, 1] * (width - size + 1))
+    ones, zeros = tf.ones_like(tops), tf.zeros_like(tops)
+    # Output pixel (x, y) reads input pixel (x + left, y + top): an exact shift, no interpolation.
+    transforms = tf.stack([ones, zeros, lefts, zeros, ones, tops, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.constant([size, size], tf.int32),
+        fill_value=tf.constant(0.0), interpolation="NEAREST", fill_mode="NEAREST")
 
 
 def _uniform_or_neutral(seed, shape, limit, neutral, probability, component):
@@ -152,11 +176,13 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         augment: an :class:`~siamese_tf.augmentations.Augmenter`, or None for no augmentation.
         parallel_calls: batches built at once by ``tf.data`` (each batch is already vectorised; 1 is
             right on two cores, more where spare cores exist).
+        crop_size: a random ``crop_size`` x ``crop_size`` window of every image (before ``augment``),
+            e.g. SiameseCCR's 44x44 of 48x48; None keeps whole images.
     """
 
     def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 8, images_per_class: int = 4,
                  steps_per_epoch: int = 100, seed: int = 0, augment: Augmenter | None = None,
-                 parallel_calls: int = 1) -> None:
+                 parallel_calls: int = 1, crop_size: int | None = None) -> None:
         if augment is not None and not isinstance(augment, Augmenter):
             raise ValueError(
                 f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
@@ -166,6 +192,11 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         super().__init__(images, labels, classes_per_batch=classes_per_batch, images_per_class=images_per_class,
                          steps_per_epoch=steps_per_epoch, seed=seed, augment=augment)
         self.parallel_calls = int(parallel_calls)
+        if crop_size is not None and (not isinstance(crop_size, (int, np.integer)) or
+                                      not 1 <= crop_size <= min(self.images.shape[1:3])):
+            raise ValueError(f"crop_size must be an integer from 1 to the image side {min(self.images.shape[1:3])} "
+                             f"or None, got {crop_size!r}")
+        self.crop_size = None if crop_size is None else int(crop_size)
         sizes = self.index.sizes[self.eligible]
         # Each eligible class's member indices in one padded (classes, max size) table.
         width = int(max(sizes.max(), self.images_per_class))
@@ -195,6 +226,8 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         chosen = tf.math.floormod(tf.cast(chosen, tf.int64), sizes[:, None])
         indices = tf.reshape(tf.gather(tf.gather(self._members, rows), chosen, batch_dims=1), (-1,))
         images = tf.gather(self._images_tensor, indices)
+        if self.crop_size is not None:
+            images = random_crops(images, self.crop_size, step_seed(self.seed, epoch, step, _CROP_STREAM))
         if self.augment is not None:
             images = augment_images(images, step_seed(self.seed, epoch, step, _AUGMENTATION_STREAM), self.augment)
         return images, tf.gather(self._labels_tensor, indices)

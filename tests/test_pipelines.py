@@ -13,6 +13,7 @@ from siamese_tf.pipelines import (
     PairPipeline,
     affine_parameters_to_transforms,
     augment_images,
+    random_crops,
     step_seed,
 )
 from siamese_tf.samplers import PairBatches
@@ -218,3 +219,26 @@ def test_pair_pipeline_augments_both_sides_reproducibly_and_resumes_exactly():
         np.testing.assert_array_equal(served_labels.numpy(), expected_labels)
     with pytest.raises(ValueError, match="Augmenter"):
         PairPipeline(images, labels, 16, augment=lambda image, rng: image)
+
+
+def test_random_crops_are_exact_windows_at_every_offset():
+    images = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
+    corners = set()
+    for step in range(40):
+        crops = random_crops(np.repeat(images, 4, axis=0), 4, step_seed(0, 0, step)).numpy()
+        for crop, image in zip(crops, np.repeat(images, 4, axis=0)):
+            top, left = np.argwhere(image[:, :, 0] == crop[0, 0, 0])[0]
+            np.testing.assert_array_equal(crop, image[top:top + 4, left:left + 4])  # a window, not resampled
+            corners.add((int(top), int(left)))
+    assert corners == {(top, left) for top in range(3) for left in range(3)}  # every position is reached
+    with pytest.raises(ValueError, match="crop size 7 does not fit the 6x6 images"):
+        random_crops(images, 7, step_seed(0, 0, 0))
+
+
+def test_a_cropping_pipeline_serves_crops_and_names_a_crop_that_does_not_fit():
+    images, labels = labelled_images(side=10)
+    pipeline = ClassBalancedPipeline(images, labels, 2, 2, steps_per_epoch=2, crop_size=8)
+    assert pipeline.batch(0, 0)[0].shape == (4, 8, 8, 1)
+    assert next(iter(pipeline.dataset()))[0].shape == (4, 8, 8, 1)
+    with pytest.raises(ValueError, match="crop_size must be an integer from 1 to the image side 10 or None, got 12"):
+        ClassBalancedPipeline(images, labels, 2, 2, crop_size=12)

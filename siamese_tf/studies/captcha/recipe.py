@@ -333,6 +333,12 @@ def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
 
 
 def _batches(images, labels, config, seed, confusers):
+    if config.mode == "in_batch" and confusers is None:
+        # Random rounds run on the tf.data engine: classes, images and crops drawn by TensorFlow.
+        from siamese_tf.pipelines import ClassBalancedPipeline
+
+        return ClassBalancedPipeline(images, labels, config.classes_per_batch, config.images_per_class,
+                                     config.steps_per_epoch, seed, crop_size=CROP_SIZE)
     if config.mode == "in_batch":
         return CaptchaClassBatches(images, labels, config.classes_per_batch, config.images_per_class,
                                    config.steps_per_epoch, seed, confusers=confusers, group_size=config.group_size)

@@ -325,14 +325,15 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
 
     ``method``: ``"pairs_l1"`` (the seeds' ``L1Dist`` + sigmoid head with binary cross-entropy) or
     ``"contrastive"`` (unit-length embeddings, Euclidean distance, contrastive loss). Balanced pairs
-    (positives from people with two or more images) with the package's augmentation, Adam annealed by
+    (positives from people with two or more images) with the package's augmentation, run by the tf.data
+    engine (:class:`siamese_tf.pipelines.PairPipeline`), Adam annealed by
     the clock over ``recipe.minutes``. Returns the model (no thresholds yet) and training figures.
     """
     import keras
 
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.models import build_siamese_model
-    from siamese_tf.samplers import PairBatches
+    from siamese_tf.pipelines import PairPipeline
     from siamese_tf.training import TimeLimit, compile_siamese
 
     if method not in PAIR_METHODS:
@@ -347,8 +348,9 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
                                 filters=tuple(recipe.filters), normalize=head != "l1")
     learning_rate = 1e-3
     compile_siamese(model, learning_rate=learning_rate, mode="pairs")
-    batches = PairBatches(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
-                          augment=Augmenter())
+    # Pairs from (seed, epoch); images gathered and augmented inside tf.data (pipelines.PairPipeline).
+    batches = PairPipeline(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
+                           augment=Augmenter())
     started = time.perf_counter()
     history = model.fit(batches.dataset(), epochs=10_000, verbose=verbose, shuffle=False,
                         callbacks=[batches.callback(), TimeLimit(recipe.minutes, learning_rate),
