@@ -69,6 +69,12 @@ def parse_arguments(argv=None):
                         help="weights returned: best validation-AUROC epoch, or the last epoch")
     parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=None,
+                        help="cross-validate over this many writer folds instead of one split: each fold is scored "
+                             "by a model trained on the other folds but one, whose writers choose the threshold; "
+                             "reports the mean and the worst fold (choose recipes on this, never on a test split)")
+    parser.add_argument("--normalise-ink", action="store_true",
+                        help="scale every image's mean ink value to 0.5, taking away the pen-darkness shortcut")
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     return parser.parse_args(argv)
@@ -90,6 +96,10 @@ def main(argv=None):
         warnings.simplefilter("always")
         everything = signatures.load_signatures(archive, image_size=image_size, keep_gray=bool(arguments.keep_gray))
     loading_seconds = time.perf_counter() - start
+    if arguments.normalise_ink:
+        everything = signatures.normalise_ink(everything)
+    if arguments.folds:
+        return cross_validate(arguments, everything, image_size, reports_dir, models_dir, loading_seconds)
     train_set, validation_set, test_set = signatures.split_writers(everything, (0.6, 0.2, 0.2), seed=arguments.seed)
     signatures.check_writers_disjoint(train_set, validation_set, test_set)
 
@@ -115,7 +125,8 @@ def main(argv=None):
             "batch": "6 writers x (6 genuine + 4 forgeries), every same-writer pair scored in the batch",
             "loss": "contrastive on Euclidean distance, margin 1 (genuine-genuine = 1, genuine-forgery = 0)",
             "random_forgery_weight": arguments.random_forgery_weight, "augment_strength": arguments.augment,
-            "keep_gray": bool(arguments.keep_gray), "cosine_decay": bool(arguments.cosine_decay),
+            "keep_gray": bool(arguments.keep_gray), "normalise_ink": arguments.normalise_ink,
+            "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": ("epoch with the best validation-writer AUROC" if arguments.keep_epoch == "best"
@@ -183,6 +194,61 @@ def main(argv=None):
                          "4 lowest, 4 middle, 4 highest test distances; titles: label and distance)"}
     report["total_seconds"] = round(time.perf_counter() - start, 1)
     (reports_dir / "signature_verification.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def cross_validate(arguments, everything, image_size, reports_dir, models_dir, loading_seconds):
+    """Writer-fold cross-validation: fold f is the test writers, fold f+1 chooses the threshold, the
+    rest train. Prints and writes ``signature_cross_validation.json``."""
+    from siamese_tf.reports import machine_description
+
+    folds = signatures.writer_folds(everything, arguments.folds, seed=arguments.seed)
+    index_of = {name: index for index, name in enumerate(everything.writer_names)}
+    report = {"benchmark": "signature_verification_cross_validation", "machine": machine_description(),
+              "smoke": settings.smoke_mode(), "folds": arguments.folds, "writers": everything.num_writers,
+              "loading_seconds": round(loading_seconds, 1),
+              "config": {"image_size": list(image_size), "epochs": arguments.epochs,
+                         "steps_per_epoch": arguments.steps_per_epoch, "max_minutes": arguments.max_minutes,
+                         "augment_strength": arguments.augment, "keep_gray": bool(arguments.keep_gray),
+                         "normalise_ink": arguments.normalise_ink, "cosine_decay": bool(arguments.cosine_decay),
+                         "keep_epoch": arguments.keep_epoch, "seed": arguments.seed,
+                         "threshold": "max accuracy on the next fold's writers"},
+              "bar": BAR, "models": {}}
+    for name in arguments.models:
+        per_fold = []
+        for fold, test_set in enumerate(folds):
+            validation_set = folds[(fold + 1) % len(folds)]
+            train_writers = sorted(index_of[writer] for other, part in enumerate(folds)
+                                   if other not in (fold, (fold + 1) % len(folds)) for writer in part.writer_names)
+            train_set = everything.select_writers(train_writers)
+            signatures.check_writers_disjoint(train_set, validation_set, test_set)
+            print(f"{name} fold {fold + 1}/{len(folds)}: {train_set.num_writers} training writers ...",
+                  file=sys.stderr, flush=True)
+            model, record = signatures.train_signature_branch(
+                name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
+                learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
+                augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
+                max_minutes=arguments.max_minutes, cosine_decay=bool(arguments.cosine_decay),
+                keep=arguments.keep_epoch, seed=arguments.seed, log=None)
+            figures, _, _ = signatures.evaluate_signature_model(model, validation_set, test_set)
+            ink = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "darkness"))
+            size = signatures.model_size(model, Path(models_dir) / f"{name}_cv_fold{fold + 1}.keras")
+            per_fold.append({"fold": fold + 1, "test_writers": test_set.num_writers,
+                             "file_megabytes": size["file_megabytes"],
+                             "accuracy": round(float(figures["accuracy"]), 4), "auroc": round(float(figures["auc"]), 4),
+                             "ink_darkness_auroc": round(float(ink), 4),
+                             "epochs_run": record.get("epochs_run"), "seconds": round(record.get("seconds", 0.0), 1)})
+            print(f"  {per_fold[-1]}", file=sys.stderr, flush=True)
+        accuracies = [entry["accuracy"] for entry in per_fold]
+        aurocs = [entry["auroc"] for entry in per_fold]
+        report["models"][name] = {
+            "per_fold": per_fold,
+            "mean_accuracy": round(float(np.mean(accuracies)), 4), "worst_accuracy": min(accuracies),
+            "mean_auroc": round(float(np.mean(aurocs)), 4), "worst_auroc": min(aurocs),
+            "largest_file_megabytes": max(entry["file_megabytes"] for entry in per_fold),
+        }
+    (Path(reports_dir) / "signature_cross_validation.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return report
 

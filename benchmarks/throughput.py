@@ -287,7 +287,8 @@ def face_pair_throughput(peak_gflops, smoke=False, steps=30, rounds=3, seed=0):
         return sources[kind](images.images, images.labels, pairs_per_epoch=batch_size * steps_per_epoch,
                              batch_size=batch_size, seed=seed, augment=augmenter)
 
-    result = {"data": f"LFW people of fold{' 1' if smoke else 's 1-2'}, {recipe.image_size[0]}x{recipe.image_size[1]} gray: "
+    folds = "fold 1" if smoke else "folds 1-2"
+    result = {"data": f"LFW people of {folds}, {recipe.image_size[0]}x{recipe.image_size[1]} gray: "
                       f"{len(images.labels)} images", "batch": f"{batch_size} pairs ({2 * batch_size} images)"}
     alone = {kind: [_source_figures(make(kind, steps + 1), steps, 1) for _ in range(rounds)] for kind in sources}
     result["source_alone"] = {}

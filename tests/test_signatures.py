@@ -416,3 +416,36 @@ def test_signature_augmenter_scales_ranges_never_mirrors_and_rejects_bad_strengt
     for bad in (0, -1.0, True, "2"):
         with pytest.raises(ValueError, match="strength"):
             signatures.signature_augmenter(bad)
+
+
+def test_writer_folds_cover_every_writer_once():
+    signature_set_for_folds = _toy_set()
+    folds = signatures.writer_folds(signature_set_for_folds, num_folds=3, seed=1)
+    names = [name for fold in folds for name in fold.writer_names]
+    assert sorted(names) == sorted(signature_set_for_folds.writer_names)
+    sizes = [fold.num_writers for fold in folds]
+    assert max(sizes) - min(sizes) <= 1
+    assert [fold.writer_names for fold in signatures.writer_folds(signature_set_for_folds, 3, seed=1)] == [
+        fold.writer_names for fold in folds]
+    with pytest.raises(ValueError, match="num_folds must be an integer >= 2, got 1"):
+        signatures.writer_folds(signature_set_for_folds, num_folds=1)
+    with pytest.raises(ValueError, match="cannot deal"):
+        signatures.writer_folds(signature_set_for_folds, num_folds=signature_set_for_folds.num_writers + 1)
+
+
+def test_normalised_ink_takes_away_the_darkness_shortcut_and_keeps_the_strokes():
+    images = np.zeros((2, 4, 4, 1), np.float32)
+    images[0, 1, 1:3, 0] = [0.9, 0.7]  # a dark pen
+    images[1, 2, 0:3, 0] = [0.3, 0.2, 0.1]  # a light pen
+    images[1, 0, 0] = 0.0
+    signature_set = signatures.SignatureSet(images=images, writers=[0, 0], genuine=[True, False],
+                                            writer_names=["w"], paths=["a", "b"])
+    normalised = signatures.normalise_ink(signature_set, target=0.5)
+    for image, original in zip(normalised.images, images):
+        ink = image[original > 0]
+        assert ink.mean() == pytest.approx(0.5, abs=1e-6)  # the same darkness for every image
+        np.testing.assert_array_equal(image > 0, original > 0)  # the same strokes
+    np.testing.assert_allclose(normalised.images[0, 1, 1:3, 0], [0.5625, 0.4375], atol=1e-6)  # shading kept
+    assert signatures.ink_rule_similarities(normalised, "darkness")[0] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="target must lie in"):
+        signatures.normalise_ink(signature_set, target=0.0)

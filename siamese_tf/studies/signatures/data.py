@@ -6,6 +6,7 @@ the writer it imitates.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import warnings
@@ -31,10 +32,12 @@ __all__ = [
     "SignatureSet",
     "check_writers_disjoint",
     "load_signatures",
+    "normalise_ink",
     "pair_images",
     "preprocess_signature",
     "signature_pairs",
     "split_writers",
+    "writer_folds",
 ]
 
 
@@ -370,6 +373,42 @@ def split_writers(signature_set: SignatureSet, fractions: Sequence[float] = (0.6
         start += count
     check_writers_disjoint(*splits)
     return tuple(splits)
+
+
+def writer_folds(signature_set: SignatureSet, num_folds: int = 5, seed: int = 0) -> list[SignatureSet]:
+    """``num_folds`` writer-disjoint SignatureSets covering every writer once (cross-validation).
+
+    Writers are shuffled with ``seed`` and dealt into folds whose sizes differ by at most one.
+    A recipe is chosen on the mean (and worst) score over folds, each fold scored by a model
+    that never saw its writers.
+    """
+    if not isinstance(num_folds, (int, np.integer)) or num_folds < 2:
+        raise ValueError(f"num_folds must be an integer >= 2, got {num_folds!r}")
+    if signature_set.num_writers < num_folds:
+        raise ValueError(f"cannot deal {signature_set.num_writers} writer(s) into {num_folds} folds")
+    order = np.random.default_rng(seed).permutation(signature_set.num_writers)
+    folds = [signature_set.select_writers(sorted(order[fold::num_folds])) for fold in range(num_folds)]
+    check_writers_disjoint(*folds)
+    return folds
+
+
+def normalise_ink(signature_set: SignatureSet, target: float = 0.5) -> SignatureSet:
+    """The same signatures with every image's mean ink value set to ``target`` (ink = 1, paper = 0).
+
+    Each image's ink pixels (value > 0) are scaled by one factor so that their mean is ``target``,
+    then clipped to 1: the stroke's shape and its relative shading stay, but how dark the pen was
+    no longer tells one image from another (on the shared set a skilled forgery's pen darkness alone
+    scores AUROC 0.73-0.87). Blank images are left as they are.
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target must lie in (0, 1], got {target!r}")
+    images = np.asarray(signature_set.images, np.float32)
+    flat = images.reshape(len(images), -1)
+    ink_counts = (flat > 0).sum(axis=1)
+    means = np.where(ink_counts > 0, flat.sum(axis=1) / np.maximum(ink_counts, 1), 1.0)
+    scales = np.where(ink_counts > 0, target / np.maximum(means, 1e-6), 1.0).astype(np.float32)
+    normalised = np.clip(images * scales[:, None, None, None], 0.0, 1.0)
+    return dataclasses.replace(signature_set, images=normalised)
 
 
 def signature_pairs(signature_set: SignatureSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
