@@ -13,6 +13,11 @@
   training (benchmarks/throughput.py reports it), but it speeds up template matching about 6x
   (:mod:`siamese_tf.indexes`).
 
+On the JAX backend (``KERAS_BACKEND=jax``; GPU machines often have JAX and no TensorFlow GPU build:
+install ``tensorflow-cpu`` beside it for the ``tf.data`` batch engine), :func:`use_data_parallel`
+turns on ``keras.distribution.DataParallel``: every batch is split across the devices and the
+in-batch losses still see the whole batch (one program sharded by XLA).
+
 In-batch training with several replicas: each replica scores the pairs of its own share of the
 batch. :class:`~siamese_tf.samplers.ClassBalancedBatches` lays a batch out class by class, so with
 ``classes_per_batch`` a multiple of the number of replicas every share holds whole classes (same
@@ -39,6 +44,7 @@ __all__ = [
     "build_model",
     "dtype_policy",
     "get_strategy",
+    "use_data_parallel",
 ]
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -131,3 +137,22 @@ def build_and_compile(strategy: str | tf.distribute.Strategy = "default",
         model = build_model(embedding, head, input_shape, mixed_precision, **embedding_kwargs)
         compile_siamese(model, jit_compile=jit_compile, mode=mode, **(compile_options or {}))
     return model, strategy
+
+
+def use_data_parallel(devices: Sequence[str] | None = None) -> keras.distribution.DataParallel:
+    """JAX backend: split every batch across ``devices`` (default: all of them) from now on.
+
+    Sets ``keras.distribution.DataParallel`` as the global distribution, so models built after
+    this call train data-parallel with ``model.fit``. Raises ``ValueError`` on another backend
+    (``keras.distribution`` is JAX-only; on TensorFlow use ``get_strategy("mirrored")``).
+    """
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise ValueError(f"keras.distribution data parallelism needs KERAS_BACKEND=jax; this process runs "
+                         f"{backend!r} (on TensorFlow use get_strategy('mirrored'))")
+    devices = list(devices) if devices else keras.distribution.list_devices()
+    if not devices:
+        raise ValueError("no device to train on")
+    distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
+    return distribution

@@ -421,6 +421,47 @@ def test_layers_losses_heads_and_a_fit_run_on_the_jax_backend():
     assert len(result["losses"]) == 2 and all(np.isfinite(result["losses"]))
 
 
+JAX_ENGINE_CODE = """
+import json
+import keras
+from siamese_tf import distribution
+from siamese_tf.studies import omniglot
+
+data_parallel = distribution.use_data_parallel()
+data = omniglot.load_background_small(None, image_size=(28, 28), invert=True, max_images_per_class=4)
+train, held = omniglot.split_alphabets(data)
+episodes = omniglot.sample_one_shot_episodes(held, n_way=4, num_episodes=2, seed=0)
+out = {"devices": len(data_parallel.device_mesh.devices.reshape(-1)), "backend": keras.backend.backend()}
+for loss in ("neighbourhood", "proxies"):
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(8, 8, 8, 8),
+                                       head="cosine" if loss == "proxies" else "euclidean")
+    before = model.embed(held.images[:4]).tolist()
+    history, one_shot, budget = omniglot.train_conv4(model, train, held, episodes, num_epochs=2, steps_per_epoch=3,
+                                                     classes_per_batch=4, images_per_class=2, loss=loss)
+    out[loss] = {"losses": history.history["loss"], "steps": budget.steps, "accuracy": one_shot.history,
+                 "changed": before != model.embed(held.images[:4]).tolist()}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_the_tf_data_engine_trains_data_parallel_on_two_jax_devices(shared_data_dir):
+    result = _run_python(JAX_ENGINE_CODE, {"KERAS_BACKEND": "jax", "SIAMESE_TF_DATA_DIR": str(shared_data_dir),
+                                           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert result["backend"] == "jax" and result["devices"] == 2
+    for loss in ("neighbourhood", "proxies"):
+        figures = result[loss]
+        assert figures["steps"] == 6 and len(figures["losses"]) == 2 and all(np.isfinite(figures["losses"]))
+        assert figures["changed"] and all(0.0 <= value <= 1.0 for value in figures["accuracy"])
+
+
+def test_data_parallel_needs_the_jax_backend():
+    from siamese_tf import distribution
+
+    with pytest.raises(ValueError, match="needs KERAS_BACKEND=jax; this process runs 'tensorflow'"):
+        distribution.use_data_parallel()
+
+
 # --- the throughput benchmark's FLOP count ------------------------------------------------------
 
 def test_forward_flops_counts_conv_and_dense_layers_by_hand():

@@ -327,7 +327,8 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
                 loss: str = "neighbourhood", augment: bool = True, patience: int | None = None,
                 minutes: float | None = None, seed: int = 0, verbose: int = 0,
                 augment_strength: float = 1.0, pipeline: str = "tf.data", proxy_scale: float = 16.0,
-                proxy_margin: float = 0.1) -> tuple[keras.callbacks.History, OneShotEarlyStopping, TimeBudget]:
+                proxy_margin: float = 0.1,
+                keep_best: bool = True) -> tuple[keras.callbacks.History, OneShotEarlyStopping, TimeBudget]:
     """Train a conv4 model in-batch on P characters x K drawings per batch.
 
     ``pipeline``: "tf.data" (default) builds and augments every batch inside TensorFlow
@@ -341,7 +342,10 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
     so every step compares each image with every class; build the model with ``head="cosine"``
     for it. The learning rate follows a cosine decay over ``num_epochs * steps_per_epoch`` steps,
     or over ``minutes`` of wall-clock time when a time budget is given (training then stops at the
-    budget or after ``num_epochs``). Returns ``(history, one_shot_callback, time_budget)``.
+    budget or after ``num_epochs``). ``keep_best`` restores the weights of the epoch with the best
+    validation accuracy at the end; False keeps the last weights (a final model trained on every
+    alphabet, whose "validation" characters were trained on). Returns
+    ``(history, one_shot_callback, time_budget)``.
     """
     import keras
 
@@ -378,7 +382,8 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
                                       images_per_class=images_per_class, steps_per_epoch=steps_per_epoch, seed=seed,
                                       augment=conv4_augmenter(augment_strength) if augment else None)
     one_shot = OneShotEarlyStopping(validation_set.images, validation_episodes, patience=patience, verbose=verbose,
-                                    scored_model=model if trained is not model else None)
+                                    scored_model=model if trained is not model else None,
+                                    restore_best_weights=bool(keep_best))
     history = trained.fit(batches.dataset(), epochs=num_epochs, callbacks=[batches.callback(), budget, one_shot],
                           shuffle=False, verbose=verbose)
     return history, one_shot, budget

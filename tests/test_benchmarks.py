@@ -1,0 +1,69 @@
+"""Smoke runs of the benchmarks that compare engines and recipes: they run and report what they claim.
+
+Speed and accuracy are measured by the full runs (figures in the README and the closing notes), not here.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_pipeline_section_compares_both_engines_on_the_same_batches(shared_data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("SIAMESE_TF_DATA_DIR", str(shared_data_dir))
+    report = load_benchmark("throughput").main(["--smoke", "--sections", "pipeline"])
+    for section in ("pipeline", "pipeline_face_pairs"):
+        figures = report[section]
+        for part in ("source_alone", "training"):
+            assert set(figures[part]) >= {"python", "tf_data", "images_per_second_ratio"}
+            python, tf_data = figures[part]["python"], figures[part]["tf_data"]
+            assert python["images_per_second"] > 0 and tf_data["images_per_second"] > 0
+            ratio = figures[part]["tf_data"]["images_per_second"] / figures[part]["python"]["images_per_second"]
+            assert figures[part]["images_per_second_ratio"] == pytest.approx(ratio, abs=0.01)
+    assert report["pipeline"]["training"]["tf_data"]["share_of_matmul_peak"] > 0
+    assert json.loads(capsys.readouterr().out)["pipeline"]["batch"] == "P=8 x K=4"
+
+
+@pytest.mark.parametrize("extra", [["--loss", "proxies"], ["--pipeline", "python", "--train-on-all"]])
+def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp_path, extra):
+    report = load_benchmark("omniglot_one_shot").main(["--smoke", "--data-dir", str(shared_data_dir),
+                                                       "--save", str(tmp_path / "omniglot.keras"), *extra])
+    assert 0.0 <= report["held_out_within_alphabet_accuracy"] <= 1.0 and report["training_steps"] >= 1
+    assert report["held_out_alphabets_trained_on"] == ("--train-on-all" in extra)
+    if "--train-on-all" in extra:  # every background alphabet, the held-out ones included
+        assert set(report["held_out_alphabets"]) <= set(report["train_alphabets"])
+    else:
+        assert not set(report["held_out_alphabets"]) & set(report["train_alphabets"])
+    from siamese_tf.models import load_model
+
+    head = type(load_model(tmp_path / "omniglot.keras").head).__name__
+    assert head == "DistanceHead"
+    assert report["config"]["pipeline"] == (extra[1] if extra[0] == "--pipeline" else "tf.data")
+
+
+def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    report = load_benchmark("signature_verification").main(
+        ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--normalise-ink",
+         "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+         "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path)])
+    figures = report["models"]["deepsign"]
+    assert [entry["fold"] for entry in figures["per_fold"]] == [1, 2, 3]
+    assert sum(entry["test_writers"] for entry in figures["per_fold"]) == report["writers"]
+    assert figures["worst_auroc"] == min(entry["auroc"] for entry in figures["per_fold"])
+    assert figures["mean_accuracy"] == pytest.approx(
+        sum(entry["accuracy"] for entry in figures["per_fold"]) / 3, abs=1e-4)
+    # With the ink normalised, pen darkness tells nothing: its rule scores about chance on every fold.
+    assert all(abs(entry["ink_darkness_auroc"] - 0.5) < 0.1 for entry in figures["per_fold"])
+    assert report["config"]["normalise_ink"] is True
+    assert json.loads((tmp_path / "signature_cross_validation.json").read_text()) == report
