@@ -186,7 +186,7 @@ conv4 = omniglot.build_conv4_model((28, 28, 1))
 # NBVAL_IGNORE_OUTPUT
 history, one_shot, budget = omniglot.train_conv4(
     conv4, rotated_train, held_out, episodes, num_epochs=CONV4_EPOCHS, steps_per_epoch=CONV4_STEPS_PER_EPOCH,
-    classes_per_batch=settings.pick(32, 4), images_per_class=4, learning_rate=2e-3, minutes=CONV4_MINUTES, seed=SEED)
+    classes_per_batch=settings.pick(64, 4), images_per_class=2, learning_rate=2e-3, minutes=CONV4_MINUTES, seed=SEED)
 print(f"{budget.steps} steps in {budget.elapsed_seconds:.0f} s; best epoch {one_shot.best_epoch + 1}")
 figure, axis = plt.subplots(figsize=(5, 3))
 axis.plot(np.arange(1, len(one_shot.history) + 1), one_shot.history, marker="o")
