@@ -392,22 +392,25 @@ def writer_folds(signature_set: SignatureSet, num_folds: int = 5, seed: int = 0)
     return folds
 
 
-def normalise_ink(signature_set: SignatureSet, target: float = 0.5) -> SignatureSet:
-    """The same signatures with every image's mean ink value set to ``target`` (ink = 1, paper = 0).
+def normalise_ink(signature_set: SignatureSet) -> SignatureSet:
+    """The same signatures with every image's ink levels equalised (ink > 0, paper = 0).
 
-    Each image's ink pixels (value > 0) are scaled by one factor so that their mean is ``target``,
-    then clipped to 1: the stroke's shape and its relative shading stay, but how dark the pen was
-    no longer tells one image from another (on the shared set a skilled forgery's pen darkness alone
-    scores AUROC 0.73-0.87). Blank images are left as they are.
+    Within each image the ink pixels are replaced by their rank among that image's ink pixels,
+    ``(rank - 0.5) / count`` (ties share their average rank): every image then has the same spread
+    of ink values, with mean exactly 0.5, whatever pen wrote it, while the stroke's shape and which
+    parts are darker than others stay. How dark the pen was no longer tells one image from another
+    (on the shared set the pen darkness alone scores AUROC 0.73-0.87 against skilled forgeries).
+    Blank images are left as they are.
     """
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"target must lie in (0, 1], got {target!r}")
+    from scipy.stats import rankdata
+
     images = np.asarray(signature_set.images, np.float32)
-    flat = images.reshape(len(images), -1)
-    ink_counts = (flat > 0).sum(axis=1)
-    means = np.where(ink_counts > 0, flat.sum(axis=1) / np.maximum(ink_counts, 1), 1.0)
-    scales = np.where(ink_counts > 0, target / np.maximum(means, 1e-6), 1.0).astype(np.float32)
-    normalised = np.clip(images * scales[:, None, None, None], 0.0, 1.0)
+    normalised = images.copy()
+    for image in normalised:
+        ink = image > 0
+        count = int(ink.sum())
+        if count:
+            image[ink] = ((rankdata(image[ink], method="average") - 0.5) / count).astype(np.float32)
     return dataclasses.replace(signature_set, images=normalised)
 
 
