@@ -448,3 +448,9 @@ def test_normalised_ink_takes_away_the_darkness_shortcut_and_keeps_the_strokes()
         np.testing.assert_array_equal(image > 0, original > 0)  # the same strokes
     assert signatures.ink_rule_similarities(normalised, "darkness")[0] == pytest.approx(0.0, abs=1e-6)
     np.testing.assert_array_equal(signature_set.images, images)  # the input is left alone
+    tied = images.copy()
+    tied[0, 1, 1:4, 0] = [0.4, 0.4, 0.9]  # two equal values share ranks 1 and 2: 1.5 each
+    tied_set = signatures.SignatureSet(images=tied, writers=[0, 0], genuine=[True, False], writer_names=["w"],
+                                       paths=["a", "b"])
+    np.testing.assert_allclose(signatures.normalise_ink(tied_set).images[0, 1, 1:4, 0], [1 / 3, 1 / 3, 5 / 6],
+                               atol=1e-6)
