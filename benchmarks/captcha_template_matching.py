@@ -162,7 +162,7 @@ def main(argv=None):
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     parser.add_argument("--progress", action="store_true")
-    run(parser.parse_args(argv))
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

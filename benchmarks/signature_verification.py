@@ -74,7 +74,7 @@ def parse_arguments(argv=None):
                              "by a model trained on the other folds but one, whose writers choose the threshold; "
                              "reports the mean and the worst fold (choose recipes on this, never on a test split)")
     parser.add_argument("--normalise-ink", action="store_true",
-                        help="equalise every image's ink levels (ranks; mean 0.5), taking away the pen-darkness shortcut")
+                        help="equalise every image's ink levels (ranks; mean 0.5): no pen-darkness shortcut")
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     return parser.parse_args(argv)

@@ -67,3 +67,22 @@ def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_d
     assert all(abs(entry["ink_darkness_auroc"] - 0.5) < 0.1 for entry in figures["per_fold"])
     assert report["config"]["normalise_ink"] is True
     assert json.loads((tmp_path / "signature_cross_validation.json").read_text()) == report
+
+
+def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_path):
+    from siamese_tf.studies import captcha
+
+    try:
+        captcha.find_cjk_fonts(names=["WenQuanYi Micro Hei"])
+    except captcha.NoCJKFontError as error:
+        pytest.skip(f"the one-font setting needs WenQuanYi Micro Hei (scripts/setup_system.sh): {error}")
+    report = load_benchmark("captcha_template_matching").main(
+        ["--scale", "0.01", "--one-font", "--random-epochs", "1", "--mining-rounds", "0", "--steps-per-epoch", "2",
+         "--baseline-epochs", "0", "--timing-queries", "8", "--dataset-dir", str(tmp_path / "captchas"),
+         "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path / "reports")])
+    data = report["data"]
+    assert data["setting"] == "one font (the paper's)" and data["training_fonts"] == ["WenQuanYi Micro Hei"]
+    assert data["held_out_font"] is None and data["split_sizes"]["test_b_held_out_font"] == 0
+    fonts = {row.split(",")[-1] for row in (tmp_path / "captchas" / "index.csv").read_text().splitlines()[1:]}
+    assert fonts == {"WenQuanYi Micro Hei"}  # every image of every split
+    assert 0.0 <= report["results"]["few_shot_test_a"]["top_1"] <= 1.0
