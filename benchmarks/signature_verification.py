@@ -19,7 +19,11 @@ defaults reach mean accuracy 0.930 and AUROC 0.967 (seed 2 is the hard one: 0.88
 Grey levels carry a shortcut on this set: the mean darkness of the ink alone scores AUROC 0.73-0.87
 on those test pairs (``ink_rule_test_auroc`` in the JSON); a model must beat it.
 
+Choose recipes by cross-validation over writer folds (``--folds 5``), never on a test split; with
+``--normalise-ink`` every image's ink levels are equalised, so pen darkness tells nothing.
+
     TF_CPP_MIN_LOG_LEVEL=2 SIAMESE_TF_DATA_DIR=../shared/data .venv/bin/python benchmarks/signature_verification.py
+    ... benchmarks/signature_verification.py --models deepsign --folds 5 --normalise-ink
     SIAMESE_TF_SMOKE=1 ... (tiny: 2 short epochs per model, small images)
 """
 
