@@ -202,6 +202,50 @@ def _source_figures(batches, num_batches, rounds):
     return float(np.median(walls)), float(np.median(cpus))
 
 
+def _source_alone_figures(make, sources, steps, rounds, images_per_batch):
+    """Each engine's batch source iterated alone, ``rounds`` times alternating; medians and the ratio."""
+    alone = {kind: [] for kind in sources}
+    for _ in range(rounds):
+        for kind in sources:
+            log(f"[pipeline] batch source alone: {kind}")
+            alone[kind].append(_source_figures(make(kind, steps + 1), steps, 1))
+    figures = {}
+    for kind, measured in alone.items():
+        wall = float(np.median([figure[0] for figure in measured]))
+        cpu = float(np.median([figure[1] for figure in measured]))
+        figures[kind] = {"ms_per_batch": round(1000 * wall, 2), "cpu_ms_per_batch": round(1000 * cpu, 2),
+                         "images_per_second": round(images_per_batch / wall, 1)}
+    figures["images_per_second_ratio"] = round(
+        figures["tf_data"]["images_per_second"] / figures["python"]["images_per_second"], 2)
+    figures["cpu_per_batch_ratio"] = round(
+        figures["python"]["cpu_ms_per_batch"] / figures["tf_data"]["cpu_ms_per_batch"], 2)
+    return figures
+
+
+def _training_figures(make, build_model, sources, steps, rounds, warmup, pairs_per_step, images_per_step,
+                      peak_gflops, batch, label):
+    """Train a fresh ``build_model()`` on each engine's batches, ``rounds`` times alternating; step medians."""
+    trained = {kind: [] for kind in sources}
+    flops_per_image = None
+    for _ in range(rounds):
+        for kind in sources:
+            log(f"[pipeline] {label} training: {kind}")
+            keras.utils.set_random_seed(0)
+            model = build_model()
+            flops_per_image = flops_per_image or forward_flops(model.embedding)
+            timer = StepTimer()
+            model.fit(make(kind, steps + warmup + 1).dataset(), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+            trained[kind].append(float(np.median(np.diff(timer.ends)[warmup:])))
+    figures = {}
+    for kind, step_times in trained.items():
+        figures[kind] = _mode_figures(float(np.median(step_times)), steps * rounds, pairs_per_step, images_per_step,
+                                      flops_per_image, peak_gflops, batch)
+        figures[kind]["step_seconds_per_round"] = [round(value, 4) for value in step_times]
+    figures["images_per_second_ratio"] = round(
+        figures["tf_data"]["images_per_second"] / figures["python"]["images_per_second"], 2)
+    return figures, flops_per_image
+
+
 def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
     """Today's Python batches (``ClassBalancedBatches`` + NumPy/OpenCV ``Augmenter``) against the
     tf.data engine (``ClassBalancedPipeline``) with the same augmentation settings, on the Omniglot
@@ -225,44 +269,16 @@ def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
                       f"images, {train_set.num_classes} classes",
               "batch": f"P={classes_per_batch} x K={images_per_class}", "augment": augmenter.get_config()}
     batch_size = classes_per_batch * images_per_class
-    alone = {kind: [] for kind in sources}
-    for _ in range(rounds):
-        for kind in sources:
-            log(f"[pipeline] batch source alone: {kind}")
-            alone[kind].append(_source_figures(make(kind, steps + 1), steps, 1))
-    result["source_alone"] = {}
-    for kind, figures in alone.items():
-        wall = float(np.median([figure[0] for figure in figures]))
-        cpu = float(np.median([figure[1] for figure in figures]))
-        result["source_alone"][kind] = {"ms_per_batch": round(1000 * wall, 2), "cpu_ms_per_batch": round(1000 * cpu, 2),
-                                        "images_per_second": round(batch_size / wall, 1)}
-    result["source_alone"]["images_per_second_ratio"] = round(
-        result["source_alone"]["tf_data"]["images_per_second"] / result["source_alone"]["python"]["images_per_second"],
-        2)
-    result["source_alone"]["cpu_per_batch_ratio"] = round(
-        result["source_alone"]["python"]["cpu_ms_per_batch"] / result["source_alone"]["tf_data"]["cpu_ms_per_batch"], 2)
+    result["source_alone"] = _source_alone_figures(make, sources, steps, rounds, batch_size)
 
-    warmup = 1 if smoke else 3
-    flops_per_image = None
-    trained = {kind: [] for kind in sources}
-    for _ in range(rounds):
-        for kind in sources:
-            log(f"[pipeline] conv4 training: {kind}")
-            keras.utils.set_random_seed(seed)
-            model = omniglot.build_conv4_model((28, 28, 1))
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=omniglot.NeighbourhoodLoss())
-            flops_per_image = flops_per_image or forward_flops(model.embedding)
-            timer = StepTimer()
-            model.fit(make(kind, steps + warmup + 1).dataset(), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
-            trained[kind].append(float(np.median(np.diff(timer.ends)[warmup:])))
-    result["training"] = {}
-    for kind, step_times in trained.items():
-        figures = _mode_figures(float(np.median(step_times)), steps * rounds, batch_size * (batch_size - 1) // 2,
-                                batch_size, flops_per_image, peak_gflops, result["batch"])
-        figures["step_seconds_per_round"] = [round(value, 4) for value in step_times]
-        result["training"][kind] = figures
-    result["training"]["images_per_second_ratio"] = round(
-        result["training"]["tf_data"]["images_per_second"] / result["training"]["python"]["images_per_second"], 2)
+    def build_model():
+        model = omniglot.build_conv4_model((28, 28, 1))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=omniglot.NeighbourhoodLoss())
+        return model
+
+    result["training"], flops_per_image = _training_figures(
+        make, build_model, sources, steps, rounds, 1 if smoke else 3, batch_size * (batch_size - 1) // 2, batch_size,
+        peak_gflops, result["batch"], "conv4")
     result["forward_mflops_per_image"] = round(flops_per_image / 1e6, 2)
     return result
 
@@ -290,39 +306,16 @@ def face_pair_throughput(peak_gflops, smoke=False, steps=30, rounds=3, seed=0):
     folds = "fold 1" if smoke else "folds 1-2"
     result = {"data": f"LFW people of {folds}, {recipe.image_size[0]}x{recipe.image_size[1]} gray: "
                       f"{len(images.labels)} images", "batch": f"{batch_size} pairs ({2 * batch_size} images)"}
-    alone = {kind: [_source_figures(make(kind, steps + 1), steps, 1) for _ in range(rounds)] for kind in sources}
-    result["source_alone"] = {}
-    for kind, figures in alone.items():
-        wall = float(np.median([figure[0] for figure in figures]))
-        cpu = float(np.median([figure[1] for figure in figures]))
-        result["source_alone"][kind] = {"ms_per_batch": round(1000 * wall, 2), "cpu_ms_per_batch": round(1000 * cpu, 2),
-                                        "images_per_second": round(2 * batch_size / wall, 1)}
-    result["source_alone"]["images_per_second_ratio"] = round(
-        result["source_alone"]["tf_data"]["images_per_second"] / result["source_alone"]["python"]["images_per_second"],
-        2)
-    warmup = 1 if smoke else 3
-    trained = {kind: [] for kind in sources}
-    flops_per_image = None
-    for _ in range(rounds):
-        for kind in sources:
-            log(f"[pipeline] face contrastive training: {kind}")
-            keras.utils.set_random_seed(seed)
-            model = build_siamese_model(recipe.embedding, "euclidean", (*recipe.image_size, 1),
-                                        embedding_dim=recipe.embedding_dim, filters=tuple(recipe.filters),
-                                        normalize=True)
-            compile_siamese(model, mode="pairs")
-            flops_per_image = flops_per_image or forward_flops(model.embedding)
-            timer = StepTimer()
-            model.fit(make(kind, steps + warmup + 1).dataset(), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
-            trained[kind].append(float(np.median(np.diff(timer.ends)[warmup:])))
-    result["training"] = {}
-    for kind, step_times in trained.items():
-        figures = _mode_figures(float(np.median(step_times)), steps * rounds, batch_size, 2 * batch_size,
-                                flops_per_image, peak_gflops, result["batch"])
-        figures["step_seconds_per_round"] = [round(value, 4) for value in step_times]
-        result["training"][kind] = figures
-    result["training"]["images_per_second_ratio"] = round(
-        result["training"]["tf_data"]["images_per_second"] / result["training"]["python"]["images_per_second"], 2)
+    result["source_alone"] = _source_alone_figures(make, sources, steps, rounds, 2 * batch_size)
+
+    def build_model():
+        model = build_siamese_model(recipe.embedding, "euclidean", (*recipe.image_size, 1),
+                                    embedding_dim=recipe.embedding_dim, filters=tuple(recipe.filters), normalize=True)
+        return compile_siamese(model, mode="pairs")
+
+    result["training"], _ = _training_figures(make, build_model, sources, steps, rounds, 1 if smoke else 3,
+                                              batch_size, 2 * batch_size, peak_gflops, result["batch"],
+                                              "face contrastive")
     return result
 
 

@@ -235,10 +235,7 @@ class ClassBalancedPipeline(ClassBalancedBatches):
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch``: what :meth:`dataset` serves,
         up to float rounding (the same ops, run outside ``tf.data``, may use other fused kernels)."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        self._check_step(epoch, step)
         images, labels = self._batch_function(tf.constant(epoch, tf.int64), tf.constant(step, tf.int64))
         return images.numpy(), labels.numpy()
 
@@ -301,10 +298,7 @@ class PairPipeline(PairBatches):
     def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The numpy batch ``((first_images, second_images), pair_labels)`` that :meth:`dataset` serves
         (up to float rounding, as :meth:`ClassBalancedPipeline.batch`)."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        self._check_step(epoch, step)
         first, second, pair_labels = self.epoch_pairs(epoch)
         window = slice(step * self.batch_size, (step + 1) * self.batch_size)
         (first_images, second_images), labels = self._batch_function(

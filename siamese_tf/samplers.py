@@ -182,6 +182,13 @@ class EpochSeededBatches:
         self._epoch = 0
         self._last_started_epoch = None
 
+    def _check_step(self, epoch: int, step: int) -> None:
+        """Raise ``ValueError`` naming ``step`` or ``epoch`` when batch ``(epoch, step)`` does not exist."""
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+
     @property
     def epoch(self) -> int:
         """The epoch the next pass over :meth:`dataset` will serve."""
@@ -326,10 +333,7 @@ class PairBatches(EpochSeededBatches):
 
     def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The numpy batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        self._check_step(epoch, step)
         first, second, pair_labels = self.epoch_pairs(epoch)
         window = slice(step * self.batch_size, (step + 1) * self.batch_size)
         first_images = self.images[first[window]]
@@ -406,10 +410,7 @@ class ClassBalancedBatches(EpochSeededBatches):
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The numpy batch ``(images, class_labels)`` of ``step`` in ``epoch``."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch!r}")
+        self._check_step(epoch, step)
         rng = np.random.default_rng([self.seed, int(epoch), int(step)])
         classes = rng.choice(self.eligible, size=self.classes_per_batch, replace=False)
         indices = []

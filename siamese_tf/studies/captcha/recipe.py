@@ -231,8 +231,7 @@ class CaptchaClassBatches(ClassBalancedBatches):
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         if self.confusers is None:
             return super().batch(epoch, step)
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        self._check_step(epoch, step)
         if not hasattr(self, "_eligible_set"):
             self._eligible_set = {int(c) for c in self.index.classes[self.eligible]}
         rng = np.random.default_rng([self.seed, int(epoch), int(step), 1])

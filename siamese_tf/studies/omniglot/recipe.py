@@ -142,8 +142,7 @@ class KochPairBatches(PairBatches):
 
     def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        self._check_step(epoch, step)
         first, second, pair_labels, distorted = self.epoch_pairs(epoch)
         window = slice(step * self.batch_size, (step + 1) * self.batch_size)
         first_images = self.images[first[window]].copy()

@@ -90,8 +90,7 @@ class SignaturePairBatches(EpochSeededBatches):
 
     def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The numpy batch ``((first_images, second_images), labels)`` of ``step`` in ``epoch``."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        self._check_step(epoch, step)
         first, second, labels = self.epoch_pairs(epoch)
         window = slice(step * self.batch_size, (step + 1) * self.batch_size)
         first_images, second_images = self.images[first[window]], self.images[second[window]]
@@ -244,8 +243,7 @@ class SignatureWriterBatches(EpochSeededBatches):
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The numpy batch ``(images, codes)`` of ``step`` in ``epoch``."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must lie in 0..{self.steps_per_epoch - 1}, got {step!r}")
+        self._check_step(epoch, step)
         indices = self.batch_indices(epoch, step)
         images = self.images[indices]
         if self.augment is not None:
