@@ -66,7 +66,9 @@ def build_parser():
     train.add_argument("--data", required=True, help="folder or .zip with one subfolder per identity")
     train.add_argument("--model", required=True, help="where to save the .keras model")
     train.add_argument("--embedding", default="small_cnn", choices=["small_cnn", "koch"])
-    train.add_argument("--head", default="l1", choices=["l1", "euclidean", "cosine"])
+    train.add_argument("--head", default="euclidean", choices=["l1", "euclidean", "cosine"],
+                       help="euclidean (default: unit-length embeddings, contrastive loss; the recipe that won on "
+                            "LFW) or l1 (the seeds' L1Dist + sigmoid head with binary cross-entropy)")
     train.add_argument("--image-size", type=_image_size, default=(64, 64))
     train.add_argument("--channels", type=int, choices=[1, 3], default=1)
     train.add_argument("--epochs", type=int, default=20)
@@ -200,7 +202,8 @@ def _run_train(arguments):
     from siamese_tf.datasets import load_identity_folders, split_by_identity
     from siamese_tf.errors import SiameseDataError
     from siamese_tf.models import build_siamese_model, check_model_path, save_model
-    from siamese_tf.samplers import PairBatches, make_pairs
+    from siamese_tf.pipelines import PairPipeline
+    from siamese_tf.samplers import make_pairs
     from siamese_tf.studies.faces import calibrate_face_thresholds
     from siamese_tf.training import compile_siamese, train_siamese
 
@@ -219,10 +222,14 @@ def _run_train(arguments):
             f"with --validation-fraction {fraction}); choosing thresholds needs at least 2 validation identities: "
             f"add identities or raise --validation-fraction"
         )
-    model = build_siamese_model(arguments.embedding, arguments.head, (*arguments.image_size, arguments.channels))
+    # A distance head trains unit-length embeddings (the LFW contrastive recipe); the L1 head keeps the seeds' raw ones.
+    network = {"normalize": arguments.head != "l1"} if arguments.embedding == "small_cnn" else {}
+    model = build_siamese_model(arguments.embedding, arguments.head, (*arguments.image_size, arguments.channels),
+                                **network)
     compile_siamese(model, learning_rate=arguments.learning_rate)
-    batches = PairBatches(train.images, train.labels, arguments.pairs_per_epoch, arguments.batch_size,
-                          seed=arguments.seed, augment=Augmenter())
+    # Pairs from (seed, epoch), images augmented inside tf.data: a resumed run sees the batches of an unbroken one.
+    batches = PairPipeline(train.images, train.labels, arguments.pairs_per_epoch, arguments.batch_size,
+                           seed=arguments.seed, augment=Augmenter())
     validation_pairs = make_pairs(validation.images, validation.labels, 600, seed=arguments.seed)
     train_siamese(model, batches, arguments.epochs, validation_pairs=validation_pairs, checkpoint_dir=checkpoint_dir,
                   fresh=arguments.fresh)

@@ -85,6 +85,13 @@ def test_train_evaluate_verify_round_trip(face_zip, tmp_path, capsys):
     assert main(["train", "--data", str(face_zip), "--model", str(model_path), "--image-size", "32x28",
                  "--epochs", "1", "--pairs-per-epoch", "64"]) == 0
     assert model_path.exists()
+    from siamese_tf.models import load_model
+
+    # The default is the recipe that won on LFW: unit-length embeddings, Euclidean distance, contrastive loss.
+    trained = load_model(model_path)
+    assert type(trained.head).__name__ == "DistanceHead" and trained.head.get_config()["metric"] == "euclidean"
+    sample = np.random.default_rng(0).random((3, 32, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(trained.embed(sample)), axis=1), 1.0, atol=1e-4)
     assert main(["evaluate", "--model", str(model_path), "--data", str(face_zip), "--pairs", "100",
                  "--n-way", "5", "--tasks", "20"]) == 0
     figures = _last_json(capsys.readouterr().out)
@@ -104,6 +111,15 @@ def test_train_evaluate_verify_round_trip(face_zip, tmp_path, capsys):
     result = _last_json(capsys.readouterr().out)
     assert code == (0 if result["verified"] else 1)
     assert 0 <= result["detections"] <= 5
+
+
+def test_train_keeps_the_seeds_l1_recipe_one_option_away(face_zip, tmp_path):
+    model_path = tmp_path / "seeds.keras"
+    assert main(["train", "--data", str(face_zip), "--model", str(model_path), "--image-size", "32x28",
+                 "--epochs", "1", "--pairs-per-epoch", "32", "--head", "l1"]) == 0
+    from siamese_tf.models import load_model
+
+    assert type(load_model(model_path).head).__name__ == "L1SimilarityHead"
 
 
 def test_missing_model_is_one_clear_line_not_a_traceback(tmp_path, capsys):
