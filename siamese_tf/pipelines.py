@@ -239,6 +239,13 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         images, labels = self._batch_function(tf.constant(epoch, tf.int64), tf.constant(step, tf.int64))
         return images.numpy(), labels.numpy()
 
+    def _signature(self):
+        height, width, channels = self.images.shape[1:]
+        if self.crop_size is not None:
+            height = width = self.crop_size
+        return (tf.TensorSpec(shape=(None, height, width, channels), dtype=tf.float32),
+                tf.TensorSpec(shape=(None,), dtype=tf.int32))
+
     def _epoch_number(self) -> Iterator[np.int64]:
         yield np.int64(self._start_pass())
 

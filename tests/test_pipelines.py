@@ -240,5 +240,6 @@ def test_a_cropping_pipeline_serves_crops_and_names_a_crop_that_does_not_fit():
     pipeline = ClassBalancedPipeline(images, labels, 2, 2, steps_per_epoch=2, crop_size=8)
     assert pipeline.batch(0, 0)[0].shape == (4, 8, 8, 1)
     assert next(iter(pipeline.dataset()))[0].shape == (4, 8, 8, 1)
+    assert next(iter(pipeline.frozen_dataset()))[0].shape == (4, 8, 8, 1)  # validation batches are crops too
     with pytest.raises(ValueError, match="crop_size must be an integer from 1 to the image side 10 or None, got 12"):
         ClassBalancedPipeline(images, labels, 2, 2, crop_size=12)
