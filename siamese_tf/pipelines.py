@@ -43,6 +43,13 @@ __all__ = [
 _SAMPLING_STREAM, _AUGMENTATION_STREAM, _CROP_STREAM = 1, 2, 3
 
 
+def _check_augmenter(augment: object, python_batches: str) -> None:
+    if augment is not None and not isinstance(augment, Augmenter):
+        raise ValueError(
+            f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
+            f"got {augment!r}; use samplers.{python_batches} for a Python callable")
+
+
 def step_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, step: int | tf.Tensor, stream: int = 0) -> tf.Tensor:
     """The stateless seed (shape (2,), int64) of one random stream of batch ``(epoch, step)``."""
     base = tf.stack([tf.cast(seed, tf.int64), tf.constant(stream, tf.int64)])
@@ -183,10 +190,7 @@ class ClassBalancedPipeline(ClassBalancedBatches):
     def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 8, images_per_class: int = 4,
                  steps_per_epoch: int = 100, seed: int = 0, augment: Augmenter | None = None,
                  parallel_calls: int = 1, crop_size: int | None = None) -> None:
-        if augment is not None and not isinstance(augment, Augmenter):
-            raise ValueError(
-                f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
-                f"got {augment!r}; use samplers.ClassBalancedBatches for a Python callable")
+        _check_augmenter(augment, "ClassBalancedBatches")
         if not isinstance(parallel_calls, (int, np.integer)) or parallel_calls < 1:
             raise ValueError(f"parallel_calls must be a positive integer, got {parallel_calls!r}")
         super().__init__(images, labels, classes_per_batch=classes_per_batch, images_per_class=images_per_class,
@@ -259,10 +263,7 @@ class ClassBalancedPipeline(ClassBalancedBatches):
                                                 output_signature=tf.TensorSpec(shape=(), dtype=tf.int64))
         dataset = epochs.flat_map(lambda epoch: tf.data.Dataset.range(steps).map(lambda step: (epoch, step)))
         dataset = dataset.map(self._build_batch, num_parallel_calls=self.parallel_calls, deterministic=True)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        return self._finish_epoch_dataset(dataset)
 
 
 class PairPipeline(PairBatches):
@@ -279,10 +280,7 @@ class PairPipeline(PairBatches):
 
     def __init__(self, images: ArrayLike, labels: ArrayLike, pairs_per_epoch: int, batch_size: int = 32,
                  seed: int = 0, augment: Augmenter | None = None) -> None:
-        if augment is not None and not isinstance(augment, Augmenter):
-            raise ValueError(
-                f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
-                f"got {augment!r}; use samplers.PairBatches for a Python callable")
+        _check_augmenter(augment, "PairBatches")
         super().__init__(images, labels, pairs_per_epoch, batch_size=batch_size, seed=seed, augment=augment)
         self._images_tensor = tf.constant(self.images)
         self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
@@ -295,10 +293,12 @@ class PairPipeline(PairBatches):
         count = tf.shape(first)[0]
         return (images[:count], images[count:]), pair_labels
 
-    def _windows(self, epoch: int) -> Iterator[tuple]:
+    def _step_windows(self) -> Iterator[tuple]:
+        """One pass: ``(epoch, step, first, second, pair_labels)`` index windows, the images left to TensorFlow."""
+        epoch = self._start_pass()
         first, second, pair_labels = self.epoch_pairs(epoch)
         for step in range(self.steps_per_epoch):
-            window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            window = self.step_window(step)
             yield (np.int64(epoch), np.int64(step), first[window].astype(np.int64), second[window].astype(np.int64),
                    pair_labels[window].astype(np.float32))
 
@@ -307,23 +307,16 @@ class PairPipeline(PairBatches):
         (up to float rounding, as :meth:`ClassBalancedPipeline.batch`)."""
         self._check_step(epoch, step)
         first, second, pair_labels = self.epoch_pairs(epoch)
-        window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+        window = self.step_window(step)
         (first_images, second_images), labels = self._batch_function(
             tf.constant(epoch, tf.int64), tf.constant(step, tf.int64), tf.constant(first[window], tf.int64),
             tf.constant(second[window], tf.int64), tf.constant(pair_labels[window], tf.float32))
         return (first_images.numpy(), second_images.numpy()), labels.numpy()
-
-    def _generate_windows(self) -> Iterator[tuple]:
-        yield from self._windows(self._start_pass())
 
     def dataset(self) -> tf.data.Dataset:
         """One epoch of pair batches per pass (autotune off, ``prefetch(2)``; ENVIRONMENT_NOTES trap 1)."""
         scalar = tf.TensorSpec(shape=(), dtype=tf.int64)
         indices = tf.TensorSpec(shape=(None,), dtype=tf.int64)
         signature = (scalar, scalar, indices, indices, tf.TensorSpec(shape=(None,), dtype=tf.float32))
-        dataset = tf.data.Dataset.from_generator(self._generate_windows, output_signature=signature)
-        dataset = dataset.map(self._build_batch, num_parallel_calls=1, deterministic=True)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        dataset = tf.data.Dataset.from_generator(self._step_windows, output_signature=signature)
+        return self._finish_epoch_dataset(dataset.map(self._build_batch, num_parallel_calls=1, deterministic=True))

@@ -221,11 +221,7 @@ class EpochSeededBatches:
         import tensorflow as tf
 
         dataset = tf.data.Dataset.from_generator(self._generate, output_signature=self._signature())
-        # A known length lets Keras size its progress bar and end epochs without a warning.
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        return self._finish_epoch_dataset(dataset)
 
     def frozen_dataset(self, epoch: int = 0) -> tf.data.Dataset:
         """A ``tf.data.Dataset`` that serves the batches of ``epoch`` on every pass (validation)."""
@@ -233,9 +229,16 @@ class EpochSeededBatches:
 
         batches = [self.batch(epoch, step) for step in range(self.steps_per_epoch)]
         dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=self._signature())
+        return self._finish_epoch_dataset(dataset)
+
+    def _finish_epoch_dataset(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """``dataset`` (one epoch of batches) with its length declared, autotune off and ``prefetch(2)``."""
+        import tensorflow as tf
+
+        # A known length lets Keras size its progress bar and end epochs without a warning.
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
         options = tf.data.Options()
-        options.autotune.enabled = False
+        options.autotune.enabled = False  # ENVIRONMENT_NOTES, trap 1
         return dataset.prefetch(2).with_options(options)
 
     def _on_train_begin(self):
@@ -331,11 +334,15 @@ class PairBatches(EpochSeededBatches):
         """One epoch's pairs from ``rng``; subclasses with another pair recipe override this."""
         return sample_pairs(self.labels, self.pairs_per_epoch, rng)
 
+    def step_window(self, step: int) -> slice:
+        """The slice of an epoch's pairs that batch ``step`` holds (the last one may be shorter)."""
+        return slice(step * self.batch_size, (step + 1) * self.batch_size)
+
     def batch(self, epoch: int, step: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """The numpy batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
         self._check_step(epoch, step)
         first, second, pair_labels = self.epoch_pairs(epoch)
-        window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+        window = self.step_window(step)
         first_images = self.images[first[window]]
         second_images = self.images[second[window]]
         if self.augment is not None:

@@ -54,7 +54,7 @@ def progress_verbosity(verbose: str | int = "auto") -> int:
     or a notebook and one line per epoch (2) when output goes to a file or a pipe, where the bar's
     carriage-return updates would flood the log. An integer is returned unchanged."""
     if verbose != "auto":
-        if not isinstance(verbose, (int, bool)) or isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
         return verbose
     import sys

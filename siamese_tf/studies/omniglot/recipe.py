@@ -144,7 +144,7 @@ class KochPairBatches(PairBatches):
         """The batch ``((first_images, second_images), pair_labels)`` of ``step`` in ``epoch``."""
         self._check_step(epoch, step)
         first, second, pair_labels, distorted = self.epoch_pairs(epoch)
-        window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+        window = self.step_window(step)
         first_images = self.images[first[window]].copy()
         second_images = self.images[second[window]].copy()
         rng = np.random.default_rng([self.seed, int(epoch), int(step)])
