@@ -185,11 +185,20 @@ class ClassBalancedPipeline(ClassBalancedBatches):
             right on two cores, more where spare cores exist).
         crop_size: a random ``crop_size`` x ``crop_size`` window of every image (before ``augment``),
             e.g. SiameseCCR's 44x44 of 48x48; None keeps whole images.
+        confusers: hard-negative groups, ``(classes, rows)`` as
+            :func:`siamese_tf.studies.captcha.confusable_classes` returns them (row ``i`` lists the
+            classes most easily confused with ``classes[i]``). A batch is then built from groups of
+            ``group_size`` classes: a random class and ``group_size - 1`` random classes of its row,
+            so most different-class pairs in the batch are hard ones. Groups are taken in turn and
+            a class already in the batch is skipped, so the P classes stay distinct. None (default)
+            draws the P classes uniformly.
+        group_size: classes per hard-negative group (>= 2); used only with ``confusers``.
     """
 
     def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 8, images_per_class: int = 4,
                  steps_per_epoch: int = 100, seed: int = 0, augment: Augmenter | None = None,
-                 parallel_calls: int = 1, crop_size: int | None = None) -> None:
+                 parallel_calls: int = 1, crop_size: int | None = None,
+                 confusers: tuple[ArrayLike, ArrayLike] | None = None, group_size: int = 4) -> None:
         _check_augmenter(augment, "ClassBalancedBatches")
         if not isinstance(parallel_calls, (int, np.integer)) or parallel_calls < 1:
             raise ValueError(f"parallel_calls must be a positive integer, got {parallel_calls!r}")
@@ -212,13 +221,56 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         self._sizes = tf.constant(sizes.astype(np.int64))
         self._images_tensor = tf.constant(self.images)
         self._labels_tensor = tf.constant(self.labels.astype(np.int32))
+        if not isinstance(group_size, (int, np.integer)) or isinstance(group_size, bool) or group_size < 2:
+            raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
+        self.group_size = int(group_size)
+        self.confusers = confusers
+        self._confuser_rows = None if confusers is None else tf.constant(self._confuser_table(confusers))
         self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
+
+    def _confuser_table(self, confusers) -> np.ndarray:
+        """``(classes, rows)`` of labels as a (eligible classes, top_k) table of eligible-row numbers, -1 for none."""
+        if not isinstance(confusers, (tuple, list)) or len(confusers) != 2:
+            raise ValueError(f"confusers must be a pair (classes, rows), got {type(confusers).__name__}")
+        classes, rows = np.asarray(confusers[0]).reshape(-1), np.asarray(confusers[1])
+        if rows.ndim != 2 or len(rows) != len(classes):
+            raise ValueError(f"confusers rows must have shape ({len(classes)}, top_k) for {len(classes)} classes, "
+                             f"got {rows.shape}")
+        eligible_labels = self.index.classes[self.eligible]
+        row_of_label = {int(label): row for row, label in enumerate(eligible_labels.tolist())}
+        unknown = sorted(set(classes.tolist()) - set(self.index.classes.tolist()))
+        if unknown:
+            raise ValueError(f"confusers name classes that are not in labels: {unknown[:5]}")
+        table = np.full((len(eligible_labels), max(rows.shape[1], 1)), -1, dtype=np.int64)
+        for label, row in zip(classes.tolist(), rows.tolist()):
+            if int(label) in row_of_label:
+                # A confuser with fewer than two images cannot serve K images: it is left out.
+                table[row_of_label[int(label)], :len(row)] = [
+                    row_of_label.get(int(other), -1) if int(other) != int(label) else -1 for other in row]
+        return table
+
+    def _batch_rows(self, sampling: tf.Tensor) -> tf.Tensor:
+        """The P eligible-class rows of one batch: uniform, or in hard-negative groups."""
+        num_classes = tf.shape(self._sizes)[0]
+        class_keys = tf.random.stateless_uniform((num_classes,), seed=sampling)
+        if self._confuser_rows is None:
+            return tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices
+        # P random seed classes, each followed by group_size - 1 random classes of its row. Taking
+        # the first P distinct classes of that sequence keeps the groups whole and never runs
+        # short: the seeds alone are P distinct classes.
+        seeds = tf.cast(tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices, tf.int64)
+        rows = tf.gather(self._confuser_rows, seeds)
+        keys = tf.random.stateless_uniform(tf.shape(rows), seed=tf.random.experimental.stateless_fold_in(sampling, 2))
+        keys = tf.where(rows >= 0, keys, 2.0)  # missing confusers sort last
+        picks = min(self.group_size - 1, int(self._confuser_rows.shape[1]))
+        picked = tf.gather(rows, tf.argsort(keys, axis=1)[:, :picks], batch_dims=1)
+        candidates = tf.reshape(tf.concat([seeds[:, None], picked], axis=1), (-1,))
+        candidates = tf.boolean_mask(candidates, candidates >= 0)
+        return tf.unique(candidates).y[:self.classes_per_batch]
 
     def _build_batch(self, epoch: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         sampling = step_seed(self.seed, epoch, step, _SAMPLING_STREAM)
-        num_classes = tf.shape(self._sizes)[0]
-        class_keys = tf.random.stateless_uniform((num_classes,), seed=sampling)
-        rows = tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices
+        rows = self._batch_rows(sampling)
         sizes = tf.gather(self._sizes, rows)
         member_keys = tf.random.stateless_uniform(
             (self.classes_per_batch, int(self._members.shape[1])),

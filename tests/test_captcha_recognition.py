@@ -157,6 +157,8 @@ def test_training_runs_random_then_hard_negative_rounds():
                            classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=3)
     model, report = captcha.train_siamese_ccr(images, labels, config)
     assert [round_["kind"] for round_ in report["rounds"]] == ["random", "hard_negatives"]
+    # Both rounds draw their batches from the tf.data engine.
+    assert [round_["batches"] for round_ in report["rounds"]] == ["ClassBalancedPipeline"] * 2
     classes, confusers = report["confusers"]
     assert classes.tolist() == list(range(8)) and confusers.shape == (8, 3)
     assert not np.any(confusers == classes[:, None])

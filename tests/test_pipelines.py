@@ -243,3 +243,62 @@ def test_a_cropping_pipeline_serves_crops_and_names_a_crop_that_does_not_fit():
     assert next(iter(pipeline.frozen_dataset()))[0].shape == (4, 8, 8, 1)  # validation batches are crops too
     with pytest.raises(ValueError, match="crop_size must be an integer from 1 to the image side 10 or None, got 12"):
         ClassBalancedPipeline(images, labels, 2, 2, crop_size=12)
+
+
+def clustered_confusers(num_classes=20, cluster=4):
+    """Each class's confusers are the other classes of its cluster of ``cluster`` consecutive ids."""
+    classes = np.arange(num_classes)
+    rows = np.stack([[other for other in range(c - c % cluster, c - c % cluster + cluster) if other != c]
+                     for c in classes])
+    return classes, rows
+
+
+def test_hard_negative_groups_fill_a_batch_with_whole_clusters_of_confusers():
+    labels = np.repeat(np.arange(20), 3)
+    images = np.random.default_rng(0).random((60, 8, 8, 1), dtype=np.float32)
+    pipeline = ClassBalancedPipeline(images, labels, classes_per_batch=8, images_per_class=2, steps_per_epoch=6,
+                                     seed=3, confusers=clustered_confusers(), group_size=4)
+    seen = set()
+    for step in range(6):
+        batch_images, batch_labels = pipeline.batch(0, step)
+        assert batch_images.shape == (16, 8, 8, 1)
+        classes = batch_labels.reshape(8, 2)
+        assert (classes == classes[:, :1]).all() and len(set(classes[:, 0])) == 8
+        # Groups of 4 from clusters of 4: the 8 classes are exactly two whole clusters.
+        clusters = sorted(set(classes[:, 0] // 4))
+        assert len(clusters) == 2 and sorted(classes[:, 0]) == [c * 4 + i for c in clusters for i in range(4)]
+        seen.update(clusters)
+    assert len(seen) > 2  # the clusters themselves are random
+    # Without confusers, 8 random classes of 20 are almost never two whole clusters.
+    uniform = ClassBalancedPipeline(images, labels, 8, 2, steps_per_epoch=6, seed=3)
+    assert any(len(set(uniform.batch(0, step)[1] // 4)) > 2 for step in range(6))
+
+
+def test_hard_negative_groups_skip_confusers_that_cannot_serve_k_images_and_resume_exactly():
+    labels = np.concatenate([np.repeat(np.arange(8), 2), [8]])  # class 8 has one image
+    images = np.random.default_rng(1).random((17, 8, 8, 1), dtype=np.float32)
+    classes = np.arange(9)
+    rows = np.array([[8, (c + 1) % 8] for c in range(8)] + [[0, 1]])
+    pipeline = ClassBalancedPipeline(images, labels, 4, 2, steps_per_epoch=3, seed=5, confusers=(classes, rows),
+                                     group_size=3)
+    twin = ClassBalancedPipeline(images, labels, 4, 2, steps_per_epoch=3, seed=5, confusers=(classes, rows),
+                                 group_size=3)
+    for step in range(3):
+        batch_labels = pipeline.batch(1, step)[1]
+        assert 8 not in batch_labels and len(set(batch_labels)) == 4
+    pipeline.callback().on_epoch_begin(1)
+    for step, (_, served_labels) in enumerate(pipeline.dataset()):
+        np.testing.assert_array_equal(served_labels.numpy(), twin.batch(1, step)[1])
+
+
+def test_bad_confusers_are_named():
+    images, labels = labelled_images()
+    classes, rows = np.arange(5), np.zeros((5, 2), int)
+    with pytest.raises(ValueError, match="group_size must be an integer >= 2, got 1"):
+        ClassBalancedPipeline(images, labels, 2, 2, confusers=(classes, rows), group_size=1)
+    with pytest.raises(ValueError, match=r"shape \(5, top_k\).*got \(4, 2\)"):
+        ClassBalancedPipeline(images, labels, 2, 2, confusers=(classes, rows[:4]))
+    with pytest.raises(ValueError, match=r"not in labels: \[42\]"):
+        ClassBalancedPipeline(images, labels, 2, 2, confusers=(np.array([0, 1, 2, 3, 42]), rows))
+    with pytest.raises(ValueError, match="pair"):
+        ClassBalancedPipeline(images, labels, 2, 2, confusers=rows)

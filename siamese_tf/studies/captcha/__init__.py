@@ -42,10 +42,11 @@ Training follows the paper's algorithm: first balanced random same/different pai
 number of rounds in which each character's negatives come from its ``top_k`` most similar wrong
 characters under the current model (hard negative mining, :func:`confusable_classes`). Two
 modes: ``"pairs"`` (the paper's image pairs, :class:`CaptchaPairBatches`) and ``"in_batch"``
-(class-balanced batches where every pair is scored from one embedding pass; random rounds
-are built by the tf.data engine, :class:`siamese_tf.pipelines.ClassBalancedPipeline` with 44x44
-random crops, and hard-negative rounds by :class:`CaptchaClassBatches`, which groups each
-character with some of its confusable characters). In-batch training scores far more pairs per second on a CPU.
+(class-balanced batches where every pair is scored from one embedding pass, built by the tf.data
+engine, :class:`siamese_tf.pipelines.ClassBalancedPipeline` with 44x44 random crops; in
+hard-negative rounds it groups each character with some of its confusable characters, as the
+NumPy reference :class:`CaptchaClassBatches` does). In-batch training scores far more pairs per
+second on a CPU.
 
 Images are 48x48 gray in [0, 1]; training uses random 44x44 crops, evaluation the centre crop.
 After each training round the batch-normalisation statistics are recomputed on the training

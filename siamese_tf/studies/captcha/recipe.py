@@ -192,6 +192,9 @@ class CaptchaPairBatches(PairBatches):
 class CaptchaClassBatches(ClassBalancedBatches):
     """:class:`~siamese_tf.samplers.ClassBalancedBatches` of random crops, with optional hard-negative groups.
 
+    The NumPy reference of the hard-negative batches; :func:`train_siamese_ccr` draws the same kind
+    of batches from :class:`siamese_tf.pipelines.ClassBalancedPipeline` (``confusers``, ``group_size``).
+
     With ``confusers`` (from :func:`confusable_classes`) a batch is built from groups of
     ``group_size`` classes: a random class plus ``group_size - 1`` of its confusable classes, so
     most different-character pairs in the batch are hard ones.
@@ -332,15 +335,14 @@ def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
 
 
 def _batches(images, labels, config, seed, confusers):
-    if config.mode == "in_batch" and confusers is None:
-        # Random rounds run on the tf.data engine: classes, images and crops drawn by TensorFlow.
+    if config.mode == "in_batch":
+        # Random and hard-negative rounds run on the tf.data engine: classes (in confuser groups
+        # after the first round), images and crops drawn by TensorFlow.
         from siamese_tf.pipelines import ClassBalancedPipeline
 
         return ClassBalancedPipeline(images, labels, config.classes_per_batch, config.images_per_class,
-                                     config.steps_per_epoch, seed, crop_size=CROP_SIZE)
-    if config.mode == "in_batch":
-        return CaptchaClassBatches(images, labels, config.classes_per_batch, config.images_per_class,
-                                   config.steps_per_epoch, seed, confusers=confusers, group_size=config.group_size)
+                                     config.steps_per_epoch, seed, crop_size=CROP_SIZE, confusers=confusers,
+                                     group_size=config.group_size)
     pairs = config.steps_per_epoch * config.pairs_batch_size
     return CaptchaPairBatches(images, labels, pairs, config.pairs_batch_size, seed, confusers=confusers)
 
@@ -356,8 +358,9 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
         model: continue training this model instead of building one.
 
     Returns:
-        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``pairs_per_second``
-        (pairs scored per second of training) and the ``confusers`` of the last mining round.
+        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``batches`` (the batch
+        source's class name), ``pairs_per_second`` (pairs scored per second of training) and the
+        ``confusers`` of the last mining round.
     """
     config = config or CCRConfig()
     train_images = check_images(train_images, "train_images")
@@ -379,7 +382,8 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
         pairs_per_step = batches.pairs_per_batch if config.mode == "in_batch" else config.pairs_batch_size
         report["rounds"].append({
             "round": round_number, "kind": "random" if round_number == 0 else "hard_negatives",
-            "epochs": epochs, "losses": [float(v) for v in history.history["loss"]], "seconds": seconds,
+            "epochs": epochs, "batches": type(batches).__name__,
+            "losses": [float(v) for v in history.history["loss"]], "seconds": seconds,
             "pairs_per_second": pairs_per_step * batches.steps_per_epoch * epochs / seconds,
         })
     report["confusers"] = confusers
