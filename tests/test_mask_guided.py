@@ -211,7 +211,9 @@ def test_siamese_and_classifier_train_a_few_steps(small_data):
     before = mask_guided.shared_mask_loss(model, train)
     history = mask_guided.train_mask_guided_siamese(model, train, num_epochs=3, validation_data=test,
                                                     batch_size=15)
-    assert len(history["loss"]) == 3 and len(history["val_loss"]) == 3
+    assert len(history.history["loss"]) == 3 and len(history.history["val_loss"]) == 3
+    # val_loss is the loss over the validation domains' own pairs, after the epoch's training.
+    assert history.history["val_loss"][-1] == pytest.approx(mask_guided.shared_mask_loss(model, test), rel=1e-4)
     assert mask_guided.shared_mask_loss(model, train) < before
     history = mask_guided.train_mask_guided_siamese(model, train, num_epochs=1, batch_size=20, method="pairs")
     assert len(history.history["loss"]) == 1

@@ -455,6 +455,44 @@ def test_the_tf_data_engine_trains_data_parallel_on_two_jax_devices(shared_data_
         assert figures["changed"] and all(0.0 <= value <= 1.0 for value in figures["accuracy"])
 
 
+JAX_STUDIES_CODE = """
+import json
+import keras
+import numpy as np
+from siamese_tf.studies import captcha, mask_guided
+
+keras.utils.set_random_seed(0)
+out = {"backend": keras.backend.backend()}
+data = mask_guided.generate_chairlift_data(num_domains=2, train_per_domain=8, validation_per_domain=4,
+                                           test_per_domain=4, image_size=(24, 24), seed=3, progress=False)
+model = mask_guided.build_mask_guided_siamese(data["train"].image_shape, learning_rate=3e-3)
+before = mask_guided.shared_mask_loss(model, data["train"])
+history = mask_guided.train_mask_guided_siamese(model, data["train"], 3, validation_data=data["validation"],
+                                                batch_size=8)
+out["mask_guided"] = {"before": before, "losses": history.history["loss"], "val_losses": history.history["val_loss"],
+                      "after": mask_guided.shared_mask_loss(model, data["train"])}
+labels = np.repeat(np.arange(8), 4)
+images = np.random.default_rng(0).random((32, 48, 48, 1), dtype=np.float32)
+config = captcha.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=2,
+                           classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=3)
+_, report = captcha.train_siamese_ccr(images, labels, config)
+out["captcha"] = [{"kind": r["kind"], "batches": r["batches"], "losses": r["losses"]} for r in report["rounds"]]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_mask_guided_and_captcha_hard_negative_rounds_train_on_the_jax_backend():
+    result = _run_python(JAX_STUDIES_CODE, {"KERAS_BACKEND": "jax"})
+    assert result["backend"] == "jax"
+    figures = result["mask_guided"]
+    assert len(figures["losses"]) == 3 and len(figures["val_losses"]) == 3
+    assert figures["after"] < figures["before"]  # the shared-mask scorer trains the Siamese model
+    assert [round_["kind"] for round_ in result["captcha"]] == ["random", "hard_negatives"]
+    assert {round_["batches"] for round_ in result["captcha"]} == {"ClassBalancedPipeline"}
+    assert all(np.isfinite(round_["losses"]).all() for round_ in result["captcha"])
+
+
 def test_data_parallel_needs_the_jax_backend():
     from siamese_tf import distribution
 

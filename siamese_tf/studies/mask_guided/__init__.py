@@ -11,7 +11,8 @@ Pair labels follow the package convention: **1 = same** (image with the mask of 
 0 = different (image with the domain's other mask). Class ids: 0 = closed, 1 = open.
 
 - :func:`image_mask_pairs`, :class:`MaskPairBatches`, :func:`validation_pairs`: the pairs.
-- :func:`build_mask_guided_siamese`, :func:`train_mask_guided_siamese`, :func:`predict_with_masks`.
+- :func:`build_mask_guided_siamese`, :func:`train_mask_guided_siamese` (``model.fit`` with callbacks; by
+  default through :class:`SharedMaskScorer`, which embeds each mask once per step), :func:`predict_with_masks`.
 - :func:`build_classifier`, :func:`train_classifier`, :func:`predict_classifier`: the same network
   as a plain softmax classifier (the paper's baseline; it never sees a mask).
 - :func:`per_domain_accuracy`, :func:`accuracy_table` (the paper's Table 2),

@@ -10,6 +10,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
+from numpy.typing import ArrayLike
 
 from siamese_tf.heads import DistanceHead
 from siamese_tf.models import SiameseModel
@@ -32,6 +34,7 @@ from siamese_tf.training import compile_siamese, train_siamese
 
 __all__ = [
     "MaskPairBatches",
+    "SharedMaskScorer",
     "build_mask_guided_siamese",
     "run_chairlift_comparison",
     "shared_mask_loss",
@@ -93,108 +96,136 @@ def build_mask_guided_siamese(image_shape: tuple[int, int, int] = (64, 64, 3), e
     return compile_siamese(model, learning_rate=learning_rate, margin=margin)
 
 
-def train_mask_guided_siamese(model: SiameseModel, train_data: MaskGuidedData, num_epochs: int,
-                              validation_data: MaskGuidedData | None = None, batch_size: int = 32, seed: int = 0,
-                              verbose: int = 0, callbacks: Sequence[keras.callbacks.Callback] = (),
-                              method: str = "shared_masks",
-                              on_epoch_end: Callable[[int, dict[str, float]], Any] | None = None,
-                              ) -> dict[str, list[float]] | keras.callbacks.History:
-    """Train on all image/mask pairs of ``train_data`` (every image with both of its domain's masks).
+class SharedMaskScorer(keras.Model):
+    """Scores a batch of images against their own domain's two masks, embedding each mask once per step.
 
-    Two methods give the same objective (the mean contrastive loss over all pairs, half of them
-    positive):
-
-    - ``"shared_masks"`` (default, about twice as fast): each step embeds a batch of images once
-      and all masks once, then scores every image against its own domain's two masks. Returns a
-      dict ``{"loss": [...], "val_loss": [...]}`` per epoch; ``on_epoch_end(epoch, logs)`` is
-      called after each epoch (progress, evaluation).
-    - ``"pairs"``: :class:`MaskPairBatches` through :func:`siamese_tf.training.train_siamese`
-      (two embedding passes per pair, Keras callbacks, checkpoints); returns the Keras History.
+    Inputs ``(images, mask_indices)``: (B, H, W, C) images and (B, 2) rows of ``masks`` (the
+    image's own-class mask, then its domain's other mask). Output: (B, 2) distances under
+    ``model.head``, so with pair labels ``[1, 0]`` per image (**1 = same**) the model's
+    contrastive loss is the mean loss over every image/mask pair, as :class:`MaskPairBatches`
+    gives it, at one embedding pass per image instead of two. It shares ``model``'s embedding and
+    head (training it trains ``model``) and is written in ``keras.ops``, so ``model.fit``,
+    callbacks and every Keras backend apply.
     """
-    if method == "pairs":
-        batches = MaskPairBatches(train_data, batch_size=batch_size, seed=seed)
-        validation = None
-        if validation_data is not None and len(validation_data):
-            validation = validation_pairs(validation_data)
-        return train_siamese(model, batches, num_epochs, validation_pairs=validation, verbose=verbose,
-                             callbacks=callbacks)
-    if method != "shared_masks":
-        raise ValueError(f"Unknown training method {method!r}; choose 'shared_masks' or 'pairs'")
-    check_data(train_data, "train_data")
-    if not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
-    if getattr(model, "optimizer", None) is None or not hasattr(model.loss, "margin"):
-        raise ValueError("Compile the model with a contrastive loss first (build_mask_guided_siamese does)")
-    margin = float(model.loss.margin)
-    train_step, loss_of = _shared_mask_steps(model, margin)
-    train_masks = tf.constant(train_data.masks.reshape((-1,) + train_data.image_shape))
-    dataset = _image_dataset(train_data, batch_size, seed)
-    history = {"loss": [], "val_loss": []}
-    for epoch in range(num_epochs):
-        losses, weights = [], []
-        for images, class_ids, domain_ids in dataset:
-            losses.append(float(train_step(images, class_ids, domain_ids, train_masks)))
-            weights.append(int(images.shape[0]))
-        logs = {"loss": float(np.average(losses, weights=weights))}
-        if validation_data is not None and len(validation_data):
-            logs["val_loss"] = shared_mask_loss(model, validation_data, batch_size=128, _loss_of=loss_of)
-            history["val_loss"].append(logs["val_loss"])
-        history["loss"].append(logs["loss"])
-        if verbose:
-            print(f"epoch {epoch + 1}/{num_epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, logs)
-    return history
+
+    def __init__(self, model: SiameseModel, masks: ArrayLike, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.siamese = model
+        self.masks = np.asarray(masks, np.float32)
+
+    def call(self, inputs, training=None):
+        images, mask_indices = inputs
+        image_embeddings = self.siamese.embedding(images, training=training)
+        # Batch norm sees images and masks in separate passes, as in the pair-by-pair method.
+        mask_embeddings = self.siamese.embedding(ops.convert_to_tensor(self.masks), training=training)
+        mask_indices = ops.cast(mask_indices, "int32")
+        own = ops.take(mask_embeddings, mask_indices[:, 0], axis=0)
+        other = ops.take(mask_embeddings, mask_indices[:, 1], axis=0)
+        batch = ops.shape(image_embeddings)[0]
+        own_distances = ops.reshape(self.siamese.head(image_embeddings, own), (batch,))
+        other_distances = ops.reshape(self.siamese.head(image_embeddings, other), (batch,))
+        return ops.stack([own_distances, other_distances], axis=1)
 
 
-def _image_dataset(data, batch_size, seed=None):
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (data.images, data.class_ids.astype(np.int32), data.domain_ids.astype(np.int32)))
+def _flat_masks(data: MaskGuidedData) -> np.ndarray:
+    """Every domain's masks as one (2 * domains, H, W, C) array: row ``2 * domain + class``."""
+    return data.masks.reshape((-1,) + data.image_shape)
+
+
+def _scorer_dataset(data: MaskGuidedData, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+    """``((images, mask_indices), pair_labels)`` batches for :class:`SharedMaskScorer` (labels ``[1, 0]``)."""
+    own = data.domain_ids.astype(np.int32) * 2 + data.class_ids.astype(np.int32)
+    other = data.domain_ids.astype(np.int32) * 2 + 1 - data.class_ids.astype(np.int32)
+    mask_indices = np.stack([own, other], axis=1)
+    pair_labels = np.tile(np.array([[1.0, 0.0]], np.float32), (len(data), 1))
+    dataset = tf.data.Dataset.from_tensor_slices(((data.images, mask_indices), pair_labels))
     if seed is not None:
         dataset = dataset.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
-    options.autotune.enabled = False  # ENVIRONMENT_NOTES: autotune stalls
+    options.autotune.enabled = False  # ENVIRONMENT_NOTES: autotune stalls the end of fit()
     return dataset.batch(batch_size).with_options(options).prefetch(2)
 
 
-def _shared_mask_steps(model, margin):
-    """Compiled loss and training step of the ``"shared_masks"`` method for ``model``."""
-    from siamese_tf.losses import contrastive_loss
+def _compiled_scorer(model: SiameseModel, data: MaskGuidedData) -> SharedMaskScorer:
+    scorer = SharedMaskScorer(model, _flat_masks(data))
+    # The Siamese model's own optimizer and contrastive loss: training the scorer is training the model.
+    scorer.compile(optimizer=model.optimizer, loss=model.loss)
+    return scorer
 
-    def loss_of(images, class_ids, domain_ids, flat_masks, training):
-        image_embeddings = model.embedding(images, training=training)
-        mask_embeddings = model.embedding(flat_masks, training=training)
-        own = tf.gather(mask_embeddings, domain_ids * 2 + class_ids)
-        other = tf.gather(mask_embeddings, domain_ids * 2 + 1 - class_ids)
-        same = contrastive_loss(tf.ones_like(class_ids), model.head(image_embeddings, own), margin)
-        different = contrastive_loss(tf.zeros_like(class_ids), model.head(image_embeddings, other), margin)
-        return 0.5 * (tf.reduce_mean(same) + tf.reduce_mean(different))
 
-    variables = model.embedding.trainable_variables
+class _SharedMaskValidation(keras.callbacks.Callback):
+    """Adds ``val_loss`` (:func:`shared_mask_loss` on the validation domains' own masks) to each epoch's logs."""
 
-    @tf.function(reduce_retracing=True)
-    def train_step(images, class_ids, domain_ids, flat_masks):
-        with tf.GradientTape() as tape:
-            loss = loss_of(images, class_ids, domain_ids, flat_masks, True)
-        model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+    def __init__(self, model: SiameseModel, data: MaskGuidedData) -> None:
+        super().__init__()
+        self.siamese, self.data = model, data
+        self.scorer = _compiled_scorer(model, data)
 
-    return train_step, tf.function(loss_of, reduce_retracing=True)
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["val_loss"] = shared_mask_loss(self.siamese, self.data, batch_size=128, _scorer=self.scorer)
+
+
+def train_mask_guided_siamese(model: SiameseModel, train_data: MaskGuidedData, num_epochs: int,
+                              validation_data: MaskGuidedData | None = None, batch_size: int = 32, seed: int = 0,
+                              verbose: int | str = 0, callbacks: Sequence[keras.callbacks.Callback] = (),
+                              method: str = "shared_masks",
+                              on_epoch_end: Callable[[int, dict[str, float]], Any] | None = None,
+                              ) -> keras.callbacks.History:
+    """Train on all image/mask pairs of ``train_data`` (every image with both of its domain's masks).
+
+    Both methods run ``model.fit`` with ``callbacks`` (checkpoints, time budgets, early stopping)
+    and give the same objective, the mean contrastive loss over all pairs, half of them positive
+    (pair labels: 1 = same):
+
+    - ``"shared_masks"`` (default, about twice as fast): each step embeds a batch of images once
+      and all masks once, then scores every image against its own domain's two masks
+      (:class:`SharedMaskScorer`).
+    - ``"pairs"``: :class:`MaskPairBatches` through :func:`siamese_tf.training.train_siamese`
+      (two embedding passes per pair).
+
+    ``validation_data`` adds ``val_loss`` per epoch; ``on_epoch_end(epoch, logs)`` is called
+    after each epoch (progress, evaluation). ``verbose`` is Keras' (0, 1, 2 or "auto"). Returns the
+    Keras ``History`` (``.history["loss"]``, ``.history["val_loss"]``).
+    """
+    if method not in ("shared_masks", "pairs"):
+        raise ValueError(f"Unknown training method {method!r}; choose 'shared_masks' or 'pairs'")
+    check_data(train_data, "train_data")
+    if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if getattr(model, "optimizer", None) is None or not hasattr(model.loss, "margin"):
+        raise ValueError("Compile the model with a contrastive loss first (build_mask_guided_siamese does)")
+    callbacks = list(callbacks)
+    if on_epoch_end is not None:
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end))
+    has_validation = validation_data is not None and len(validation_data) > 0
+    if method == "pairs":
+        batches = MaskPairBatches(train_data, batch_size=batch_size, seed=seed)
+        validation = validation_pairs(validation_data) if has_validation else None
+        return train_siamese(model, batches, num_epochs, validation_pairs=validation, verbose=verbose,
+                             callbacks=callbacks)
+    if has_validation:
+        check_data(validation_data, "validation_data")
+        # First, so that later callbacks (and the History) see val_loss.
+        callbacks.insert(0, _SharedMaskValidation(model, validation_data))
+    scorer = _compiled_scorer(model, train_data)
+    return scorer.fit(_scorer_dataset(train_data, batch_size, seed), epochs=num_epochs, verbose=verbose,
+                      callbacks=callbacks, shuffle=False)
 
 
 def shared_mask_loss(model: SiameseModel, data: MaskGuidedData, batch_size: int = 128,
-                     _loss_of: Callable[..., tf.Tensor] | None = None) -> float:
+                     _scorer: SharedMaskScorer | None = None) -> float:
     """The mean contrastive loss over all image/mask pairs of ``data`` (label 1 = same), no training.
 
     Equals what ``model.evaluate`` gives on :func:`validation_pairs` (checked in the tests).
     """
     check_data(data)
-    loss_of = _loss_of or _shared_mask_steps(model, float(getattr(model.loss, "margin", 1.0)))[1]
-    flat_masks = tf.constant(data.masks.reshape((-1,) + data.image_shape))
-    total = 0.0
-    for images, class_ids, domain_ids in _image_dataset(data, batch_size):
-        total += float(loss_of(images, class_ids, domain_ids, flat_masks, False)) * int(images.shape[0])
-    return total / len(data)
+    if getattr(model, "loss", None) is None or not hasattr(model.loss, "margin"):
+        raise ValueError("Compile the model with a contrastive loss first (build_mask_guided_siamese does)")
+    scorer = _scorer or _compiled_scorer(model, data)
+    return float(scorer.evaluate(_scorer_dataset(data, batch_size), verbose=0))
 
 
 def _class_dataset(data, batch_size, seed=None):
@@ -285,7 +316,7 @@ def run_chairlift_comparison(num_seen_domains: int = 12, num_unseen_domains: int
             results[name][method] = {"rows": rows, "summary": summary}
     return {
         "data": data, "seen": seen, "unseen": unseen, "siamese": siamese, "classifier": classifier,
-        "siamese_history": siamese_history,
+        "siamese_history": {key: list(map(float, values)) for key, values in siamese_history.history.items()},
         "classifier_history": {key: list(map(float, values)) for key, values in history.history.items()},
         "results": results,
         "seconds_per_epoch": {"siamese": siamese_seconds, "classifier": classifier_seconds},
