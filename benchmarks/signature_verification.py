@@ -237,11 +237,15 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                 keep=arguments.keep_epoch, seed=arguments.seed, log=None)
             figures, _, _ = signatures.evaluate_signature_model(model, validation_set, test_set)
             ink = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "darkness"))
+            # On binary or equalised images darkness says nothing; the amount of ink (stroke width
+            # and length) is the shortcut left to check.
+            ink_amount = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "amount"))
             size = signatures.model_size(model, Path(models_dir) / f"{name}_cv_fold{fold + 1}.keras")
             per_fold.append({"fold": fold + 1, "test_writers": test_set.num_writers,
                              "file_megabytes": size["file_megabytes"],
                              "accuracy": round(float(figures["accuracy"]), 4), "auroc": round(float(figures["auc"]), 4),
                              "ink_darkness_auroc": round(float(ink), 4),
+                             "ink_amount_auroc": round(float(ink_amount), 4),
                              "epochs_run": record.get("epochs_run"), "seconds": round(record.get("seconds", 0.0), 1)})
             print(f"  {per_fold[-1]}", file=sys.stderr, flush=True)
         accuracies = [entry["accuracy"] for entry in per_fold]

@@ -65,6 +65,7 @@ def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_d
         sum(entry["accuracy"] for entry in figures["per_fold"]) / 3, abs=1e-4)
     # With the ink normalised, pen darkness tells nothing: its rule scores about chance on every fold.
     assert all(abs(entry["ink_darkness_auroc"] - 0.5) < 0.1 for entry in figures["per_fold"])
+    assert all(0.0 <= entry["ink_amount_auroc"] <= 1.0 for entry in figures["per_fold"])
     assert report["config"]["normalise_ink"] is True
     assert json.loads((tmp_path / "signature_cross_validation.json").read_text()) == report
 
