@@ -61,6 +61,7 @@ def run(arguments):
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
                            cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
+                           augment=arguments.augment,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
     if arguments.model:
@@ -73,6 +74,8 @@ def run(arguments):
     else:
         model, report = captcha.train_siamese_ccr(split["train"].images, split["train"].labels, config,
                                               verbose=2 if arguments.progress else 0)
+    if arguments.validation_render_seed is not None:
+        return _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font)
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
     def evaluate(queries, templates):
@@ -134,6 +137,36 @@ def run(arguments):
     return output
 
 
+def _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font):
+    """Score the trained model on the same characters, fonts and splits drawn anew (``render_seed``),
+    never on the test splits: the figures to choose a recipe on. Writes
+    ``captcha_template_matching_validation.json``."""
+    validation_dir = Path(f"{dataset_dir}_render{arguments.validation_render_seed}")
+    captcha.generate_captcha_dataset(validation_dir, scale=arguments.scale, seed=arguments.seed, fonts=fonts,
+                                     held_out_font=held_out_font, progress=arguments.progress,
+                                     render_seed=arguments.validation_render_seed)
+    results = {}
+    for name, queries, templates in (("few_shot", "test_a", "support_a"), ("one_shot", "test_b", "support_b")):
+        query_split = captcha.load_captcha_split(validation_dir, queries)
+        template_split = captcha.load_captcha_split(validation_dir, templates)
+        results[name] = captcha.evaluate_template_matching(model, query_split.images, query_split.labels,
+                                                           template_split.images, template_split.labels)
+    output = round_figures({
+        "benchmark": "captcha_template_matching_validation",
+        "validation": f"render seed {arguments.validation_render_seed}: the training characters and fonts, "
+                      "every CAPTCHA drawn anew; the test splits are not scored",
+        "scale": arguments.scale, "seed": arguments.seed, "one_font": arguments.one_font,
+        "config": dict(vars(config)), "machine": machine_description(), "training": report["rounds"],
+        "training_seconds": sum(round_["seconds"] for round_ in report["rounds"]), "results": results,
+    })
+    reports_dir = settings.reports_dir(arguments.reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "captcha_template_matching_validation.json").write_text(
+        json.dumps(output, indent=1, ensure_ascii=False))
+    print(json.dumps(output))
+    return output
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.05)
@@ -151,6 +184,12 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--cosine-decay", type=int, default=0, help="1: one cosine learning-rate decay over all rounds")
     parser.add_argument("--classes-per-batch", type=int, default=16, help="in-batch: characters per batch (P)")
+    parser.add_argument("--augment", type=float, default=0.0,
+                        help="random affine warp of the training crops (captcha.captcha_augmenter strength; 0: crop "
+                             "only, as the paper)")
+    parser.add_argument("--validation-render-seed", type=int, default=None, metavar="SEED",
+                        help="score on the same characters drawn anew with this seed instead of the test splits "
+                             "(choose recipes here)")
     parser.add_argument("--random-epochs", type=int, default=4)
     parser.add_argument("--mining-rounds", type=int, default=2)
     parser.add_argument("--mining-epochs", type=int, default=2)

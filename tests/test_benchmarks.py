@@ -87,3 +87,28 @@ def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_
     fonts = {row.split(",")[-1] for row in (tmp_path / "captchas" / "index.csv").read_text().splitlines()[1:]}
     assert fonts == {"WenQuanYi Micro Hei"}  # every image of every split
     assert 0.0 <= report["results"]["few_shot_test_a"]["top_1"] <= 1.0
+
+
+def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scores_the_tests(tmp_path):
+    from siamese_tf.studies import captcha
+
+    try:
+        captcha.find_cjk_fonts(names=["WenQuanYi Micro Hei"])
+    except captcha.NoCJKFontError as error:
+        pytest.skip(f"the one-font setting needs WenQuanYi Micro Hei (scripts/setup_system.sh): {error}")
+    report = load_benchmark("captcha_template_matching").main(
+        ["--scale", "0.01", "--one-font", "--random-epochs", "1", "--mining-rounds", "1", "--mining-epochs", "1",
+         "--steps-per-epoch", "2", "--augment", "1.5", "--validation-render-seed", "1",
+         "--dataset-dir", str(tmp_path / "captchas"), "--models-dir", str(tmp_path / "models"),
+         "--reports-dir", str(tmp_path / "reports")])
+    assert report["benchmark"] == "captcha_template_matching_validation" and report["config"]["augment"] == 1.5
+    assert set(report["results"]) == {"few_shot", "one_shot"}
+    assert all(0.0 <= figures["top_1"] <= 1.0 for figures in report["results"].values())
+    # Both rounds trained on the engine, with the warp; the validation set is the plan drawn anew.
+    assert [round_["batches"] for round_ in report["training"]] == ["ClassBalancedPipeline"] * 2
+    validation = json.loads((tmp_path / "captchas_render1" / "metadata.json").read_text())
+    original = json.loads((tmp_path / "captchas" / "metadata.json").read_text())
+    assert validation.pop("render_seed") == 1 and validation == original
+    assert not (tmp_path / "reports" / "captcha_template_matching.json").exists()  # the tests stay unscored
+    with pytest.raises(ValueError, match="augment must be a number >= 0, got -1"):
+        captcha.CCRConfig(augment=-1)

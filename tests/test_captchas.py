@@ -119,6 +119,21 @@ def test_dataset_is_reproducible_and_reused(tiny_dataset, tmp_path, cjk_fonts):
                                           test_a_size=12, test_b_size=9, progress=False)
 
 
+def test_a_render_seed_keeps_the_plan_and_draws_every_image_anew(tiny_dataset, tmp_path, cjk_fonts):
+    directory, metadata, held_out = tiny_dataset
+    validation = captcha.generate_captcha_dataset(tmp_path, scale=0.002, seed=5, fonts=cjk_fonts,
+                                                  held_out_font=held_out, test_a_size=12, test_b_size=9,
+                                                  progress=False, render_seed=7)
+    assert validation["render_seed"] == 7 and "render_seed" not in metadata
+    assert {key: value for key, value in validation.items() if key != "render_seed"} == metadata
+    original, redrawn = (captcha.load_captcha_split(folder, "test_a") for folder in (directory, tmp_path))
+    np.testing.assert_array_equal(original.labels, redrawn.labels)  # the same characters, in the same order
+    assert original.fonts == redrawn.fonts
+    assert not np.array_equal(original.images, redrawn.images)  # new CAPTCHAs of them
+    with pytest.raises(ValueError, match="render_seed must be a non-negative integer or None, got -1"):
+        captcha.generate_captcha_dataset(tmp_path / "bad", scale=0.002, seed=5, fonts=cjk_fonts, render_seed=-1)
+
+
 def test_load_split_reads_images_and_skips_a_broken_file(tiny_dataset, tmp_path):
     import shutil
 

@@ -324,7 +324,7 @@ def generate_captcha_dataset(output_dir: str | os.PathLike, scale: float = 1.0, 
                              held_out_font: str | None = DEFAULT_HELD_OUT_FONT,
                              train_per_character: int = PAPER_SIZES["train_per_character"],
                              test_a_size: int | None = None, test_b_size: int | None = None, progress: bool = True,
-                             overwrite: bool = False) -> dict[str, Any]:
+                             overwrite: bool = False, render_seed: int | None = None) -> dict[str, Any]:
     """Write the CAPTCHA data set: ``<output_dir>/<split>/<n>.png``, ``index.csv``, ``metadata.json``.
 
     See the module docstring for the splits. ``scale`` in (0, 1] keeps that share of the GB2312
@@ -332,12 +332,24 @@ def generate_captcha_dataset(output_dir: str | os.PathLike, scale: float = 1.0, 
     ``fonts`` defaults to every font :func:`find_cjk_fonts` finds; ``held_out_font`` (a face name
     or None) is kept out of every split except the ``*_held_out_font`` ones. Returns the metadata.
 
+    ``render_seed`` (default: ``seed``) draws the images alone: the same ``seed`` with another
+    ``render_seed`` keeps every character, font and split of the plan and draws every image anew.
+    That is a validation set for a model trained on the ``seed`` data set: its test A holds new
+    CAPTCHAs of the training characters, like the real test A, so recipes can be chosen on it.
+
     An existing data set with the same settings is reused (its metadata returned) unless
     ``overwrite``; one with other settings raises ``FileExistsError``.
     """
     output_dir = Path(output_dir)
+    if render_seed is not None and (isinstance(render_seed, bool) or not isinstance(render_seed, (int, np.integer))
+                                    or render_seed < 0):
+        raise ValueError(f"render_seed must be a non-negative integer or None, got {render_seed!r}")
     plan, metadata = plan_captcha_dataset(scale, seed, fonts, held_out_font, train_per_character,
                                           test_a_size, test_b_size)
+    if render_seed is not None and render_seed != seed:
+        metadata["render_seed"] = int(render_seed)  # only when it differs: earlier data sets stay valid
+    else:
+        render_seed = seed
     metadata_path = output_dir / "metadata.json"
     if metadata_path.exists() and not overwrite:
         existing = json.loads(metadata_path.read_text())
@@ -354,7 +366,7 @@ def generate_captcha_dataset(output_dir: str | os.PathLike, scale: float = 1.0, 
     for split in {row[0] for row in plan}:
         (output_dir / split).mkdir(parents=True, exist_ok=True)
     for split, image_number, character, label, level, font in iterator:
-        rng = np.random.default_rng([seed, split_numbers[split], image_number])
+        rng = np.random.default_rng([render_seed, split_numbers[split], image_number])
         pixels = render_captcha(character, font, rng)
         relative = f"{split}/{image_number:05d}.png"
         if not cv2.imwrite(str(output_dir / relative), pixels[:, :, ::-1]):

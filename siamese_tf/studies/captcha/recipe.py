@@ -16,6 +16,7 @@ import numpy as np
 from keras import layers
 from numpy.typing import ArrayLike
 
+from siamese_tf.augmentations import Augmenter
 from siamese_tf.libraries import TemplateLibrary
 from siamese_tf.models import SiameseModel, build_siamese_model
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches, sample_pairs
@@ -26,6 +27,7 @@ from siamese_tf.training import compile_siamese, cosine_decay_schedule, train_si
 __all__ = [
     "CCRConfig",
     "CaptchaClassBatches",
+    "captcha_augmenter",
     "CaptchaPairBatches",
     "HEADS",
     "RandomCrop",
@@ -268,6 +270,10 @@ class CCRConfig:
 
     ``cosine_decay`` anneals the learning rate to 5% of ``learning_rate`` along one cosine over
     every step of every round (:meth:`total_steps`); the default keeps it constant, as the paper.
+
+    ``augment`` (in-batch mode) adds a random affine warp to every 44x44 training crop on top of
+    the paper's random crop (:func:`captcha_augmenter`: strength 1.0 is rotation 5 degrees, scale
+    10%, shear 0.1; never mirrored); 0 (default) keeps the crop alone.
     """
 
     architecture: str = "siamese_ccr_15"
@@ -285,6 +291,7 @@ class CCRConfig:
     top_k: int = 10
     learning_rate: float = 1e-3
     cosine_decay: bool = False
+    augment: float = 0.0
     head: str = "l1"
     loss: str | None = None
     seed: int = 0
@@ -305,6 +312,10 @@ class CCRConfig:
         for name in ("random_epochs", "steps_per_epoch", "top_k", "classes_per_batch", "images_per_class"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if isinstance(self.augment, bool) or not isinstance(self.augment, (int, float)) or self.augment < 0:
+            raise ValueError(f"augment must be a number >= 0, got {self.augment!r}")
+        if self.augment and self.mode != "in_batch":
+            raise ValueError(f"augment={self.augment!r} needs mode='in_batch' (the tf.data engine's batches)")
         for name in ("mining_rounds", "mining_epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
@@ -334,6 +345,18 @@ def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
                            optimizer=optimizer)
 
 
+def captcha_augmenter(strength: float = 1.0) -> Augmenter:
+    """Random affine warp of training characters: never mirrored, no brightness or contrast change.
+
+    ``strength`` scales every range: 1.0 is rotation 5 degrees, scale 10% and shear 0.1, drawn
+    independently per axis; no shift, the random crop already moves the character.
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength > 0:
+        raise ValueError(f"strength must be a positive number, got {strength!r}")
+    return Augmenter(flip=False, brightness=0.0, contrast=0.0, max_rotation=5.0 * strength, max_shift=0.0,
+                     max_scale=0.1 * strength, max_shear=0.1 * strength, independent_axes=True)
+
+
 def _batches(images, labels, config, seed, confusers):
     if config.mode == "in_batch":
         # Random and hard-negative rounds run on the tf.data engine: classes (in confuser groups
@@ -342,7 +365,8 @@ def _batches(images, labels, config, seed, confusers):
 
         return ClassBalancedPipeline(images, labels, config.classes_per_batch, config.images_per_class,
                                      config.steps_per_epoch, seed, crop_size=CROP_SIZE, confusers=confusers,
-                                     group_size=config.group_size)
+                                     group_size=config.group_size,
+                                     augment=captcha_augmenter(config.augment) if config.augment else None)
     pairs = config.steps_per_epoch * config.pairs_batch_size
     return CaptchaPairBatches(images, labels, pairs, config.pairs_batch_size, seed, confusers=confusers)
 
