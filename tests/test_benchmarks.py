@@ -70,17 +70,23 @@ def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_d
     assert json.loads((tmp_path / "signature_cross_validation.json").read_text()) == report
 
 
-def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_path):
+def run_one_font_captcha_benchmark(tmp_path, *arguments):
+    """The CAPTCHA benchmark at 1% scale in the paper's one-font setting (skipped without the font)."""
     from siamese_tf.studies import captcha
 
     try:
         captcha.find_cjk_fonts(names=["WenQuanYi Micro Hei"])
     except captcha.NoCJKFontError as error:
         pytest.skip(f"the one-font setting needs WenQuanYi Micro Hei (scripts/setup_system.sh): {error}")
-    report = load_benchmark("captcha_template_matching").main(
-        ["--scale", "0.01", "--one-font", "--random-epochs", "1", "--mining-rounds", "0", "--steps-per-epoch", "2",
-         "--baseline-epochs", "0", "--timing-queries", "8", "--dataset-dir", str(tmp_path / "captchas"),
-         "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path / "reports")])
+    return load_benchmark("captcha_template_matching").main(
+        ["--scale", "0.01", "--one-font", "--random-epochs", "1", "--steps-per-epoch", "2", *arguments,
+         "--dataset-dir", str(tmp_path / "captchas"), "--models-dir", str(tmp_path / "models"),
+         "--reports-dir", str(tmp_path / "reports")])
+
+
+def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_path):
+    report = run_one_font_captcha_benchmark(tmp_path, "--mining-rounds", "0", "--baseline-epochs", "0",
+                                            "--timing-queries", "8")
     data = report["data"]
     assert data["setting"] == "one font (the paper's)" and data["training_fonts"] == ["WenQuanYi Micro Hei"]
     assert data["held_out_font"] is None and data["split_sizes"]["test_b_held_out_font"] == 0
@@ -92,15 +98,8 @@ def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_
 def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scores_the_tests(tmp_path):
     from siamese_tf.studies import captcha
 
-    try:
-        captcha.find_cjk_fonts(names=["WenQuanYi Micro Hei"])
-    except captcha.NoCJKFontError as error:
-        pytest.skip(f"the one-font setting needs WenQuanYi Micro Hei (scripts/setup_system.sh): {error}")
-    report = load_benchmark("captcha_template_matching").main(
-        ["--scale", "0.01", "--one-font", "--random-epochs", "1", "--mining-rounds", "1", "--mining-epochs", "1",
-         "--steps-per-epoch", "2", "--augment", "1.5", "--validation-render-seed", "1",
-         "--dataset-dir", str(tmp_path / "captchas"), "--models-dir", str(tmp_path / "models"),
-         "--reports-dir", str(tmp_path / "reports")])
+    report = run_one_font_captcha_benchmark(tmp_path, "--mining-rounds", "1", "--mining-epochs", "1",
+                                            "--augment", "1.5", "--validation-render-seed", "1")
     assert report["benchmark"] == "captcha_template_matching_validation" and report["config"]["augment"] == 1.5
     assert set(report["results"]) == {"few_shot", "one_shot"}
     assert all(0.0 <= figures["top_1"] <= 1.0 for figures in report["results"].values())
