@@ -113,7 +113,7 @@ class SharedMaskScorer(keras.Model):
         self.siamese = model
         self.masks = np.asarray(masks, np.float32)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tuple[ArrayLike, ArrayLike], training: bool | None = None) -> tf.Tensor:
         images, mask_indices = inputs
         image_embeddings = self.siamese.embedding(images, training=training)
         # Batch norm sees images and masks in separate passes, as in the pair-by-pair method.
