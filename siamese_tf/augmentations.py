@@ -122,6 +122,18 @@ class Augmenter:
         return cls(flip=False, brightness=0.0, contrast=0.0, max_rotation=10.0, max_shift=2.0, max_scale=0.2,
                    max_shear=0.3, shift_in_pixels=True, independent_axes=True, component_probability=0.5)
 
+    @classmethod
+    def affine_jitter(cls, strength: float = 1.0, shift: float = 0.05) -> Augmenter:
+        """A random affine warp of strokes (signatures, characters): never mirrored, no re-lighting.
+
+        ``strength`` (> 0) scales every range: 1.0 is rotation 5 degrees, scale 10% and shear 0.1,
+        x and y drawn independently, and a shift of ``shift`` (a fraction of the image) per axis.
+        """
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength > 0:
+            raise ValueError(f"strength must be a positive number, got {strength!r}")
+        return cls(flip=False, brightness=0.0, contrast=0.0, max_rotation=5.0 * strength, max_shift=shift * strength,
+                   max_scale=0.1 * strength, max_shear=0.1 * strength, independent_axes=True)
+
     def get_config(self) -> dict[str, Any]:
         """Settings as a plain dict (JSON-friendly)."""
         return dataclasses.asdict(self)

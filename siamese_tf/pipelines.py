@@ -224,7 +224,6 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         if not isinstance(group_size, (int, np.integer)) or isinstance(group_size, bool) or group_size < 2:
             raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
         self.group_size = int(group_size)
-        self.confusers = confusers
         self._confuser_rows = None if confusers is None else tf.constant(self._confuser_table(confusers))
         self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
 
@@ -253,12 +252,13 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         """The P eligible-class rows of one batch: uniform, or in hard-negative groups."""
         num_classes = tf.shape(self._sizes)[0]
         class_keys = tf.random.stateless_uniform((num_classes,), seed=sampling)
+        chosen = tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices
         if self._confuser_rows is None:
-            return tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices
-        # P random seed classes, each followed by group_size - 1 random classes of its row. Taking
-        # the first P distinct classes of that sequence keeps the groups whole and never runs
-        # short: the seeds alone are P distinct classes.
-        seeds = tf.cast(tf.math.top_k(class_keys, k=self.classes_per_batch, sorted=True).indices, tf.int64)
+            return chosen
+        # The P random classes seed the groups, each followed by group_size - 1 random classes of
+        # its row. Taking the first P distinct classes of that sequence keeps the groups whole and
+        # never runs short: the seeds alone are P distinct classes.
+        seeds = tf.cast(chosen, tf.int64)
         rows = tf.gather(self._confuser_rows, seeds)
         keys = tf.random.stateless_uniform(tf.shape(rows), seed=tf.random.experimental.stateless_fold_in(sampling, 2))
         keys = tf.where(rows >= 0, keys, 2.0)  # missing confusers sort last

@@ -348,13 +348,11 @@ def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
 def captcha_augmenter(strength: float = 1.0) -> Augmenter:
     """Random affine warp of training characters: never mirrored, no brightness or contrast change.
 
-    ``strength`` scales every range: 1.0 is rotation 5 degrees, scale 10% and shear 0.1, drawn
-    independently per axis; no shift, the random crop already moves the character.
+    ``strength`` scales every range (:meth:`Augmenter.affine_jitter`: 1.0 is rotation 5 degrees,
+    scale 10% and shear 0.1, drawn independently per axis); no shift, the random crop already
+    moves the character.
     """
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength > 0:
-        raise ValueError(f"strength must be a positive number, got {strength!r}")
-    return Augmenter(flip=False, brightness=0.0, contrast=0.0, max_rotation=5.0 * strength, max_shift=0.0,
-                     max_scale=0.1 * strength, max_shear=0.1 * strength, independent_axes=True)
+    return Augmenter.affine_jitter(strength, shift=0.0)
 
 
 def _batches(images, labels, config, seed, confusers):

@@ -118,6 +118,11 @@ class MaskGuidedData:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
 
+    @property
+    def flat_masks(self) -> np.ndarray:
+        """Every domain's masks as one (2 * domains, H, W, 3) array: row ``2 * domain + class``."""
+        return self.masks.reshape((-1,) + self.image_shape)
+
     def subset(self, indices: ArrayLike) -> MaskGuidedData:
         """The images at ``indices`` (all domains and masks kept, so domain ids stay valid)."""
         indices = np.asarray(indices, dtype=np.int64)
@@ -622,5 +627,5 @@ def image_mask_pairs(data: MaskGuidedData) -> tuple[np.ndarray, np.ndarray, np.n
 def validation_pairs(data: MaskGuidedData) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """``((images, masks), labels)`` numpy arrays of :func:`image_mask_pairs` (for validation)."""
     image_indices, mask_indices, labels = image_mask_pairs(data)
-    flat_masks = data.masks.reshape((-1,) + data.image_shape)
+    flat_masks = data.flat_masks
     return (data.images[image_indices], flat_masks[mask_indices]), labels

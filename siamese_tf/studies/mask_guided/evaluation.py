@@ -32,7 +32,7 @@ def mask_distances(model: SiameseModel, data: MaskGuidedData, batch_size: int = 
     """(N, 2) Euclidean distances of each image to its domain's closed and open masks."""
     check_data(data)
     image_embeddings = model.embed(data.images, batch_size)
-    mask_embeddings = model.embed(data.masks.reshape((-1,) + data.image_shape), batch_size)
+    mask_embeddings = model.embed(data.flat_masks, batch_size)
     mask_embeddings = mask_embeddings.reshape(len(data.domain_names), 2, -1)
     own_masks = mask_embeddings[data.domain_ids]  # (N, 2, D)
     return np.linalg.norm(image_embeddings[:, None, :] - own_masks, axis=-1)
@@ -125,7 +125,7 @@ def plot_embedding_by_domain(model: SiameseModel, data: MaskGuidedData, domain_i
     image_embeddings = model.embed(data.images)
     if image_embeddings.shape[1] != 2:
         raise ValueError(f"plot_embedding_by_domain needs a 2-D embedding, got {image_embeddings.shape[1]} dimensions")
-    mask_embeddings = model.embed(data.masks.reshape((-1,) + data.image_shape)).reshape(-1, 2, 2)
+    mask_embeddings = model.embed(data.flat_masks).reshape(-1, 2, 2)
     rows = int(np.ceil(len(domain_ids) / columns))
     figure = Figure(figsize=(3.2 * min(columns, len(domain_ids)), 3.0 * rows))
     colors = ("tab:blue", "tab:orange")

@@ -65,7 +65,7 @@ class MaskPairBatches:
 
     def dataset(self) -> tf.data.Dataset:
         images = tf.constant(self.data.images)
-        masks = tf.constant(self.data.masks.reshape((-1,) + self.data.image_shape))
+        masks = tf.constant(self.data.flat_masks)
         pairs = tf.data.Dataset.from_tensor_slices(
             (self.image_indices.astype(np.int32), self.mask_indices.astype(np.int32), self.labels))
         pairs = pairs.shuffle(len(self.labels), seed=self.seed, reshuffle_each_iteration=True)
@@ -127,27 +127,27 @@ class SharedMaskScorer(keras.Model):
         return ops.stack([own_distances, other_distances], axis=1)
 
 
-def _flat_masks(data: MaskGuidedData) -> np.ndarray:
-    """Every domain's masks as one (2 * domains, H, W, C) array: row ``2 * domain + class``."""
-    return data.masks.reshape((-1,) + data.image_shape)
-
-
 def _scorer_dataset(data: MaskGuidedData, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
     """``((images, mask_indices), pair_labels)`` batches for :class:`SharedMaskScorer` (labels ``[1, 0]``)."""
     own = data.domain_ids.astype(np.int32) * 2 + data.class_ids.astype(np.int32)
     other = data.domain_ids.astype(np.int32) * 2 + 1 - data.class_ids.astype(np.int32)
     mask_indices = np.stack([own, other], axis=1)
     pair_labels = np.tile(np.array([[1.0, 0.0]], np.float32), (len(data), 1))
-    dataset = tf.data.Dataset.from_tensor_slices(((data.images, mask_indices), pair_labels))
+    return _batched(((data.images, mask_indices), pair_labels), batch_size, seed)
+
+
+def _batched(arrays, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """Batches of ``arrays`` (rows shuffled anew each pass when ``seed`` is given), autotune off."""
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
     if seed is not None:
-        dataset = dataset.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(int(dataset.cardinality()), seed=seed, reshuffle_each_iteration=True)
     options = tf.data.Options()
     options.autotune.enabled = False  # ENVIRONMENT_NOTES: autotune stalls the end of fit()
     return dataset.batch(batch_size).with_options(options).prefetch(2)
 
 
 def _compiled_scorer(model: SiameseModel, data: MaskGuidedData) -> SharedMaskScorer:
-    scorer = SharedMaskScorer(model, _flat_masks(data))
+    scorer = SharedMaskScorer(model, data.flat_masks)
     # The Siamese model's own optimizer and contrastive loss: training the scorer is training the model.
     scorer.compile(optimizer=model.optimizer, loss=model.loss)
     return scorer
@@ -158,12 +158,13 @@ class _SharedMaskValidation(keras.callbacks.Callback):
 
     def __init__(self, model: SiameseModel, data: MaskGuidedData) -> None:
         super().__init__()
-        self.siamese, self.data = model, data
+        # Built once: each epoch only evaluates.
         self.scorer = _compiled_scorer(model, data)
+        self.dataset = _scorer_dataset(data, batch_size=128)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
-            logs["val_loss"] = shared_mask_loss(self.siamese, self.data, batch_size=128, _scorer=self.scorer)
+            logs["val_loss"] = float(self.scorer.evaluate(self.dataset, verbose=0))
 
 
 def train_mask_guided_siamese(model: SiameseModel, train_data: MaskGuidedData, num_epochs: int,
@@ -215,8 +216,7 @@ def train_mask_guided_siamese(model: SiameseModel, train_data: MaskGuidedData, n
                       callbacks=callbacks, shuffle=False)
 
 
-def shared_mask_loss(model: SiameseModel, data: MaskGuidedData, batch_size: int = 128,
-                     _scorer: SharedMaskScorer | None = None) -> float:
+def shared_mask_loss(model: SiameseModel, data: MaskGuidedData, batch_size: int = 128) -> float:
     """The mean contrastive loss over all image/mask pairs of ``data`` (label 1 = same), no training.
 
     Equals what ``model.evaluate`` gives on :func:`validation_pairs` (checked in the tests).
@@ -224,17 +224,11 @@ def shared_mask_loss(model: SiameseModel, data: MaskGuidedData, batch_size: int 
     check_data(data)
     if getattr(model, "loss", None) is None or not hasattr(model.loss, "margin"):
         raise ValueError("Compile the model with a contrastive loss first (build_mask_guided_siamese does)")
-    scorer = _scorer or _compiled_scorer(model, data)
-    return float(scorer.evaluate(_scorer_dataset(data, batch_size), verbose=0))
+    return float(_compiled_scorer(model, data).evaluate(_scorer_dataset(data, batch_size), verbose=0))
 
 
 def _class_dataset(data, batch_size, seed=None):
-    dataset = tf.data.Dataset.from_tensor_slices((data.images, data.class_ids.astype(np.int32)))
-    if seed is not None:
-        dataset = dataset.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.batch(batch_size).with_options(options).prefetch(2)
+    return _batched((data.images, data.class_ids.astype(np.int32)), batch_size, seed)
 
 
 def train_classifier(model: keras.Model, train_data: MaskGuidedData, num_epochs: int,

@@ -273,11 +273,7 @@ def signature_augmenter(strength: float = SIGNATURE_AUGMENT_STRENGTH) -> Augment
     """
     from siamese_tf.augmentations import Augmenter
 
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not strength > 0:
-        raise ValueError(f"strength must be a positive number, got {strength!r}")
-    return Augmenter(flip=False, brightness=0.0, contrast=0.0, max_rotation=5.0 * strength,
-                     max_shift=0.05 * strength, max_scale=0.1 * strength, max_shear=0.1 * strength,
-                     independent_axes=True)
+    return Augmenter.affine_jitter(strength)
 
 
 def compile_for_writer_batches(model: SiameseModel, learning_rate: float = 1e-3, margin: float = 1.0,
