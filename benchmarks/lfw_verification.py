@@ -1,14 +1,25 @@
 """Face verification on Labeled Faces in the Wild (LFW), "unrestricted, no outside data".
 
-Trains on the people of the training folds (by default the recipe that won on fold 8, the
-validation fold: unit-length embeddings and contrastive loss on pairs; ``--method class_proxy``
-makes every person a class, normalised softmax with an additive margin over all of them; both use
-the network and clock of :class:`siamese_tf.studies.faces.ClassProxyRecipe`), chooses the
-threshold on the training folds' pairs and scores the test fold's 600 pairs, beside raw pixels
-and HOG on the same pairs, then the same scorers on ORL faces (never trained on: the
-cross-dataset check). Prints one JSON object and writes it to
-``<reports dir>/lfw_verification.json``; with ``--save-model`` also the model, with its
-detection threshold.
+Trains on the people of the training folds, chooses the threshold on training folds' pairs and
+scores the test fold's 600 pairs, beside raw pixels and HOG on the same pairs, then the same
+scorers on ORL faces (never trained on: the cross-dataset check). The default (``--method
+fused``, the winner on fold 8, the validation fold) trains the contrastive network (unit-length
+embeddings, contrastive loss on pairs, the network and clock of
+:class:`siamese_tf.studies.faces.ClassProxyRecipe`), fits a learned metric on LBP and HOG
+descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`, about a
+minute) and averages their standardised similarities (:class:`~siamese_tf.studies.faces.FusedPairScorer`,
+the network seeing each face and its mirror image); the network alone and the descriptor metric
+alone are scored in the same run. ``--method contrastive|class_proxy|pairs_l1`` trains one network
+only (``class_proxy``: every person a class, normalised softmax with an additive margin;
+``pairs_l1``: the seeds' L1 head with binary cross-entropy).
+
+``--threshold-fold K`` leaves training fold K's people out of training and chooses the threshold
+on fold K's pairs alone: people never trained on, as the test fold's are (a threshold chosen on
+the training people's own pairs is too strict for new people).
+
+Prints one JSON object and writes it to ``<reports dir>/lfw_verification.json``; with
+``--save-model`` also the network (.keras, with its own detection threshold) and, for the fused
+method, the descriptor metric beside it (``<name>_descriptor_metric.npz``).
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py                   # CPU default
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py --test-fold 8 \\
@@ -52,10 +63,19 @@ def run(arguments):
     test_fold = arguments.test_fold or pairs.num_folds
     train_folds = (_folds(arguments.train_folds) if arguments.train_folds
                    else [fold for fold in range(1, pairs.num_folds + 1) if fold != test_fold])
-    if arguments.smoke:  # one training fold and a handful of its people: a seconds-long check
-        train_folds = train_folds[-1:]
+    threshold_fold = arguments.threshold_fold
+    if arguments.smoke:  # one or two training folds and a handful of their people: a seconds-long check
+        train_folds = train_folds[-2:] if threshold_fold else train_folds[-1:]
+        threshold_fold = train_folds[-1] if threshold_fold else None
     if test_fold in train_folds:
         raise SystemExit(f"the test fold {test_fold} cannot be a training fold ({train_folds})")
+    if threshold_fold is not None and (threshold_fold not in train_folds or len(train_folds) < 2):
+        raise SystemExit(f"the threshold fold {threshold_fold} must be one of at least two training folds "
+                         f"({train_folds})")
+    # With a threshold fold, its people are held out of training: the threshold is then chosen on
+    # people the model never saw, as the test fold's are.
+    fitting_folds = [fold for fold in train_folds if fold != threshold_fold]
+    threshold_folds = [threshold_fold] if threshold_fold else train_folds
     recipe = faces.ClassProxyRecipe.smoke() if arguments.smoke else faces.ClassProxyRecipe()
     overrides = {name: getattr(arguments, name) for name in ("minutes", "margin", "scale", "embedding_dim", "channels")
                  if getattr(arguments, name) is not None}
@@ -63,7 +83,7 @@ def run(arguments):
         overrides["image_size"] = (arguments.image_size, arguments.image_size)
     recipe = faces.ClassProxyRecipe(**{**vars(recipe), **overrides})
 
-    train_people = {name for fold in train_folds for name, _ in people[fold - 1]}
+    train_people = {name for fold in fitting_folds for name, _ in people[fold - 1]}
     test_people = pairs.people([test_fold])
     if train_people & test_people:
         raise SystemExit(f"training and test people overlap: {sorted(train_people & test_people)[:5]}")
@@ -75,14 +95,25 @@ def run(arguments):
     loading_seconds = time.perf_counter() - started
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
 
+    network_method = "contrastive" if arguments.method == "fused" else arguments.method
     if arguments.model:  # score a saved model (trained on these training folds) without training again
         from siamese_tf.models import load_model
 
         model, training = load_model(arguments.model), {"model_loaded_from": arguments.model}
-    elif arguments.method == "class_proxy":
+    elif network_method == "class_proxy":
         model, training = faces.train_class_proxy_model(train_set, recipe, verbose=2)
     else:  # the seeds' pair recipes, same network, data and clock
-        model, training = faces.train_pair_model(train_set, arguments.method, recipe, verbose=2)
+        model, training = faces.train_pair_model(train_set, network_method, recipe, verbose=2)
+    scorers = {f"{network_method}_model": model}
+    if arguments.method == "fused":
+        started = time.perf_counter()
+        components = 16 if arguments.smoke else arguments.descriptor_components
+        metric = faces.LearnedMetricScorer(num_components=components).fit(train_set)
+        fused = faces.FusedPairScorer({"network": faces.EmbeddingScorer(model), "descriptor": metric})
+        fused.fit(train_set, num_pairs=200 if arguments.smoke else 2000)
+        training["descriptor_metric_seconds"] = time.perf_counter() - started
+        training["descriptor_components"] = components
+        scorers = {"fused": fused, **scorers, "descriptor_metric": metric}
     report = {
         "benchmark": "lfw_verification",
         "protocol": "LFW View 2, unrestricted, no outside data: training folds' people, threshold from the "
@@ -90,6 +121,7 @@ def run(arguments):
         "smoke": bool(arguments.smoke),
         "test_fold": test_fold,
         "train_folds": train_folds,
+        "threshold_folds": threshold_folds,
         "train_people": train_set.num_classes,
         "train_images": len(train_set),
         "method": arguments.method,
@@ -98,12 +130,11 @@ def run(arguments):
         **training,
         "machine": machine_description(),
     }
-    scorers = {f"{arguments.method}_model": model}
     if not arguments.no_baselines:
         scorers.update(pixels=faces.PixelPairScorer(), hog=faces.HogPairScorer())
     results = {}
     for name, scorer in scorers.items():
-        fold = faces.lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=train_folds)
+        fold = faces.lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=threshold_folds)
         results[name] = fold.to_dict(roc=False)
     report["results"] = results
     if not arguments.no_cross_dataset:
@@ -112,11 +143,15 @@ def run(arguments):
                                     channels=recipe.channels,
                                     crop=faces.central_square)
         report["cross_dataset_orl"] = {"people": orl.num_classes, **faces.cross_dataset_report(scorers, orl)}
-    model.thresholds["detection"] = float(results[f"{arguments.method}_model"]["threshold"])
+    model.thresholds["detection"] = float(results[f"{network_method}_model"]["threshold"])
     if arguments.save_model:
         from siamese_tf.models import save_model
 
         report["model_path"] = str(save_model(model, Path(arguments.save_model)))
+        if arguments.method == "fused":  # the descriptor half of the fused scorer, beside the network
+            network_path = Path(arguments.save_model)
+            metric_path = network_path.with_name(network_path.stem + "_descriptor_metric.npz")
+            report["descriptor_metric_path"] = str(metric.save(metric_path))
     write_report(report, "lfw_verification", arguments.reports_dir)
     return report
 
@@ -129,10 +164,17 @@ def main(argv=None):
     parser.add_argument("--train-folds", help="folds whose people train and whose pairs choose the threshold, "
                                               "e.g. 1-7 (default: all the others)")
     parser.add_argument("--minutes", type=float, help="training budget (default 30)")
-    parser.add_argument("--method", choices=["contrastive", "class_proxy", "pairs_l1"], default="contrastive",
-                        help="contrastive (default; it won on fold 8): unit-length embeddings, distance head, "
+    parser.add_argument("--method", choices=["fused", "contrastive", "class_proxy", "pairs_l1"], default="fused",
+                        help="fused (default; it won on fold 8): the contrastive network's similarity (with a "
+                             "mirrored copy of each face) plus a learned metric on LBP and HOG descriptors, "
+                             "standardised and averaged; contrastive: unit-length embeddings, distance head, "
                              "contrastive loss on pairs; class_proxy: additive-margin softmax over every person; "
                              "pairs_l1: the seeds' L1 head with binary cross-entropy")
+    parser.add_argument("--threshold-fold", type=int,
+                        help="choose the threshold on this training fold's pairs alone and leave its people out "
+                             "of training (people never trained on, like the test fold's)")
+    parser.add_argument("--descriptor-components", type=int, default=400,
+                        help="PCA directions of the learned descriptor metric (fused method)")
     parser.add_argument("--margin", type=float)
     parser.add_argument("--scale", type=float)
     parser.add_argument("--embedding-dim", type=int)

@@ -486,17 +486,41 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     benchmark.main(["--smoke", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path),
                     "--save-model", str(tmp_path / "lfw.keras")])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
-    assert report["test_fold"] == 9 and report["train_folds"] == [8]
-    assert report["method"] == "contrastive"  # the recipe that won on fold 8 is the default
-    assert set(report["results"]) == {"contrastive_model", "pixels", "hog"}
+    assert report["test_fold"] == 9 and report["train_folds"] == [8] and report["threshold_folds"] == [8]
+    assert report["method"] == "fused"  # the recipe that won on fold 8 is the default
+    # The fused scorer and both of its halves, scored in one run beside the baselines.
+    assert set(report["results"]) == {"fused", "contrastive_model", "descriptor_metric", "pixels", "hog"}
     for figures in report["results"].values():
         assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
-        assert figures["num_pairs"] == 600
+        assert figures["num_pairs"] == 600 and figures["threshold_folds"] == [8]
     from siamese_tf.models import load_model
 
-    assert "detection" in load_model(tmp_path / "lfw.keras").thresholds
+    thresholds = load_model(tmp_path / "lfw.keras").thresholds
+    assert thresholds["detection"] == pytest.approx(report["results"]["contrastive_model"]["threshold"], abs=1e-4)
+    metric = faces.LearnedMetricScorer.load(report["descriptor_metric_path"])
+    assert metric.fitted and metric.num_components == report["descriptor_components"]
     orl = report["cross_dataset_orl"]
-    assert orl["people"] == 30 and 0.0 <= orl["contrastive_model"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6
+    assert orl["people"] == 30 and 0.0 <= orl["fused"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6
+
+
+def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_on(shared_lfw, shared_data_dir,
+                                                                                 tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lfw_verification.py"
+    spec = importlib.util.spec_from_file_location("lfw_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--smoke", "--threshold-fold", "8", "--method", "contrastive", "--no-baselines",
+                    "--no-cross-dataset", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
+    report = json.loads((tmp_path / "lfw_verification.json").read_text())
+    assert report["train_folds"] == [7, 8] and report["threshold_folds"] == [8]
+    assert report["results"]["contrastive_model"]["threshold_folds"] == [8]
+    assert report["train_people"] == 60  # the smoke run's 60 people of fold 7; fold 8's only set the threshold
+    with pytest.raises(SystemExit, match="threshold fold 9 must be one of at least two training folds"):
+        benchmark.main(["--threshold-fold", "9", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
 
 
 @pytest.mark.parametrize("method, head", [("pairs_l1", "L1SimilarityHead"), ("class_proxy", "DistanceHead")])

@@ -1,0 +1,206 @@
+"""Hand-made face descriptors, the learned metric on them, and score fusion (label convention: 1 = same)."""
+
+import numpy as np
+import pytest
+
+from siamese_tf.errors import SiameseDataError
+from siamese_tf.studies import faces
+
+
+@pytest.fixture(scope="module")
+def orl_faces(shared_data_dir):
+    from siamese_tf.datasets import load_identity_folders
+
+    return load_identity_folders(faces.locate_face_data(shared_data_dir), image_size=(64, 64), channels=1,
+                                 crop=faces.central_square)
+
+
+def _split_people(image_set, first_people):
+    people = np.arange(image_set.num_classes)
+    return image_set.select_classes(people[:first_people]), image_set.select_classes(people[first_people:])
+
+
+# --- LBP histograms --------------------------------------------------------------------------------------
+
+def test_lbp_histograms_sum_to_one_per_cell_and_a_flat_image_has_one_code():
+    rng = np.random.default_rng(0)
+    images = np.stack([np.full((32, 32), 100, np.uint8), rng.integers(0, 256, (32, 32)).astype(np.uint8)])
+    histograms = faces.lbp_histograms(images, radius=1, grid=4)
+    assert histograms.shape == (2, 4 * 4 * faces.LBP_CODES)
+    cells = histograms.reshape(2, 16, faces.LBP_CODES)
+    np.testing.assert_allclose(cells.sum(axis=2), 1.0, rtol=1e-6)
+    flat_codes = {int(np.argmax(cell)) for cell in cells[0]}
+    assert len(flat_codes) == 1 and np.all(cells[0].max(axis=1) == 1.0)  # every pixel: "no neighbour darker"
+    assert (cells[1] > 0).sum(axis=1).min() > 5  # noise spreads over many codes
+
+
+def test_lbp_histograms_ignore_brightness_and_contrast_but_not_mirroring():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 120, (1, 40, 40)).astype(np.uint8)
+    brighter = (image.astype(np.int64) * 2 + 7).astype(np.uint8)  # monotone: the same comparisons
+    np.testing.assert_array_equal(faces.lbp_histograms(image, 2, 5), faces.lbp_histograms(brighter, 2, 5))
+    assert not np.array_equal(faces.lbp_histograms(image, 2, 5), faces.lbp_histograms(image[:, :, ::-1], 2, 5))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"radius": 0}, "radius must be an integer of at least 1, got 0"),
+    ({"grid": 2.5}, "grid must be an integer of at least 1, got 2.5"),
+    ({"grid": 15}, "too small for radius 1 and a 15x15 grid"),
+])
+def test_lbp_histograms_name_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        faces.lbp_histograms(np.zeros((1, 16, 16), np.uint8), **kwargs)
+
+
+def test_lbp_histograms_want_gray_images():
+    with pytest.raises(ValueError, match=r"shape \(N, H, W\), got \(1, 16, 16, 3\)"):
+        faces.lbp_histograms(np.zeros((1, 16, 16, 3), np.uint8))
+
+
+# --- the descriptor ----------------------------------------------------------------------------------------
+
+def test_face_descriptor_size_and_mirroring(orl_faces):
+    images = orl_faces.images[:3]
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    descriptor = faces.FaceDescriptor()
+    described = descriptor(images)
+    assert described.shape == (3, 3 * 64 * faces.LBP_CODES + 1764)  # the size the docstring gives
+    # With mirroring a face and its mirror image get the same descriptor; without, they do not.
+    np.testing.assert_allclose(descriptor(mirrored), described, atol=1e-5)
+    one_sided = faces.FaceDescriptor(mirror=False)
+    assert np.abs(one_sided(mirrored) - one_sided(images)).max() > 0.01
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"radii": ()}, "radii must name at least one LBP radius"),
+    ({"radii": (1, 0)}, "each radius must be an integer of at least 1, got 0"),
+    ({"hog_cell": 1}, "hog_cell must be an integer of at least 2, got 1"),
+])
+def test_face_descriptor_names_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        faces.FaceDescriptor(**kwargs)
+
+
+# --- the learned metric --------------------------------------------------------------------------------------
+
+def test_the_learned_metric_beats_its_raw_descriptor_and_pixels_on_people_it_never_saw(orl_faces):
+    from siamese_tf.metrics import roc_auc
+    from siamese_tf.samplers import make_pairs
+
+    train_people, new_people = _split_people(orl_faces, 20)
+    metric = faces.LearnedMetricScorer(num_components=60).fit(train_people)
+    (first, second), labels = make_pairs(new_people.images, new_people.labels, 1000, seed=0)
+    aucs = {}
+    for name, scorer in (("metric", metric), ("pixels", faces.PixelPairScorer()),
+                         ("hog", faces.HogPairScorer())):
+        aucs[name] = roc_auc(scorer.similarity(scorer.features(first), scorer.features(second)), labels)
+    print("ORL, 10 people never fitted on, AUC:", {name: round(value, 3) for name, value in aucs.items()})
+    assert aucs["metric"] > max(aucs["pixels"], aucs["hog"]) + 0.01
+    assert aucs["metric"] > 0.9
+
+
+def test_the_learned_metric_round_trips_through_npz(orl_faces, tmp_path):
+    train_people, new_people = _split_people(orl_faces, 20)
+    metric = faces.LearnedMetricScorer(faces.FaceDescriptor(radii=(1, 2), mirror=False), num_components=30,
+                                       regularization=0.01).fit(train_people)
+    path = metric.save(tmp_path / "metric.npz")
+    loaded = faces.LearnedMetricScorer.load(path)
+    assert loaded.descriptor == metric.descriptor and loaded.num_components == 30 and loaded.regularization == 0.01
+    features = metric.features(new_people.images[:5])
+    np.testing.assert_allclose(loaded.features(new_people.images[:5]), features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_learned_metric_explains_what_it_needs(orl_faces, tmp_path):
+    metric = faces.LearnedMetricScorer(num_components=30)
+    with pytest.raises(RuntimeError, match="not fitted: call fit"):
+        metric.features(orl_faces.images[:2])
+    with pytest.raises(RuntimeError, match="nothing to save"):
+        metric.save(tmp_path / "metric.npz")
+    one_image_each = orl_faces.select_classes([0, 1, 2])
+    keep = np.r_[0:1, 10:11, 20:21]  # ORL holds 10 images per person, in order
+    from siamese_tf.datasets import ImageSet
+
+    singles = ImageSet(one_image_each.images[keep], one_image_each.labels[keep], one_image_each.class_names,
+                       [one_image_each.paths[index] for index in keep])
+    with pytest.raises(SiameseDataError, match="at least 2 people with two or more images; this set has 0"):
+        metric.fit(singles)
+    with pytest.raises(SiameseDataError, match=r"num_components \(400\) must be below the number of training "
+                                               r"images \(30\)"):
+        faces.LearnedMetricScorer().fit(one_image_each)
+    with pytest.raises(ValueError, match="regularization must be a positive number, got 0"):
+        faces.LearnedMetricScorer(regularization=0)
+    with pytest.raises(FileNotFoundError, match="no learned metric at"):
+        faces.LearnedMetricScorer.load(tmp_path / "missing.npz")
+    metric.fit(orl_faces.select_classes(list(range(10))))
+    with pytest.raises(ValueError, match=r"saved as \.npz, got '.*metric\.keras'"):
+        metric.save(tmp_path / "metric.keras")
+
+
+# --- fusion ---------------------------------------------------------------------------------------------------
+
+def test_the_fused_similarity_is_the_weighted_mean_of_standardised_parts(orl_faces):
+    from siamese_tf.samplers import make_pairs
+
+    train_people, new_people = _split_people(orl_faces, 20)
+    parts = {"pixels": faces.PixelPairScorer(), "hog": faces.HogPairScorer()}
+    fused = faces.FusedPairScorer(parts, weights=[3.0, 1.0]).fit(train_people, num_pairs=300)
+    (first, second), _ = make_pairs(new_people.images, new_people.labels, 50, seed=2)
+    a_features, b_features = fused.features(first), fused.features(second)
+    by_hand = 0.0
+    for name, weight in (("pixels", 0.75), ("hog", 0.25)):
+        own = parts[name].similarity(parts[name].features(first), parts[name].features(second))
+        mean, spread = fused.scales[name]
+        by_hand = by_hand + weight * (own - mean) / spread
+    np.testing.assert_allclose(fused.similarity(a_features, b_features), by_hand, rtol=1e-5, atol=1e-6)
+    # The scales were measured on the training people's pairs: standardised there, mean 0 and spread 1.
+    (train_first, train_second), _ = make_pairs(train_people.images, train_people.labels, 300, seed=0)
+    own = parts["hog"].similarity(parts["hog"].features(train_first), parts["hog"].features(train_second))
+    mean, spread = fused.scales["hog"]
+    assert abs(((own - mean) / spread).mean()) < 1e-6 and abs(((own - mean) / spread).std() - 1) < 1e-6
+
+
+def test_fusion_with_the_network_keeps_the_label_convention(orl_faces):
+    """Higher fused similarity = same person (1 = same): genuine pairs score higher on average."""
+    from siamese_tf.models import build_siamese_model
+    from siamese_tf.samplers import make_pairs
+
+    train_people, new_people = _split_people(orl_faces, 20)
+    model = build_siamese_model("small_cnn", "euclidean", (64, 64, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    network = faces.EmbeddingScorer(model)
+    image = orl_faces.images[:1]
+    np.testing.assert_allclose(network.features(np.ascontiguousarray(image[:, :, ::-1])), network.features(image),
+                               rtol=1e-4, atol=1e-5)  # a face and its mirror image embed alike
+    metric = faces.LearnedMetricScorer(num_components=40).fit(train_people)
+    fused = faces.FusedPairScorer({"network": network, "descriptor": metric}).fit(train_people, num_pairs=200)
+    (first, second), labels = make_pairs(new_people.images, new_people.labels, 400, seed=3)
+    similarities = fused.similarity(fused.features(first), fused.features(second))
+    assert similarities[labels == 1].mean() > similarities[labels == 0].mean() + 0.5
+    assert set(fused.part_similarities(fused.features(first[:3]), fused.features(second[:3]))) == {
+        "network", "descriptor"}
+
+
+def test_fusion_names_what_is_wrong(orl_faces):
+    from siamese_tf.models import build_siamese_model
+
+    pixels, hog = faces.PixelPairScorer(), faces.HogPairScorer()
+    with pytest.raises(ValueError, match="at least one scorer"):
+        faces.FusedPairScorer({})
+    model = build_siamese_model("small_cnn", "euclidean", (64, 64, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="scorer 'net' .*wrap a SiameseModel in EmbeddingScorer"):
+        faces.FusedPairScorer({"net": model})
+    with pytest.raises(ValueError, match="1 weights for 2 scorers"):
+        faces.FusedPairScorer({"pixels": pixels, "hog": hog}, weights=[1.0])
+    with pytest.raises(ValueError, match=r"weights name \['hog', 'pixel'\]"):
+        faces.FusedPairScorer({"pixels": pixels, "hog": hog}, weights={"pixel": 1.0, "hog": 1.0})
+    with pytest.raises(ValueError, match="non-negative and not all zero"):
+        faces.FusedPairScorer({"pixels": pixels, "hog": hog}, weights=[1.0, -1.0])
+    fused = faces.FusedPairScorer({"pixels": pixels, "hog": hog})
+    with pytest.raises(RuntimeError, match="not fitted"):
+        fused.features(orl_faces.images[:2])
+    fused.fit(orl_faces, num_pairs=100)
+    features = fused.features(orl_faces.images[:2])
+    with pytest.raises(ValueError, match="width 5 were not made by this scorer"):
+        fused.similarity(features[:, :5], features[:, :5])
+    with pytest.raises(ValueError, match="EmbeddingScorer needs a SiameseModel"):
+        faces.EmbeddingScorer(pixels)
