@@ -117,7 +117,8 @@ def test_registering_a_taken_name_with_another_builder_fails():
 
 
 # Import name -> distribution name, for the packages whose two names differ.
-DISTRIBUTION_OF = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "faiss": "faiss-cpu", "PIL": "pillow"}
+DISTRIBUTION_OF = {"cv2": "opencv-python-headless", "sklearn": "scikit-learn", "skimage": "scikit-image",
+                   "faiss": "faiss-cpu", "PIL": "pillow"}
 
 
 def test_pyproject_declares_every_third_party_package_the_code_imports():

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
-from siamese_tf.studies.faces.evaluation import HogPairScorer, _check_pair_features, _gray
+from siamese_tf.studies.faces.evaluation import HogPairScorer, check_pair_features, to_gray
 
 if TYPE_CHECKING:
     from siamese_tf.datasets import ImageSet
@@ -56,7 +56,7 @@ def _unit_rows(values):
 
 
 def _cosine(a_features, b_features):
-    a_features, b_features = _check_pair_features(a_features, b_features)
+    a_features, b_features = check_pair_features(a_features, b_features)
     return (_unit_rows(a_features) * _unit_rows(b_features)).sum(axis=1)
 
 
@@ -139,7 +139,7 @@ class FaceDescriptor:
 
     def __call__(self, images: ArrayLike) -> np.ndarray:
         """(N, D) descriptors of (N, H, W, C) images with values in [0, 1] (C = 1 or 3)."""
-        gray = _gray(images)
+        gray = to_gray(images)
         if len(gray) == 0:
             raise ValueError("no images to describe")
         described = self._one_side(gray)
@@ -334,7 +334,7 @@ class FusedPairScorer:
 
     def part_similarities(self, a_features: np.ndarray, b_features: np.ndarray) -> dict[str, np.ndarray]:
         """Each part's own (unstandardised) similarities, by scorer name."""
-        a_features, b_features = _check_pair_features(a_features, b_features)
+        a_features, b_features = check_pair_features(a_features, b_features)
         if not self._widths or sum(self._widths.values()) != a_features.shape[1]:
             raise ValueError(f"features of width {a_features.shape[1]} were not made by this scorer's features()")
         result, start = {}, 0

@@ -57,9 +57,11 @@ __all__ = [
     "lfw_cross_validation",
     "lfw_fold_report",
     "calibrate_face_thresholds",
+    "check_pair_features",
     "reference_rule_scores",
     "score_lfw_folds",
     "summarise_folds",
+    "to_gray",
 ]
 
 
@@ -131,7 +133,7 @@ def calibrate_face_thresholds(model: SiameseModel, validation: ImageSet, num_pai
 
 # --- baseline scorers -------------------------------------------------------------------------------
 
-def _gray(images):
+def to_gray(images: ArrayLike) -> np.ndarray:
     """(N, H, W) float32 gray images from (N, H, W, C) ones in [0, 1] (RGB weights of ITU-R 601)."""
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 3:
@@ -143,7 +145,8 @@ def _gray(images):
     return images @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def _check_pair_features(a_features, b_features):
+def check_pair_features(a_features: ArrayLike, b_features: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Both feature arrays as float64 (N, D), or a ValueError naming both shapes (row i is compared with row i)."""
     a_features = np.asarray(a_features, dtype=np.float64)
     b_features = np.asarray(b_features, dtype=np.float64)
     if a_features.shape != b_features.shape or a_features.ndim != 2:
@@ -161,14 +164,14 @@ class PixelPairScorer:
     """
 
     def features(self, images: ArrayLike) -> np.ndarray:
-        gray = _gray(images)
+        gray = to_gray(images)
         flat = gray.reshape(len(gray), -1).astype(np.float64)
         flat = flat - flat.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(flat, axis=1, keepdims=True)
         return (flat / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
     def similarity(self, a_features: np.ndarray, b_features: np.ndarray) -> np.ndarray:
-        a_features, b_features = _check_pair_features(a_features, b_features)
+        a_features, b_features = check_pair_features(a_features, b_features)
         return -np.linalg.norm(a_features - b_features, axis=1)
 
 
@@ -210,7 +213,7 @@ class HogPairScorer:
         return self._descriptors[window], window
 
     def features(self, images: ArrayLike) -> np.ndarray:
-        gray = _gray(images)
+        gray = to_gray(images)
         if len(gray) == 0:
             return np.zeros((0, 0), dtype=np.float32)
         descriptor, (width, height) = self._descriptor(*gray.shape[1:3])
@@ -218,7 +221,7 @@ class HogPairScorer:
         return np.stack([descriptor.compute(np.ascontiguousarray(image)).reshape(-1) for image in pixels])
 
     def similarity(self, a_features: np.ndarray, b_features: np.ndarray) -> np.ndarray:
-        a_features, b_features = _check_pair_features(a_features, b_features)
+        a_features, b_features = check_pair_features(a_features, b_features)
         if self.metric == "cosine":
             norms = np.linalg.norm(a_features, axis=1) * np.linalg.norm(b_features, axis=1)
             return (a_features * b_features).sum(axis=1) / np.where(norms > 0, norms, 1.0)
