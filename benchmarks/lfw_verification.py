@@ -108,9 +108,9 @@ def run(arguments):
     if arguments.method == "fused":
         started = time.perf_counter()
         components = 16 if arguments.smoke else arguments.descriptor_components
-        metric = faces.LearnedMetricScorer(num_components=components).fit(train_set)
-        fused = faces.FusedPairScorer({"network": faces.EmbeddingScorer(model), "descriptor": metric})
-        fused.fit(train_set, num_pairs=200 if arguments.smoke else 2000)
+        fused = faces.fuse_with_descriptor_metric(model, train_set, components,
+                                                  num_pairs=200 if arguments.smoke else 2000)
+        metric = fused.scorers["descriptor"]
         training["descriptor_metric_seconds"] = time.perf_counter() - started
         training["descriptor_components"] = components
         scorers = {"fused": fused, **scorers, "descriptor_metric": metric}

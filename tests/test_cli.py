@@ -32,7 +32,10 @@ def test_the_lfw_demo_smoke_run_trains_calibrates_scores_and_saves(shared_data_d
     assert report["validation_folds"] == [8] and report["train_folds"] == [1]
     assert {"detection", "verification"} <= set(report["thresholds"])
     results = report["test_pair_verification"]
-    assert set(results) == {"model", "pixels", "hog"}
+    assert set(results) == {"fused", "model", "descriptor_metric", "pixels", "hog"}
+    from siamese_tf.studies.faces import LearnedMetricScorer
+
+    assert LearnedMetricScorer.load(report["descriptor_metric_path"]).fitted  # the fused scorer's other half
     for figures in results.values():
         assert figures["test_fold"] == 9 and figures["threshold_folds"] == [8] and figures["num_pairs"] == 600
     assert report["cross_dataset_orl"]["people"] == 30

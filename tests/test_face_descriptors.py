@@ -104,6 +104,7 @@ def test_the_learned_metric_round_trips_through_npz(orl_faces, tmp_path):
     metric = faces.LearnedMetricScorer(faces.FaceDescriptor(radii=(1, 2), mirror=False), num_components=30,
                                        regularization=0.01).fit(train_people)
     path = metric.save(tmp_path / "metric.npz")
+    assert path.stat().st_mode & 0o777 == 0o600 and sorted(tmp_path.iterdir()) == [path]  # private, no leftovers
     loaded = faces.LearnedMetricScorer.load(path)
     assert loaded.descriptor == metric.descriptor and loaded.num_components == 30 and loaded.regularization == 0.01
     features = metric.features(new_people.images[:5])

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
+from siamese_tf.settings import make_private
 from siamese_tf.studies.faces.evaluation import HogPairScorer, check_pair_features, to_gray
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ __all__ = [
     "FaceDescriptor",
     "FusedPairScorer",
     "LearnedMetricScorer",
+    "fuse_with_descriptor_metric",
     "lbp_histograms",
 ]
 
@@ -219,16 +221,20 @@ class LearnedMetricScorer:
         return _cosine(a_features, b_features)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted metric and its descriptor settings to ``path`` (``.npz``)."""
+        """Write the fitted metric and its descriptor settings to ``path`` (``.npz``, owner-only)."""
         if not self.fitted:
             raise RuntimeError("nothing to save: the metric is not fitted")
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"a learned metric is saved as .npz, got {str(path)!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, mean=self.mean_, projection=self.projection_, radii=np.asarray(self.descriptor.radii),
+        # Written beside the target, private, then moved in: no half-written metric on a crash.
+        temporary = path.with_name(f".{path.name}.partial.npz")
+        np.savez(temporary, mean=self.mean_, projection=self.projection_, radii=np.asarray(self.descriptor.radii),
                  grid=self.descriptor.grid, hog_cell=self.descriptor.hog_cell, mirror=self.descriptor.mirror,
                  regularization=self.regularization)
+        make_private(temporary)  # fitted on faces: personal data, like the models
+        os.replace(temporary, path)
         return path
 
     @classmethod
@@ -354,3 +360,17 @@ class FusedPairScorer:
 
     def __repr__(self) -> str:
         return f"FusedPairScorer({sorted(self.scorers)}, weights={self.weights})"
+
+
+def fuse_with_descriptor_metric(model: SiameseModel, train_set: ImageSet, num_components: int = 400,
+                                num_pairs: int = 2000, mirror: bool = True) -> FusedPairScorer:
+    """The LFW winner on fold 8: ``model``'s similarity and a :class:`LearnedMetricScorer` fitted
+    on ``train_set`` (the people the model trained on), standardised on their pairs and averaged.
+
+    ``num_components`` must be below the number of training images (use a few dozen for a small
+    set). The metric is ``result.scorers["descriptor"]`` (save it with its ``save``) and the network
+    ``result.scorers["network"]`` (an :class:`EmbeddingScorer`; ``mirror``: with test-time flips).
+    """
+    metric = LearnedMetricScorer(num_components=num_components).fit(train_set)
+    fused = FusedPairScorer({"network": EmbeddingScorer(model, mirror=mirror), "descriptor": metric})
+    return fused.fit(train_set, num_pairs=num_pairs)
