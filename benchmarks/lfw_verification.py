@@ -11,7 +11,8 @@ minute) and averages their standardised similarities (:class:`~siamese_tf.studie
 the network seeing each face and its mirror image); the network alone and the descriptor metric
 alone are scored in the same run. ``--method contrastive|class_proxy|pairs_l1`` trains one network
 only (``class_proxy``: every person a class, normalised softmax with an additive margin;
-``pairs_l1``: the seeds' L1 head with binary cross-entropy).
+``pairs_l1``: the seeds' L1 head with binary cross-entropy); ``--method fused --network pairs_l1``
+fuses the descriptor metric with one of those instead of the contrastive network.
 
 ``--threshold-fold K`` leaves training fold K's people out of training and chooses the threshold
 on fold K's pairs alone: people never trained on, as the test fold's are (a threshold chosen on
@@ -95,7 +96,7 @@ def run(arguments):
     loading_seconds = time.perf_counter() - started
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
 
-    network_method = "contrastive" if arguments.method == "fused" else arguments.method
+    network_method = arguments.network if arguments.method == "fused" else arguments.method
     if arguments.model:  # score a saved model (trained on these training folds) without training again
         from siamese_tf.models import load_model
 
@@ -125,6 +126,7 @@ def run(arguments):
         "train_people": train_set.num_classes,
         "train_images": len(train_set),
         "method": arguments.method,
+        "network": network_method,
         "recipe": {key: (list(value) if isinstance(value, tuple) else value) for key, value in vars(recipe).items()},
         "loading_seconds": loading_seconds,
         **training,
@@ -170,6 +172,8 @@ def main(argv=None):
                              "standardised and averaged; contrastive: unit-length embeddings, distance head, "
                              "contrastive loss on pairs; class_proxy: additive-margin softmax over every person; "
                              "pairs_l1: the seeds' L1 head with binary cross-entropy")
+    parser.add_argument("--network", choices=["contrastive", "class_proxy", "pairs_l1"], default="contrastive",
+                        help="the network half of --method fused (default contrastive)")
     parser.add_argument("--threshold-fold", type=int,
                         help="choose the threshold on this training fold's pairs alone and leave its people out "
                              "of training (people never trained on, like the test fold's)")

@@ -487,6 +487,7 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
                     "--save-model", str(tmp_path / "lfw.keras")])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
     assert report["test_fold"] == 9 and report["train_folds"] == [8] and report["threshold_folds"] == [8]
+    assert report["network"] == "contrastive"
     assert report["method"] == "fused"  # the recipe that won on fold 8 is the default
     # The fused scorer and both of its halves, scored in one run beside the baselines.
     assert set(report["results"]) == {"fused", "contrastive_model", "descriptor_metric", "pixels", "hog"}
@@ -513,11 +514,13 @@ def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_o
     spec = importlib.util.spec_from_file_location("lfw_benchmark", path)
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    benchmark.main(["--smoke", "--threshold-fold", "8", "--method", "contrastive", "--no-baselines",
+    benchmark.main(["--smoke", "--threshold-fold", "8", "--network", "pairs_l1", "--no-baselines",
                     "--no-cross-dataset", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
     assert report["train_folds"] == [7, 8] and report["threshold_folds"] == [8]
-    assert report["results"]["contrastive_model"]["threshold_folds"] == [8]
+    assert report["method"] == "fused" and report["network"] == "pairs_l1"  # fusion takes the seeds' L1 network too
+    assert set(report["results"]) == {"fused", "pairs_l1_model", "descriptor_metric"}
+    assert all(figures["threshold_folds"] == [8] for figures in report["results"].values())
     assert report["train_people"] == 60  # the smoke run's 60 people of fold 7; fold 8's only set the threshold
     with pytest.raises(SystemExit, match="threshold fold 9 must be one of at least two training folds"):
         benchmark.main(["--threshold-fold", "9", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
@@ -538,7 +541,7 @@ def test_the_lfw_benchmark_trains_the_other_recipes_side_by_side(shared_lfw, sha
                     "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path),
                     "--save-model", str(tmp_path / "pairs.keras")])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
-    assert report["method"] == method and set(report["results"]) == {f"{method}_model"}
+    assert report["method"] == method and report["network"] == method and set(report["results"]) == {f"{method}_model"}
     assert 0.0 <= report["results"][f"{method}_model"]["auc"] <= 1.0 and report["epochs"] >= 1
     from siamese_tf.models import load_model
 

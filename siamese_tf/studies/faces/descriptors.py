@@ -230,7 +230,9 @@ class LearnedMetricScorer:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written beside the target, private, then moved in: no half-written metric on a crash.
         temporary = path.with_name(f".{path.name}.partial.npz")
-        np.savez(temporary, mean=self.mean_, projection=self.projection_, radii=np.asarray(self.descriptor.radii),
+        # float32 halves the file (13,092 x 400 numbers at the defaults: 21 MB); features agree to 1e-6.
+        np.savez(temporary, mean=self.mean_.astype(np.float32), projection=self.projection_.astype(np.float32),
+                 radii=np.asarray(self.descriptor.radii),
                  grid=self.descriptor.grid, hog_cell=self.descriptor.hog_cell, mirror=self.descriptor.mirror,
                  regularization=self.regularization)
         make_private(temporary)  # fitted on faces: personal data, like the models
@@ -247,7 +249,8 @@ class LearnedMetricScorer:
             descriptor = FaceDescriptor(tuple(int(radius) for radius in stored["radii"]), int(stored["grid"]),
                                         int(stored["hog_cell"]), bool(stored["mirror"]))
             scorer = cls(descriptor, stored["projection"].shape[1], float(stored["regularization"]))
-            scorer.mean_, scorer.projection_ = stored["mean"], stored["projection"]
+            scorer.mean_ = stored["mean"].astype(np.float64)
+            scorer.projection_ = stored["projection"].astype(np.float64)
         return scorer
 
     def __repr__(self) -> str:
