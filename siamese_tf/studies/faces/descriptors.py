@@ -321,25 +321,23 @@ class FusedPairScorer:
         from siamese_tf.samplers import make_pairs
 
         (first, second), _ = make_pairs(image_set.images, image_set.labels, num_pairs, seed=seed)
-        self.scales = {}
+        scales, widths = {}, {}
         for name, scorer in self.scorers.items():
-            values = np.asarray(scorer.similarity(scorer.features(first), scorer.features(second)), np.float64)
+            first_features = scorer.features(first)
+            values = np.asarray(scorer.similarity(first_features, scorer.features(second)), np.float64)
             spread = float(values.std())
             if not spread > 0:
                 raise SiameseDataError(f"scorer {name!r} gives every training pair the same similarity: "
                                        f"it cannot be standardised")
-            self.scales[name] = (float(values.mean()), spread)
+            scales[name], widths[name] = (float(values.mean()), spread), np.shape(first_features)[1]
+        self.scales, self._widths = scales, widths
         return self
 
     def features(self, images: ArrayLike) -> np.ndarray:
         if self.scales is None:
             raise RuntimeError("FusedPairScorer is not fitted: call fit(training_image_set) first")
-        parts = []
-        for name, scorer in self.scorers.items():
-            part = np.asarray(scorer.features(images), dtype=np.float32)
-            self._widths[name] = part.shape[1]
-            parts.append(part)
-        return np.concatenate(parts, axis=1)
+        return np.concatenate([np.asarray(scorer.features(images), dtype=np.float32)
+                               for scorer in self.scorers.values()], axis=1)
 
     def part_similarities(self, a_features: np.ndarray, b_features: np.ndarray) -> dict[str, np.ndarray]:
         """Each part's own (unstandardised) similarities, by scorer name."""

@@ -363,6 +363,11 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
                    "final_loss": float(history.history["loss"][-1])}
 
 
+def _training_people(people, train_folds, max_train_people=None):
+    """The sorted names of the people of ``train_folds`` (people.txt), the first ``max_train_people``."""
+    return sorted(name for fold in train_folds for name, _ in people[fold - 1])[:max_train_people]
+
+
 def train_lfw_verification_model(data_dir: str | os.PathLike | None = None, train_folds: Sequence[int] = range(1, 8),
                                  validation_folds: Sequence[int] = (8,), recipe: ClassProxyRecipe | None = None,
                                  max_train_people: int | None = None, references: int | None = None,
@@ -389,9 +394,7 @@ def train_lfw_verification_model(data_dir: str | os.PathLike | None = None, trai
     for fold in [*train_folds, *validation_folds]:
         if not 1 <= fold <= len(people):
             raise ValueError(f"fold {fold} is not in {files.people} (folds 1-{len(people)})")
-    train_people = sorted(name for fold in train_folds for name, _ in people[fold - 1])
-    if max_train_people is not None:
-        train_people = train_people[:max_train_people]
+    train_people = _training_people(people, train_folds, max_train_people)
     validation_people = sorted(name for fold in validation_folds for name, count in people[fold - 1] if count >= 2)
     images = load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels,
                       people=set(train_people) | set(validation_people))
@@ -443,14 +446,14 @@ def run_lfw_demo(minutes: float | None = None, data_dir: str | os.PathLike | Non
     if minutes is not None:
         recipe.minutes = float(minutes)
     started = time.perf_counter()
+    max_train_people = 60 if smoke else None
     model, training = train_lfw_verification_model(data_dir, train_folds, (validation_fold,), recipe,
-                                                   max_train_people=60 if smoke else None,
+                                                   max_train_people=max_train_people,
                                                    references=None if smoke else 10,
                                                    method=method or LFW_DEMO_METHOD, verbose=verbose)
     # The fused scorer (the LFW benchmark's winner): the model plus a learned metric on LBP and HOG
     # descriptors of the same training people (about a minute on 2 cores).
-    people = read_lfw_people(files.people)
-    train_people = sorted(name for fold in train_folds for name, _ in people[fold - 1])[:60 if smoke else None]
+    train_people = _training_people(read_lfw_people(files.people), train_folds, max_train_people)
     train_set = load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels,
                          people=set(train_people))
     fused = fuse_with_descriptor_metric(model, train_set, num_components=16 if smoke else 400,
