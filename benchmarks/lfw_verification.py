@@ -6,8 +6,8 @@ scorers on ORL faces (never trained on: the cross-dataset check). The default (`
 fused``, the winner on fold 8, the validation fold) trains the contrastive network (unit-length
 embeddings, contrastive loss on pairs, the network and clock of
 :class:`siamese_tf.studies.faces.ClassProxyRecipe`), fits a learned metric on LBP and HOG
-descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`, about a
-minute) and averages their standardised similarities (:class:`~siamese_tf.studies.faces.FusedPairScorer`,
+descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`: PCA, then
+the joint Bayesian model; about a minute) and averages their standardised similarities (:class:`~siamese_tf.studies.faces.FusedPairScorer`,
 the network seeing each face and its mirror image); the network alone and the descriptor metric
 alone are scored in the same run. ``--method contrastive|class_proxy|pairs_l1`` trains one network
 only (``class_proxy``: every person a class, normalised softmax with an additive margin;
@@ -110,10 +110,12 @@ def run(arguments):
         started = time.perf_counter()
         components = 16 if arguments.smoke else arguments.descriptor_components
         fused = faces.fuse_with_descriptor_metric(model, train_set, components,
-                                                  num_pairs=200 if arguments.smoke else 2000)
+                                                  num_pairs=200 if arguments.smoke else 2000,
+                                                  metric=arguments.descriptor_metric)
         metric = fused.scorers["descriptor"]
         training["descriptor_metric_seconds"] = time.perf_counter() - started
         training["descriptor_components"] = components
+        training["descriptor_metric"] = arguments.descriptor_metric
         scorers = {"fused": fused, **scorers, "descriptor_metric": metric}
     report = {
         "benchmark": "lfw_verification",
@@ -179,6 +181,9 @@ def main(argv=None):
                              "of training (people never trained on, like the test fold's)")
     parser.add_argument("--descriptor-components", type=int, default=400,
                         help="PCA directions of the learned descriptor metric (fused method)")
+    parser.add_argument("--descriptor-metric", choices=["joint_bayesian", "wccn"], default="joint_bayesian",
+                        help="how the descriptor metric compares two faces (fused method; joint_bayesian won on "
+                             "fold 8)")
     parser.add_argument("--margin", type=float)
     parser.add_argument("--scale", type=float)
     parser.add_argument("--embedding-dim", type=int)

@@ -83,33 +83,123 @@ def test_face_descriptor_names_bad_settings(kwargs, message):
 
 # --- the learned metric --------------------------------------------------------------------------------------
 
-def test_the_learned_metric_beats_its_raw_descriptor_and_pixels_on_people_it_never_saw(orl_faces):
+@pytest.mark.parametrize("metric_name", faces.METRICS)
+def test_the_learned_metric_beats_its_raw_descriptor_and_pixels_on_people_it_never_saw(orl_faces, metric_name):
     from siamese_tf.metrics import roc_auc
     from siamese_tf.samplers import make_pairs
 
     train_people, new_people = _split_people(orl_faces, 20)
-    metric = faces.LearnedMetricScorer(num_components=60).fit(train_people)
+    metric = faces.LearnedMetricScorer(num_components=60, metric=metric_name).fit(train_people)
     (first, second), labels = make_pairs(new_people.images, new_people.labels, 1000, seed=0)
     aucs = {}
     for name, scorer in (("metric", metric), ("pixels", faces.PixelPairScorer()),
                          ("hog", faces.HogPairScorer())):
         aucs[name] = roc_auc(scorer.similarity(scorer.features(first), scorer.features(second)), labels)
-    print("ORL, 10 people never fitted on, AUC:", {name: round(value, 3) for name, value in aucs.items()})
+    print(f"ORL, 10 people never fitted on, AUC ({metric_name}):", {name: round(value, 3) for name, value in aucs.items()})
     assert aucs["metric"] > max(aucs["pixels"], aucs["hog"]) + 0.01
     assert aucs["metric"] > 0.9
 
 
-def test_the_learned_metric_round_trips_through_npz(orl_faces, tmp_path):
+@pytest.mark.parametrize("metric_name", faces.METRICS)
+def test_the_learned_metric_round_trips_through_npz(orl_faces, tmp_path, metric_name):
     train_people, new_people = _split_people(orl_faces, 20)
     metric = faces.LearnedMetricScorer(faces.FaceDescriptor(radii=(1, 2), mirror=False), num_components=30,
-                                       regularization=0.01).fit(train_people)
+                                       regularization=0.01, metric=metric_name, num_iterations=3).fit(train_people)
     path = metric.save(tmp_path / "metric.npz")
     assert path.stat().st_mode & 0o777 == 0o600 and sorted(tmp_path.iterdir()) == [path]  # private, no leftovers
     loaded = faces.LearnedMetricScorer.load(path)
     assert loaded.descriptor == metric.descriptor and loaded.num_components == 30 and loaded.regularization == 0.01
-    features = metric.features(new_people.images[:5])
-    np.testing.assert_allclose(loaded.features(new_people.images[:5]), features, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+    assert loaded.metric == metric_name and loaded.num_iterations == 3
+    features = metric.features(new_people.images[:6])
+    np.testing.assert_allclose(loaded.features(new_people.images[:6]), features, rtol=1e-5, atol=1e-5)
+    similarities = metric.similarity(features[:3], features[3:])
+    np.testing.assert_allclose(loaded.similarity(features[:3], features[3:]), similarities, rtol=1e-4, atol=1e-4)
+    if metric_name == "wccn":  # compared by cosine: unit-length projections
+        np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_metric_saved_before_the_joint_bayesian_option_loads_as_wccn(orl_faces, tmp_path):
+    train_people, new_people = _split_people(orl_faces, 20)
+    metric = faces.LearnedMetricScorer(faces.FaceDescriptor(radii=(1,), mirror=False), num_components=20,
+                                       metric="wccn").fit(train_people)
+    path = metric.save(tmp_path / "metric.npz")
+    with np.load(path) as stored:  # the keys an older siamese_tf wrote
+        np.savez(path, **{key: stored[key] for key in ("mean", "projection", "radii", "grid", "hog_cell", "mirror",
+                                                       "regularization")})
+    loaded = faces.LearnedMetricScorer.load(path)
+    assert loaded.metric == "wccn"
+    np.testing.assert_allclose(loaded.features(new_people.images[:2]), metric.features(new_people.images[:2]),
+                               rtol=1e-5, atol=1e-6)
+
+
+# --- the joint Bayesian model ----------------------------------------------------------------------------------
+
+def _joint_bayesian_draws(num_people, photos_per_person, person_covariance, variation_covariance, seed=0):
+    rng = np.random.default_rng(seed)
+    dimension = len(person_covariance)
+    identities = rng.multivariate_normal(np.zeros(dimension), person_covariance, num_people)
+    labels = np.repeat(np.arange(num_people), photos_per_person)
+    variations = rng.multivariate_normal(np.zeros(dimension), variation_covariance, len(labels))
+    return identities[labels] + variations, labels
+
+
+def _gaussian_log_density(values, covariance):
+    _, log_determinant = np.linalg.slogdet(covariance)
+    return -0.5 * (np.einsum("ij,jk,ik->i", values, np.linalg.inv(covariance), values) + log_determinant
+                   + len(covariance) * np.log(2 * np.pi))
+
+
+def test_the_joint_bayesian_similarity_is_twice_the_log_likelihood_ratio_of_same_against_different():
+    """x = person + variation: a pair of one person is Gaussian with cross-covariance S_person, a pair of
+    two people has none. The similarity must equal 2 (log p(pair | same) - log p(pair | different)) + c."""
+    person = np.array([[2.0, 0.5], [0.5, 1.0]])
+    variation = np.array([[0.5, -0.1], [-0.1, 0.3]])
+    own, cross = faces.joint_bayesian_matrices(person, variation)
+    rng = np.random.default_rng(1)
+    first, second = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    total = person + variation
+    same = np.block([[total, person], [person, total]])
+    different = np.block([[total, np.zeros((2, 2))], [np.zeros((2, 2)), total]])
+    joined = np.concatenate([first, second], axis=1)
+    log_ratio = _gaussian_log_density(joined, same) - _gaussian_log_density(joined, different)
+    similarities = faces.joint_bayesian_similarity(own, cross, first, second)
+    # The ratio also holds a constant (the determinants), which does not change any ranking.
+    np.testing.assert_allclose(similarities - similarities.mean(), 2 * (log_ratio - log_ratio.mean()), atol=1e-9)
+    # Written out for one pair: a'Aa + b'Ab - 2a'Gb.
+    by_hand = first[0] @ own @ first[0] + second[0] @ own @ second[0] - 2 * first[0] @ cross @ second[0]
+    assert similarities[0] == pytest.approx(by_hand)
+
+
+def test_a_fitted_joint_bayesian_model_ranks_pairs_like_the_true_one():
+    from siamese_tf.metrics import roc_auc
+
+    person, variation = np.array([[2.0, 0.5], [0.5, 1.0]]), np.array([[0.5, -0.1], [-0.1, 0.3]])
+    coordinates, labels = _joint_bayesian_draws(3000, 4, person, variation)
+    true_model = faces.joint_bayesian_matrices(person, variation)
+    errors = {}
+    for iterations in (0, 10):
+        own, cross = faces.fit_joint_bayesian(coordinates, labels, num_iterations=iterations)
+        errors[iterations] = np.abs(own - true_model[0]).max() + np.abs(cross - true_model[1]).max()
+    assert errors[10] < 0.9 * errors[0]  # the EM steps move towards the model the data came from
+    # New people, never fitted on: half the pairs share a person.
+    new_faces, new_labels = _joint_bayesian_draws(1000, 2, person, variation, seed=5)
+    first, second = new_faces[0::2], new_faces[1::2]
+    second = np.concatenate([second[:500], second[500:][::-1]])
+    same = np.r_[np.ones(500), np.zeros(500)]
+    fitted_auc = roc_auc(faces.joint_bayesian_similarity(own, cross, first, second), same)
+    true_auc = roc_auc(faces.joint_bayesian_similarity(*true_model, first, second), same)
+    assert fitted_auc > true_auc - 0.01 and true_auc > 0.8
+
+
+def test_joint_bayesian_fitting_names_what_is_wrong():
+    with pytest.raises(SiameseDataError, match="at least 2 people with two or more images; got 1"):
+        faces.fit_joint_bayesian(np.ones((3, 2)), [0, 0, 1])
+    with pytest.raises(ValueError, match=r"one label per row, got \(3, 2\) and 2 labels"):
+        faces.fit_joint_bayesian(np.ones((3, 2)), [0, 0])
+    with pytest.raises(ValueError, match="num_iterations must be an integer of at least 0, got -1"):
+        faces.fit_joint_bayesian(np.ones((4, 2)), [0, 0, 1, 1], num_iterations=-1)
+    with pytest.raises(ValueError, match=r"square matrices of one size, got \(2, 2\) and \(3, 3\)"):
+        faces.joint_bayesian_matrices(np.eye(2), np.eye(3))
 
 
 def test_the_learned_metric_explains_what_it_needs(orl_faces, tmp_path):
@@ -131,6 +221,8 @@ def test_the_learned_metric_explains_what_it_needs(orl_faces, tmp_path):
         faces.LearnedMetricScorer().fit(one_image_each)
     with pytest.raises(ValueError, match="regularization must be a positive number, got 0"):
         faces.LearnedMetricScorer(regularization=0)
+    with pytest.raises(ValueError, match=r"metric must be one of \('joint_bayesian', 'wccn'\), got 'lda'"):
+        faces.LearnedMetricScorer(metric="lda")
     with pytest.raises(FileNotFoundError, match="no learned metric at"):
         faces.LearnedMetricScorer.load(tmp_path / "missing.npz")
     metric.fit(orl_faces.select_classes(list(range(10))))

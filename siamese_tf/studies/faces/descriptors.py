@@ -1,18 +1,18 @@
-"""Hand-made face descriptors with a learned linear metric, and score fusion with a network.
+"""Hand-made face descriptors with a learned metric, and score fusion with a network.
 
 A raw descriptor compared with a fixed distance is a weak face verifier (HOG scores AUC 0.71 on
 LFW). What makes descriptors work on LFW is a metric learned on the training people:
 :class:`LearnedMetricScorer` turns each face into local binary pattern (LBP) histograms at three
-radii plus HOG (:class:`FaceDescriptor`), whitens them with PCA, then whitens the *within-person*
-scatter (WCCN: within-class covariance normalisation), so that the directions in which photos of
-one person vary count least; two faces are compared by the cosine of their projections. Fitting
-takes about a minute on 2 cores (no gradient descent).
+radii plus HOG (:class:`FaceDescriptor`), whitens them with PCA, then compares two faces with the
+joint Bayesian model (:func:`fit_joint_bayesian`: a face is a person's identity plus a variation,
+both Gaussian; the similarity is the log-likelihood ratio of "same person"), or with the cosine
+after within-person whitening (WCCN). Fitting takes about a minute on 2 cores (no gradient descent).
 
 A descriptor and a trained network make different mistakes, so their scores add up well:
 :class:`FusedPairScorer` standardises each scorer's similarities (mean and spread measured on
 balanced pairs of the training people) and sums them with weights. On LFW's fold 8 (models
-fitted on folds 1-7) the network alone scored AUC 0.913, the learned descriptor metric 0.915,
-their equal-weight fusion 0.961.
+fitted on folds 1-7) the network alone scored AUC 0.937, the joint Bayesian metric 0.954 (WCCN:
+0.916), their equal-weight fusion 0.972 (with WCCN: 0.968).
 
 Every scorer here has ``features(images)`` and ``similarity(a_features, b_features)`` (higher =
 same; label convention 1 = same), so the LFW protocol (:func:`lfw_fold_report`) and the
@@ -40,11 +40,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LBP_CODES",
+    "METRICS",
     "EmbeddingScorer",
     "FaceDescriptor",
     "FusedPairScorer",
     "LearnedMetricScorer",
+    "fit_joint_bayesian",
+    "joint_bayesian_matrices",
     "fuse_with_descriptor_metric",
+    "joint_bayesian_similarity",
     "lbp_histograms",
 ]
 
@@ -150,32 +154,145 @@ class FaceDescriptor:
         return described
 
 
-class LearnedMetricScorer:
-    """A :class:`FaceDescriptor` projected by PCA whitening then within-class whitening (WCCN),
-    fitted on training people; similarity = cosine of the projections (higher = same).
+METRICS = ("joint_bayesian", "wccn")
 
-    ``num_components`` PCA directions are kept (400 won over 800 at 64x64 on LFW's fold 8; it must
-    be below the number of training images). ``regularization`` is added to the within-person
-    covariance before it is inverted (the PCA coordinates have unit variance, so 1e-3 is small).
-    Call :meth:`fit` first; :meth:`save` and :meth:`load` keep a fitted metric (an ``.npz``).
+
+def _person_statistics(coordinates, labels):
+    """The rows of people with two or more images, their person indices (0..P-1) and each person's mean."""
+    counts = np.bincount(labels)
+    repeated = counts[labels] >= 2
+    coordinates = coordinates[repeated]
+    _, people = np.unique(labels[repeated], return_inverse=True)
+    sums = np.zeros((people.max() + 1, coordinates.shape[1]))
+    np.add.at(sums, people, coordinates)
+    return coordinates, people, sums / np.bincount(people)[:, None]
+
+
+def fit_joint_bayesian(coordinates: ArrayLike, labels: ArrayLike, num_iterations: int = 10
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the joint Bayesian face model (Chen et al., ECCV 2012) and return its ``(A, G)``.
+
+    Each face is modelled as ``x = person + variation``, two independent Gaussians with covariances
+    ``S_person`` and ``S_variation``; the log-likelihood ratio of "same person" against "different
+    people" for two faces is then ``x1' A x1 + x2' A x2 - 2 x1' G x2`` (:func:`joint_bayesian_similarity`).
+    The covariances start from the scatter of the people's means and around them (a mean of n
+    photos keeps 1/n of the variation), then ``num_iterations`` steps of the paper's
+    expectation-maximisation re-estimate them from the expected identities and variations. That
+    update leaves out the posterior spread, so it keeps the variation covariance smaller than the
+    maximum-likelihood one; on LFW's fold 8 the exact update scored lower (AUC 0.939-0.944 alone
+    against 0.954). Only people with two or more images are used. The similarity is
+    twice the log-likelihood ratio, up to a constant (the paper's ``r``).
+
+    Args:
+        coordinates: (N, D) centred features (e.g. PCA coordinates).
+        labels: (N,) person of each row.
+
+    Returns:
+        ``A`` and ``G``, both (D, D).
+
+    Raises:
+        SiameseDataError: fewer than 2 people with two or more images.
+    """
+    coordinates = np.asarray(coordinates, dtype=np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    if coordinates.ndim != 2 or len(coordinates) != len(labels):
+        raise ValueError(f"coordinates must be (N, D) with one label per row, got {coordinates.shape} and "
+                         f"{len(labels)} labels")
+    _check_whole("num_iterations", num_iterations, 0)
+    _, labels = np.unique(labels, return_inverse=True)
+    coordinates, people, means = _person_statistics(coordinates, labels)
+    if len(means) < 2:
+        raise SiameseDataError(f"the joint Bayesian model needs at least 2 people with two or more images; "
+                               f"got {len(means)}")
+    counts = np.bincount(people)
+    sums = means * counts[:, None]
+    person_covariance = np.cov(means.T)
+    variation_covariance = np.cov((coordinates - means[people]).T)
+    for _ in range(num_iterations):
+        # The paper's update: the expected identity of each person and variation of each photo under
+        # the current model (in closed form for each group of people with the same number of photos),
+        # then the covariances of these point estimates.
+        variation_inverse = np.linalg.inv(variation_covariance)
+        identities, variations = np.zeros_like(means), np.zeros_like(coordinates)
+        for count in np.unique(counts):
+            group = np.flatnonzero(counts == count)
+            cross = -np.linalg.solve(count * person_covariance + variation_covariance,
+                                     person_covariance) @ variation_inverse
+            identities[group] = sums[group] @ (person_covariance @ (variation_inverse + count * cross)).T
+            members = np.isin(people, group)
+            variations[members] = coordinates[members] + sums[people[members]] @ (variation_covariance @ cross).T
+        person_covariance, variation_covariance = np.cov(identities.T), np.cov(variations.T)
+    return joint_bayesian_matrices(person_covariance, variation_covariance)
+
+
+def joint_bayesian_matrices(person_covariance: ArrayLike, variation_covariance: ArrayLike
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, G)`` of the joint Bayesian similarity for the model ``x = person + variation`` with
+    these two covariances: ``F = S_variation^-1``, ``G = -(2 S_person + S_variation)^-1 S_person F``,
+    ``A = (S_person + S_variation)^-1 - (F + G)``."""
+    person_covariance = np.asarray(person_covariance, dtype=np.float64)
+    variation_covariance = np.asarray(variation_covariance, dtype=np.float64)
+    if (person_covariance.shape != variation_covariance.shape or person_covariance.ndim != 2
+            or person_covariance.shape[0] != person_covariance.shape[1]):
+        raise ValueError(f"the two covariances must be square matrices of one size, got {person_covariance.shape} "
+                         f"and {variation_covariance.shape}")
+    variation_inverse = np.linalg.inv(variation_covariance)
+    cross = -np.linalg.solve(2 * person_covariance + variation_covariance, person_covariance) @ variation_inverse
+    own = np.linalg.inv(person_covariance + variation_covariance) - (variation_inverse + cross)
+    return own, cross
+
+
+def joint_bayesian_similarity(own: np.ndarray, cross: np.ndarray, a_features: ArrayLike,
+                              b_features: ArrayLike) -> np.ndarray:
+    """``a' A a + b' A b - 2 a' G b`` for each pair of rows, with ``(A, G)`` from :func:`fit_joint_bayesian`:
+    twice the log-likelihood ratio of "same person" against "different people", plus a constant
+    (higher = same; label convention 1 = same)."""
+    a_features, b_features = check_pair_features(a_features, b_features)
+    a_features, b_features = np.asarray(a_features, np.float64), np.asarray(b_features, np.float64)
+    return (np.einsum("ij,jk,ik->i", a_features, own, a_features) + np.einsum("ij,jk,ik->i", b_features, own, b_features)
+            - 2 * np.einsum("ij,jk,ik->i", a_features, cross, b_features))
+
+
+class LearnedMetricScorer:
+    """A :class:`FaceDescriptor` reduced by PCA whitening, then compared with a metric fitted on
+    training people (higher = same).
+
+    ``metric``:
+
+    - ``"joint_bayesian"`` (default): the joint Bayesian model (:func:`fit_joint_bayesian`); the
+      similarity is (twice) the log-likelihood ratio of "same person". On LFW's fold 8 (folds 1-7 fitted)
+      it scored AUC 0.954 alone and 0.972 fused with the network, against 0.916 and 0.968 for WCCN.
+    - ``"wccn"``: within-class covariance normalisation, so that the directions in which photos
+      of one person vary count least (``regularization`` is added to the within-person covariance
+      before it is inverted); the similarity is the cosine of the projections.
+
+    ``num_components`` PCA directions are kept (200-400 within 0.001 AUC on fold 8, 800 worse; it
+    must be below the number of training images). Call :meth:`fit` first; :meth:`save` and
+    :meth:`load` keep a fitted metric (an ``.npz``).
     """
 
     def __init__(self, descriptor: FaceDescriptor | None = None, num_components: int = 400,
-                 regularization: float = 1e-3) -> None:
+                 regularization: float = 1e-3, metric: str = "joint_bayesian", num_iterations: int = 10) -> None:
         self.descriptor = descriptor or FaceDescriptor()
         self.num_components = _check_whole("num_components", num_components, 1)
         if not isinstance(regularization, (int, float)) or isinstance(regularization, bool) or regularization <= 0:
             raise ValueError(f"regularization must be a positive number, got {regularization!r}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         self.regularization = float(regularization)
+        self.metric = metric
+        self.num_iterations = _check_whole("num_iterations", num_iterations, 0)
         self.mean_: np.ndarray | None = None
         self.projection_: np.ndarray | None = None
+        self.own_: np.ndarray | None = None  # joint Bayesian A
+        self.cross_: np.ndarray | None = None  # joint Bayesian G
 
     @property
     def fitted(self) -> bool:
         return self.projection_ is not None
 
     def fit(self, image_set: ImageSet) -> LearnedMetricScorer:
-        """Fit PCA on every image of ``image_set`` and WCCN on its people with two or more images.
+        """Fit PCA on every image of ``image_set`` and the metric on its people with two or more images.
 
         Raises:
             SiameseDataError: fewer than 2 people with two or more images, or too few images for
@@ -185,7 +302,6 @@ class LearnedMetricScorer:
 
         labels = np.asarray(image_set.labels)
         counts = np.bincount(labels, minlength=image_set.num_classes)
-        repeated = counts[labels] >= 2
         if (counts >= 2).sum() < 2:
             raise SiameseDataError(f"a learned metric needs at least 2 people with two or more images; "
                                    f"this set has {(counts >= 2).sum()}")
@@ -197,27 +313,31 @@ class LearnedMetricScorer:
             raise ValueError(f"num_components ({self.num_components}) exceeds the descriptor's "
                              f"{described.shape[1]} numbers")
         pca = PCA(self.num_components, whiten=True, random_state=0).fit(described)
-        whitened = pca.transform(described)[repeated]
-        people = labels[repeated]
-        _, people = np.unique(people, return_inverse=True)
-        sums = np.zeros((people.max() + 1, self.num_components))
-        np.add.at(sums, people, whitened)
-        means = sums / np.bincount(people)[:, None]
-        within = np.cov((whitened - means[people]).T) + self.regularization * np.eye(self.num_components)
-        values, vectors = np.linalg.eigh(within)
-        wccn = vectors @ np.diag(values ** -0.5) @ vectors.T
-        # One affine map: centre, PCA-whiten, then WCCN.
+        whitened = pca.transform(described)
         self.mean_ = pca.mean_.astype(np.float64)
-        self.projection_ = (pca.components_.T / np.sqrt(pca.explained_variance_)) @ wccn
+        self.projection_ = pca.components_.T / np.sqrt(pca.explained_variance_)
+        if self.metric == "joint_bayesian":
+            self.own_, self.cross_ = fit_joint_bayesian(whitened, labels, self.num_iterations)
+        else:
+            repeated, people, means = _person_statistics(whitened, labels)
+            within = np.cov((repeated - means[people]).T) + self.regularization * np.eye(self.num_components)
+            values, vectors = np.linalg.eigh(within)
+            # One affine map: centre, PCA-whiten, then WCCN.
+            self.projection_ = self.projection_ @ (vectors @ np.diag(values ** -0.5) @ vectors.T)
         return self
 
     def features(self, images: ArrayLike) -> np.ndarray:
-        """(N, num_components) unit-length projections of the images' descriptors."""
+        """(N, num_components): PCA coordinates (joint Bayesian) or unit-length projections (WCCN)."""
         if not self.fitted:
             raise RuntimeError("LearnedMetricScorer is not fitted: call fit(training_image_set) first")
-        return _unit_rows((self.descriptor(images) - self.mean_) @ self.projection_).astype(np.float32)
+        projected = (self.descriptor(images) - self.mean_) @ self.projection_
+        return (projected if self.metric == "joint_bayesian" else _unit_rows(projected)).astype(np.float32)
 
     def similarity(self, a_features: np.ndarray, b_features: np.ndarray) -> np.ndarray:
+        if self.metric == "joint_bayesian":
+            if self.own_ is None:
+                raise RuntimeError("LearnedMetricScorer is not fitted: call fit(training_image_set) first")
+            return joint_bayesian_similarity(self.own_, self.cross_, a_features, b_features)
         return _cosine(a_features, b_features)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -231,31 +351,40 @@ class LearnedMetricScorer:
         # Written beside the target, private, then moved in: no half-written metric on a crash.
         temporary = path.with_name(f".{path.name}.partial.npz")
         # float32 halves the file (13,092 x 400 numbers at the defaults: 21 MB); features agree to 1e-6.
+        extra = ({"own": self.own_.astype(np.float32), "cross": self.cross_.astype(np.float32)}
+                 if self.metric == "joint_bayesian" else {})
         np.savez(temporary, mean=self.mean_.astype(np.float32), projection=self.projection_.astype(np.float32),
                  radii=np.asarray(self.descriptor.radii),
                  grid=self.descriptor.grid, hog_cell=self.descriptor.hog_cell, mirror=self.descriptor.mirror,
-                 regularization=self.regularization)
+                 regularization=self.regularization, metric=self.metric, num_iterations=self.num_iterations,
+                 **extra)
         make_private(temporary)  # fitted on faces: personal data, like the models
         os.replace(temporary, path)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LearnedMetricScorer:
-        """A fitted metric written by :meth:`save`."""
+        """A fitted metric written by :meth:`save` (one saved before ``metric`` existed is WCCN)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no learned metric at {str(path)!r}")
         with np.load(path) as stored:
             descriptor = FaceDescriptor(tuple(int(radius) for radius in stored["radii"]), int(stored["grid"]),
                                         int(stored["hog_cell"]), bool(stored["mirror"]))
-            scorer = cls(descriptor, stored["projection"].shape[1], float(stored["regularization"]))
+            metric = str(stored["metric"]) if "metric" in stored else "wccn"
+            num_iterations = int(stored["num_iterations"]) if "num_iterations" in stored else 10
+            scorer = cls(descriptor, stored["projection"].shape[1], float(stored["regularization"]), metric,
+                         num_iterations)
             scorer.mean_ = stored["mean"].astype(np.float64)
             scorer.projection_ = stored["projection"].astype(np.float64)
+            if metric == "joint_bayesian":
+                scorer.own_ = stored["own"].astype(np.float64)
+                scorer.cross_ = stored["cross"].astype(np.float64)
         return scorer
 
     def __repr__(self) -> str:
         return (f"LearnedMetricScorer({self.descriptor}, num_components={self.num_components}, "
-                f"fitted={self.fitted})")
+                f"metric={self.metric!r}, fitted={self.fitted})")
 
 
 class EmbeddingScorer:
@@ -364,14 +493,17 @@ class FusedPairScorer:
 
 
 def fuse_with_descriptor_metric(model: SiameseModel, train_set: ImageSet, num_components: int = 400,
-                                num_pairs: int = 2000, mirror: bool = True) -> FusedPairScorer:
-    """The LFW winner on fold 8: ``model``'s similarity and a :class:`LearnedMetricScorer` fitted
-    on ``train_set`` (the people the model trained on), standardised on their pairs and averaged.
+                                num_pairs: int = 2000, mirror: bool = True, metric: str = "joint_bayesian"
+                                ) -> FusedPairScorer:
+    """The LFW winner on fold 8: ``model``'s similarity and a :class:`LearnedMetricScorer` (joint
+    Bayesian) fitted on ``train_set`` (the people the model trained on), standardised on their
+    pairs and averaged.
 
     ``num_components`` must be below the number of training images (use a few dozen for a small
     set). The metric is ``result.scorers["descriptor"]`` (save it with its ``save``) and the network
     ``result.scorers["network"]`` (an :class:`EmbeddingScorer`; ``mirror``: with test-time flips).
+    ``metric``: see :class:`LearnedMetricScorer`.
     """
-    metric = LearnedMetricScorer(num_components=num_components).fit(train_set)
-    fused = FusedPairScorer({"network": EmbeddingScorer(model, mirror=mirror), "descriptor": metric})
+    descriptor_metric = LearnedMetricScorer(num_components=num_components, metric=metric).fit(train_set)
+    fused = FusedPairScorer({"network": EmbeddingScorer(model, mirror=mirror), "descriptor": descriptor_metric})
     return fused.fit(train_set, num_pairs=num_pairs)
