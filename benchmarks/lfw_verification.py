@@ -1,18 +1,19 @@
 """Face verification on Labeled Faces in the Wild (LFW), "unrestricted, no outside data".
 
 Trains on the people of the training folds, chooses the threshold on training folds' pairs and
-scores the test fold's 600 pairs, beside raw pixels and HOG on the same pairs, then the same
-scorers on ORL faces (never trained on: the cross-dataset check). The default (``--method
-fused``, the winner on fold 8, the validation fold) trains the contrastive network (unit-length
-embeddings, contrastive loss on pairs, the network and clock of
+scores the test fold's 600 pairs, beside raw pixels and HOG on the same pairs, then the same scorers
+on ORL faces (never trained on: the cross-dataset check). The default (``--method fused``, the
+winner on fold 8, the validation fold) trains the contrastive network (unit-length embeddings,
+contrastive loss on pairs, the network and clock of
 :class:`siamese_tf.studies.faces.ClassProxyRecipe`), fits a learned metric on LBP and HOG
-descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`: PCA, then
-the joint Bayesian model; about a minute) and averages their standardised similarities (:class:`~siamese_tf.studies.faces.FusedPairScorer`,
-the network seeing each face and its mirror image); the network alone and the descriptor metric
-alone are scored in the same run. ``--method contrastive|class_proxy|pairs_l1`` trains one network
-only (``class_proxy``: every person a class, normalised softmax with an additive margin;
-``pairs_l1``: the seeds' L1 head with binary cross-entropy); ``--method fused --network pairs_l1``
-fuses the descriptor metric with one of those instead of the contrastive network.
+descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`: PCA, then the
+joint Bayesian model; about a minute) and averages their standardised similarities
+(:class:`~siamese_tf.studies.faces.FusedPairScorer`, the network seeing each face and its mirror
+image); the network alone and the descriptor metric alone are scored in the same run. ``--method
+contrastive|class_proxy|pairs_l1`` trains one network only (``class_proxy``: every person a class,
+normalised softmax with an additive margin; ``pairs_l1``: the seeds' L1 head with binary
+cross-entropy); ``--method fused --network pairs_l1`` fuses the descriptor metric with one of those
+instead of the contrastive network.
 
 ``--threshold-fold K`` leaves training fold K's people out of training and chooses the threshold
 on fold K's pairs alone: people never trained on, as the test fold's are (a threshold chosen on

@@ -95,7 +95,8 @@ def test_the_learned_metric_beats_its_raw_descriptor_and_pixels_on_people_it_nev
     for name, scorer in (("metric", metric), ("pixels", faces.PixelPairScorer()),
                          ("hog", faces.HogPairScorer())):
         aucs[name] = roc_auc(scorer.similarity(scorer.features(first), scorer.features(second)), labels)
-    print(f"ORL, 10 people never fitted on, AUC ({metric_name}):", {name: round(value, 3) for name, value in aucs.items()})
+    print(f"ORL, 10 people never fitted on, AUC ({metric_name}):",
+          {name: round(value, 3) for name, value in aucs.items()})
     assert aucs["metric"] > max(aucs["pixels"], aucs["hog"]) + 0.01
     assert aucs["metric"] > 0.9
 

@@ -249,8 +249,11 @@ def joint_bayesian_similarity(own: np.ndarray, cross: np.ndarray, a_features: Ar
     (higher = same; label convention 1 = same)."""
     a_features, b_features = check_pair_features(a_features, b_features)
     a_features, b_features = np.asarray(a_features, np.float64), np.asarray(b_features, np.float64)
-    return (np.einsum("ij,jk,ik->i", a_features, own, a_features) + np.einsum("ij,jk,ik->i", b_features, own, b_features)
-            - 2 * np.einsum("ij,jk,ik->i", a_features, cross, b_features))
+    def quadratic(left, matrix, right):
+        return np.einsum("ij,jk,ik->i", left, matrix, right)
+
+    return (quadratic(a_features, own, a_features) + quadratic(b_features, own, b_features)
+            - 2 * quadratic(a_features, cross, b_features))
 
 
 class LearnedMetricScorer:
