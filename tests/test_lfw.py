@@ -500,6 +500,7 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     assert thresholds["detection"] == pytest.approx(report["results"]["contrastive_model"]["threshold"], abs=1e-4)
     metric = faces.LearnedMetricScorer.load(report["descriptor_metric_path"])
     assert metric.fitted and metric.num_components == report["descriptor_components"]
+    assert metric.metric == report["descriptor_metric"] == "joint_bayesian"  # the fold-8 winner is the default
     orl = report["cross_dataset_orl"]
     assert orl["people"] == 30 and 0.0 <= orl["fused"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6
 
@@ -515,9 +516,11 @@ def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_o
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     benchmark.main(["--smoke", "--threshold-fold", "8", "--network", "pairs_l1", "--no-baselines",
-                    "--no-cross-dataset", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
+                    "--descriptor-metric", "wccn", "--no-cross-dataset", "--data-dir", str(shared_data_dir),
+                    "--reports-dir", str(tmp_path)])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
     assert report["train_folds"] == [7, 8] and report["threshold_folds"] == [8]
+    assert report["descriptor_metric"] == "wccn"
     assert report["method"] == "fused" and report["network"] == "pairs_l1"  # fusion takes the seeds' L1 network too
     assert set(report["results"]) == {"fused", "pairs_l1_model", "descriptor_metric"}
     assert all(figures["threshold_folds"] == [8] for figures in report["results"].values())
