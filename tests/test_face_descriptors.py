@@ -255,11 +255,14 @@ def test_the_fused_similarity_is_the_weighted_mean_of_standardised_parts(orl_fac
 
 
 def test_fusion_with_the_network_keeps_the_label_convention(orl_faces):
-    """Higher fused similarity = same person (1 = same): genuine pairs score higher on average."""
+    """Higher fused similarity = same person (1 = same): genuine pairs rank above impostor pairs."""
+    from siamese_tf import settings
+    from siamese_tf.metrics import roc_auc
     from siamese_tf.models import build_siamese_model
     from siamese_tf.samplers import make_pairs
 
     train_people, new_people = _split_people(orl_faces, 20)
+    settings.seed_everything(0)  # the untrained network's weights: one draw, not a new one per run
     model = build_siamese_model("small_cnn", "euclidean", (64, 64, 1), embedding_dim=8, filters=(4, 4, 4, 4))
     network = faces.EmbeddingScorer(model)
     image = orl_faces.images[:1]
@@ -269,7 +272,11 @@ def test_fusion_with_the_network_keeps_the_label_convention(orl_faces):
     fused = faces.FusedPairScorer({"network": network, "descriptor": metric}).fit(train_people, num_pairs=200)
     (first, second), labels = make_pairs(new_people.images, new_people.labels, 400, seed=3)
     similarities = fused.similarity(fused.features(first), fused.features(second))
-    assert similarities[labels == 1].mean() > similarities[labels == 0].mean() + 0.5
+    # Ranked against labels 1 = same (scale-free: the joint Bayesian log-likelihood ratio is heavy-tailed,
+    # so a gap of means in standard deviations depends on the draw). An untrained network adds noise only.
+    print("fused AUC, untrained network + metric:", round(roc_auc(similarities, labels), 3))
+    assert roc_auc(similarities, labels) > 0.85
+    assert similarities[labels == 1].mean() > similarities[labels == 0].mean()
     assert set(fused.part_similarities(fused.features(first[:3]), fused.features(second[:3]))) == {
         "network", "descriptor"}
 
