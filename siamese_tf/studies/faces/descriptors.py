@@ -242,6 +242,11 @@ def joint_bayesian_matrices(person_covariance: ArrayLike, variation_covariance: 
     return own, cross
 
 
+def _row_quadratic(left, matrix, right):
+    """``left[i] @ matrix @ right[i]`` for every row ``i``."""
+    return np.einsum("ij,jk,ik->i", left, matrix, right)
+
+
 def joint_bayesian_similarity(own: np.ndarray, cross: np.ndarray, a_features: ArrayLike,
                               b_features: ArrayLike) -> np.ndarray:
     """``a' A a + b' A b - 2 a' G b`` for each pair of rows, with ``(A, G)`` from :func:`fit_joint_bayesian`:
@@ -249,11 +254,8 @@ def joint_bayesian_similarity(own: np.ndarray, cross: np.ndarray, a_features: Ar
     (higher = same; label convention 1 = same)."""
     a_features, b_features = check_pair_features(a_features, b_features)
     a_features, b_features = np.asarray(a_features, np.float64), np.asarray(b_features, np.float64)
-    def quadratic(left, matrix, right):
-        return np.einsum("ij,jk,ik->i", left, matrix, right)
-
-    return (quadratic(a_features, own, a_features) + quadratic(b_features, own, b_features)
-            - 2 * quadratic(a_features, cross, b_features))
+    return (_row_quadratic(a_features, own, a_features) + _row_quadratic(b_features, own, b_features)
+            - 2 * _row_quadratic(a_features, cross, b_features))
 
 
 class LearnedMetricScorer:
@@ -292,7 +294,7 @@ class LearnedMetricScorer:
 
     @property
     def fitted(self) -> bool:
-        return self.projection_ is not None
+        return self.projection_ is not None and (self.metric != "joint_bayesian" or self.own_ is not None)
 
     def fit(self, image_set: ImageSet) -> LearnedMetricScorer:
         """Fit PCA on every image of ``image_set`` and the metric on its people with two or more images.
@@ -338,7 +340,7 @@ class LearnedMetricScorer:
 
     def similarity(self, a_features: np.ndarray, b_features: np.ndarray) -> np.ndarray:
         if self.metric == "joint_bayesian":
-            if self.own_ is None:
+            if not self.fitted:
                 raise RuntimeError("LearnedMetricScorer is not fitted: call fit(training_image_set) first")
             return joint_bayesian_similarity(self.own_, self.cross_, a_features, b_features)
         return _cosine(a_features, b_features)
