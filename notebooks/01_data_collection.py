@@ -9,10 +9,13 @@
 # - cut a face region from every frame and save it under a unique name, atomically;
 # - fill `negative/` from a public face set and read the three folders back.
 #
-# One subject of the ORL / AT&T faces plays *you*; the other subjects are the public face set.
+# The public face set is Labeled Faces in the Wild (LFW), as in the seeds. Without a camera (or in
+# smoke mode) one LFW person, Junichiro Koizumi, plays *you*: his photos on a webcam-sized canvas
+# make the stand-in clip. He belongs to LFW's fold 9, whose people the later notebooks never train
+# on, so he stays a stranger to the network, as you are.
 #
 # **Run time** on a 2-core CPU without a GPU: full run about 15 s; smoke run (`SIAMESE_TF_SMOKE=1`, what CI
-# runs) about 10 s. Label convention everywhere: **1 = same person, 0 = different**.
+# runs) about 15 s. Label convention everywhere: **1 = same person, 0 = different**.
 
 # %%
 import os
@@ -31,12 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from siamese_tf import settings
-from siamese_tf.augmentations import augment_image
 from siamese_tf.captures import FrameSource, capture_images, detect_face, save_image_atomic
-from siamese_tf.datasets import load_identity_folders, load_role_folders
+from siamese_tf.datasets import load_role_folders
 from siamese_tf.errors import CameraUnavailableError
 from siamese_tf.plots import plot_pairs
-from siamese_tf.studies.faces import locate_face_data
+from siamese_tf.studies.faces import load_lfw, locate_lfw, read_lfw_people, stand_in_frames
 
 # %% [markdown]
 # ## Parameters
@@ -49,12 +51,14 @@ from siamese_tf.studies.faces import locate_face_data
 # %%
 TRY_CAMERA = settings.pick(True, False)  # smoke mode goes straight to the stand-in
 CAMERA_INDEX = 0                         # the first camera OpenCV finds
-YOU = "s1"                               # the ORL subject who plays you
-FRAMES_PER_CLIP = 20                     # frames in each stand-in clip
+YOU = "Junichiro_Koizumi"                # the LFW person who plays you (fold 9: never trained on)
+FRAMES_PER_CLIP = 20                     # frames in each stand-in clip (his photos 1-20 and 21-40)
 IMAGES_PER_ROLE = 20                     # anchors and positives to save (the seeds took about 300)
+NEGATIVE_PEOPLE = settings.pick(300, 30)  # LFW people of the training folds, one photo each
+TRAIN_FOLDS = range(1, 8)                # where the negatives come from: the people 04 trains on
 CROP = "face"                            # "face" (around the detected face) or "center" (fixed box)
-SAVED_SIZE = (112, 92)                   # (height, width) of the saved crops: ORL's own size
-SEED = 0
+SAVED_SIZE = (100, 100)                  # (height, width) of the saved crops, as the seeds
+INPUT_SIZE = (64, 64)                    # what the network of 04 reads
 
 WORK_DIR = Path(tempfile.mkdtemp(prefix="siamese_course_01_"))
 COLLECTION_DIR = WORK_DIR / "data"
@@ -80,36 +84,27 @@ if TRY_CAMERA:
 else:
     print("Smoke mode: not looking for a camera.")
 if not camera_found:
-    print("A stand-in clip made from ORL photos plays the camera.")
+    print(f"A stand-in clip made from LFW photos of {YOU} plays the camera.")
 
 # %% [markdown]
-# ## 2. The stand-in: ORL faces
+# ## 2. The stand-in: LFW photos on a webcam-sized canvas
 #
-# The ORL / AT&T database has 10 photos of each of its subjects (30 here), 112 x 92 pixels, gray.
-# `load_identity_folders` reads it straight from the zip: one folder per person. With
-# `image_size=None` the photos keep their size.
+# LFW holds 13,233 photos of 5,749 people from news pictures, 250 x 250 pixels, colour, each
+# centred on a face (the shared copy: the 11,450 photos of View 2's first 9 folds). `locate_lfw`
+# finds the photos (folder or zip, as downloaded) and the official people and pairs lists.
+#
+# A webcam stream is many slightly different frames: the head turns, the light changes.
+# `stand_in_frames` puts each of your photos, enlarged, in the middle of a gray 640 x 480 frame:
+# one clip for the anchor session (his photos 1-20) and one for the positive session (21-40), each
+# a folder of numbered frames, which `FrameSource` plays in name order, exactly like a video.
 
 # %%
-faces = load_identity_folders(locate_face_data(), image_size=None)
-you = faces.select_classes([faces.class_names.index(YOU)])
-others = faces.select_classes([label for label, name in enumerate(faces.class_names) if name != YOU])
-print(f"{faces.num_classes} subjects, {len(faces)} photos of shape {faces.image_shape}")
-print(f"{YOU} plays you ({len(you)} photos); {others.num_classes} other subjects give {len(others)} photos")
-
-# %% [markdown]
-# A webcam stream is many slightly different frames: the head moves, the light changes. The
-# stand-in clips imitate that with `augment_image` (a small random shift, rotation, zoom and
-# brightness change) on your photos: one clip for the anchor session (photos 1-5) and one for the
-# positive session (photos 6-10). Each clip is a folder of numbered frames, which `FrameSource`
-# plays in name order, exactly like a video.
-
-# %%
-rng = np.random.default_rng(SEED)
+files = locate_lfw()
+frames, _ = stand_in_frames(files.images, [YOU], 2 * FRAMES_PER_CLIP)
 clip_folders = {}
-for role, photos in (("anchor", you.images[:5]), ("positive", you.images[5:])):
+for role, clip_frames in (("anchor", frames[:FRAMES_PER_CLIP]), ("positive", frames[FRAMES_PER_CLIP:])):
     clip_folders[role] = WORK_DIR / f"clip_{role}"
-    for frame_number in range(FRAMES_PER_CLIP):
-        frame = augment_image(photos[frame_number % len(photos)], rng)
+    for frame_number, frame in enumerate(clip_frames):
         save_image_atomic(frame, clip_folders[role], prefix=f"{frame_number:04d}_", extension=".png")
 
 with FrameSource(clip_folders["anchor"]) as clip:
@@ -125,7 +120,7 @@ print(f"{len(first_frames)} frames read; each is RGB uint8 of shape {first_frame
 # with OpenCV's Haar cascade and falls back to the centre box when it finds none.
 
 # %%
-print("face box (x, y, width, height) in the first photo:", detect_face(you.images[0]))
+print("face box (x, y, width, height) in the first frame:", detect_face(first_frames[0]))
 
 # %%
 saved = {}
@@ -146,17 +141,24 @@ for role in ("anchor", "positive"):
 #
 # ## 4. Negatives from a public face set
 #
-# The seeds used Labeled Faces in the Wild for `negative/`. Here the other ORL subjects play that
-# part. They go through the same capture and crop as your images: if only your crops had black
-# borders or a different zoom, a network could learn to spot the crop instead of the face.
+# The seeds filled `negative/` with Labeled Faces in the Wild; so do we, one photo each of
+# `NEGATIVE_PEOPLE` people of LFW's training folds (`read_lfw_people` reads the official people
+# list; `load_lfw(..., crop=None, image_size=None)` keeps the whole 250 x 250 photo). They go
+# through the same capture and crop as your images: if only your crops had black borders or a
+# different zoom, a network could learn to spot the crop instead of the face.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+people = read_lfw_people(files.people)
+negative_people = sorted(name for fold in TRAIN_FOLDS for name, _ in people[fold - 1])[:NEGATIVE_PEOPLE]
+public = load_lfw(files.images, image_size=None, channels=3, crop=None, people=negative_people)
+first_photos = np.searchsorted(public.labels, np.arange(public.num_classes))  # photos are stored person by person
 public_faces = WORK_DIR / "public_faces"
-for photo in others.images:
+for photo in public.images[first_photos]:
     save_image_atomic(photo, public_faces, extension=".png")
-saved["negative"] = capture_images(public_faces, COLLECTION_DIR / "negative", len(others), crop=CROP,
+saved["negative"] = capture_images(public_faces, COLLECTION_DIR / "negative", len(first_photos), crop=CROP,
                                    size=SAVED_SIZE, progress=False)
-print(len(saved["negative"]), "negatives")
+print(f"{len(saved['negative'])} negatives, photos {public.image_shape}: {', '.join(public.class_names[:3])}, ...")
 
 # %% [markdown]
 # ## 5. Read the collection back
@@ -166,17 +168,18 @@ print(len(saved["negative"]), "negatives")
 # silently dropped: we plant one to see it.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 (COLLECTION_DIR / "negative" / "notes.jpg").write_text("not an image")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    roles = load_role_folders(COLLECTION_DIR, image_size=(56, 46))
+    roles = load_role_folders(COLLECTION_DIR, image_size=INPUT_SIZE)
 for role, image_set in roles.items():
     print(f"{role:8s} {len(image_set):3d} images of shape {image_set.image_shape}, skipped {len(image_set.skipped)}")
 print(f"{len(caught)} warning; it names the file: {'notes.jpg' in str(caught[0].message)}")
 
 # %%
 assert len(roles["anchor"]) == len(roles["positive"]) == IMAGES_PER_ROLE
-assert len(roles["negative"]) == len(others)
+assert len(roles["negative"]) == NEGATIVE_PEOPLE
 assert 0.0 <= roles["anchor"].images.min() and roles["anchor"].images.max() <= 1.0
 
 # %% [markdown]
@@ -213,7 +216,7 @@ print(f"forgot 'you': {removed['images']} images removed; enrolled now: {gallery
 # %% [markdown]
 # ## What next
 #
-# `02_preprocessing_and_pairs.ipynb` turns face folders into training pairs. It works on the ORL
+# `02_preprocessing_and_pairs.ipynb` turns face folders into training pairs. It works on LFW's
 # identity folders directly (one folder per person), which generalises the seeds' anchor/positive
 # /negative layout: pairs of *any* two people, so the network learns "same person?" instead of
 # "is this you?".

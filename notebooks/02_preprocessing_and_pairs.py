@@ -5,13 +5,14 @@
 # 0 when not. This notebook prepares them with `siamese_tf.datasets`, `siamese_tf.augmentations`
 # and `siamese_tf.samplers`:
 #
-# - load face images, convert to gray, resize and scale to [0, 1];
+# - load Labeled Faces in the Wild (LFW) photos, cut the face, convert to gray, resize and scale
+#   to [0, 1];
 # - augment them (small shifts, rotations, light changes);
-# - split the *people* into training, validation and test groups that share nobody;
+# - split the *people* into training, validation and test groups that share nobody (LFW's folds);
 # - draw balanced same/different pairs, and serve reproducible training batches.
 #
-# **Run time** on a 2-core CPU without a GPU: full run about 10 s; smoke run (`SIAMESE_TF_SMOKE=1`, what CI
-# runs) about 10 s. Label convention everywhere: **1 = same person, 0 = different**.
+# **Run time** on a 2-core CPU without a GPU: full run about 15 s; smoke run (`SIAMESE_TF_SMOKE=1`, what CI
+# runs) about 15 s. Label convention everywhere: **1 = same person, 0 = different**.
 
 # %%
 import os
@@ -28,21 +29,22 @@ import numpy as np
 
 from siamese_tf import settings
 from siamese_tf.augmentations import Augmenter
-from siamese_tf.datasets import load_identity_folders, split_by_identity
 from siamese_tf.plots import plot_pairs
 from siamese_tf.samplers import PairBatches, make_pairs
-from siamese_tf.studies.faces import locate_face_data
+from siamese_tf.studies.faces import fold_pair_indices, load_lfw, locate_lfw, read_lfw_pairs, read_lfw_people
 
 # %% [markdown]
 # ## Parameters
 #
-# The split gives 16 people to training, 4 to validation (for choosing thresholds) and 10 to the
-# test, as `make demo` does. Only the timing at the end shrinks in smoke mode.
+# LFW's own folds split its people: folds 1-7 train, fold 8 chooses thresholds, fold 9 is the test,
+# as in `04`, `05` and `make demo`. Smoke mode keeps 60 training people.
 
 # %%
-IMAGE_SIZE = (56, 46)                    # (height, width): half of ORL's 112 x 92, same aspect ratio
+IMAGE_SIZE = (64, 64)                    # (height, width) of the network's input
 CHANNELS = 1                             # gray
-SPLIT_FRACTIONS = (16 / 30, 4 / 30, 10 / 30)
+TRAIN_FOLDS = range(1, 8)
+MAX_TRAIN_PEOPLE = settings.pick(None, 60)
+VALIDATION_FOLD, TEST_FOLD = 8, 9
 NUM_PAIRS = 1000                         # a fixed pair set, as for validation or testing
 PAIRS_PER_EPOCH = settings.pick(2048, 256)
 BATCH_SIZE = 32
@@ -51,25 +53,40 @@ SEED = 0
 # %% [markdown]
 # ## 1. Load and preprocess
 #
-# `load_identity_folders` reads one folder per person, from a folder or straight from a zip.
-# Every image is decoded with OpenCV, converted to `CHANNELS` channels, resized with area
-# interpolation (good for shrinking) and scaled to float32 in [0, 1].
+# `load_lfw` reads LFW as users download it, a folder or the zip, one folder per person, and
+# `read_lfw_people` the official list of each fold's people. Every photo is decoded with OpenCV,
+# cut with the one face crop of the package (`lfw_face_crop`: the central 120 x 120 of the 250 x 250
+# photo, where the deep-funneled alignment puts the face; capture and verification cut the same
+# region around a detected face), converted to `CHANNELS` channels, resized with area interpolation
+# (good for shrinking) and scaled to float32 in [0, 1].
 
 # %%
-original = load_identity_folders(locate_face_data(), image_size=None)
-faces = load_identity_folders(locate_face_data(), image_size=IMAGE_SIZE, channels=CHANNELS)
-print("original:", original.images.shape, original.images.dtype)
+# NBVAL_IGNORE_OUTPUT
+files = locate_lfw()
+people = read_lfw_people(files.people)
+train_people = sorted(name for fold in TRAIN_FOLDS for name, _ in people[fold - 1])[:MAX_TRAIN_PEOPLE]
+fold_people = {fold: sorted(name for name, _ in people[fold - 1]) for fold in (VALIDATION_FOLD, TEST_FOLD)}
+faces = load_lfw(files.images, image_size=IMAGE_SIZE, channels=CHANNELS,
+                 people=set(train_people).union(*fold_people.values()))
 print("network input:", faces.images.shape, faces.images.dtype,
       f"values {faces.images.min():.2f}..{faces.images.max():.2f}")
-print(faces.num_classes, "people:", ", ".join(faces.class_names[:6]), "...")
-print("images per person:", sorted(set(faces.counts().values())))
+counts = np.bincount(faces.labels)
+print(f"{faces.num_classes:,} people: {', '.join(faces.class_names[:4])}, ...")
+print(f"photos per person: {int((counts == 1).sum()):,} people have one, {int((counts >= 2).sum()):,} two or more, "
+      f"at most {counts.max()} ({faces.class_names[counts.argmax()]})")
 
 # %% [markdown]
-# Photo 1 (top) and photo 2 (bottom) of eight people, at the network's input size:
+# Most LFW people have a single photo: they can only ever be the *other* person of a pair. A whole
+# photo and its crop at the network's input size, for three people of the test fold:
 
 # %%
-first_photos = np.searchsorted(faces.labels, np.arange(8))  # images are stored person by person
-plot_pairs(faces.images[first_photos], faces.images[first_photos + 1], labels=np.ones(8))
+shown = fold_people[TEST_FOLD][:3]
+whole = load_lfw(files.images, image_size=None, channels=3, crop=None, people=shown)
+first_whole = np.searchsorted(whole.labels, np.arange(3))  # images are stored person by person
+first_input = [faces.class_names.index(name) for name in shown]
+first_input = np.searchsorted(faces.labels, first_input)
+print("whole photo:", whole.images.shape[1:], "| network input:", faces.images.shape[1:])
+plot_pairs(whole.images[first_whole], faces.images[first_input], labels=np.ones(3))
 
 # %% [markdown]
 # ## 2. Augmentation
@@ -86,7 +103,7 @@ augmenter
 
 # %%
 rng = np.random.default_rng(SEED)
-photo = faces.images[0]
+photo = faces.images[first_input[0]]
 augmented = np.stack([augmenter(photo, rng) for _ in range(8)])
 print("shape kept:", augmented.shape[1:] == photo.shape, "| values in [0, 1]:",
       bool(augmented.min() >= 0 and augmented.max() <= 1))
@@ -98,11 +115,21 @@ plot_pairs(np.repeat(photo[None], 8, axis=0), augmented)
 # A verification system meets people it has never seen: the person who enrols tomorrow. To measure
 # that, no person may appear in two splits. Splitting *images* at random would put photos of the
 # same people in training and test, and the test would report a number no new user ever gets.
+# LFW's folds are such a split, the one every published LFW result uses; for your own face set,
+# `siamese_tf.datasets.split_by_identity` draws one at random.
 
 # %%
-train, validation, test = split_by_identity(faces, fractions=SPLIT_FRACTIONS, seed=SEED)
+# NBVAL_IGNORE_OUTPUT
+def people_set(names):
+    """The loaded photos of `names`, one class per person."""
+    return faces.select_classes([faces.class_names.index(name) for name in sorted(names)])
+
+
+train = people_set(train_people)
+validation = people_set(fold_people[VALIDATION_FOLD])
+test = people_set(fold_people[TEST_FOLD])
 for name, part in (("train", train), ("validation", validation), ("test", test)):
-    print(f"{name:10s} {part.num_classes:2d} people, {len(part):3d} images: {', '.join(part.class_names)}")
+    print(f"{name:10s} {part.num_classes:5,d} people, {len(part):5,d} images: {', '.join(part.class_names[:3])}, ...")
 
 # %%
 assert not set(train.class_names) & set(validation.class_names)
@@ -113,9 +140,10 @@ assert train.num_classes + validation.num_classes + test.num_classes == faces.nu
 # %% [markdown]
 # ## 4. Balanced pairs
 #
-# Most random pairs of images show two different people (with 16 people, 15 in 16). A network fed
-# such pairs learns to answer "different" and is right 94% of the time. `make_pairs` draws half
-# same pairs (two *distinct* photos of one person) and half different pairs (two people).
+# Most random pairs of images show two different people (with 4,000 people, nearly all of them). A
+# network fed such pairs learns to answer "different" and is almost always right. `make_pairs`
+# draws half same pairs (two *distinct* photos of one person with two or more) and half different
+# pairs (two people).
 #
 # The seeds built their pairs from folders instead: anchor + positive -> 1, anchor + negative -> 0.
 # That teaches one question, "is this you?". Pairs over many people teach the general one, "are
@@ -128,6 +156,18 @@ print(f"same pairs: {int(pair_labels.sum())}, different pairs: {int((pair_labels
 
 # %%
 plot_pairs(first_images[:8], second_images[:8], labels=pair_labels[:8])
+
+# %% [markdown]
+# Validation and test pairs are not drawn: LFW lists 300 same and 300 different pairs in each
+# fold (`pairs.txt`), so every result on a fold is measured on the same 600 pairs.
+# `fold_pair_indices` finds their photos among those loaded.
+
+# %%
+pairs = read_lfw_pairs(files.pairs)
+test_first, test_second, test_labels = fold_pair_indices(faces, pairs, TEST_FOLD)
+print(f"fold {TEST_FOLD}: {len(test_labels)} pairs, {int(test_labels.sum())} same, first: "
+      f"{pairs.fold(TEST_FOLD)[0]}")
+plot_pairs(faces.images[test_first[::150]], faces.images[test_second[::150]], labels=test_labels[::150])
 
 # %% [markdown]
 # ## 5. Training batches that can be replayed
@@ -152,13 +192,15 @@ print("epoch 3 replays exactly; epoch 4 differs")
 # %% [markdown]
 # For Keras, `batches.dataset()` wraps them in a `tf.data.Dataset` (autotune off and a fixed
 # prefetch: autotune made `fit` stall for tens of seconds at the end of each run on small CPUs).
+# `siamese_tf.pipelines.PairPipeline` serves the same pairs with the images gathered and warped
+# by TensorFlow inside `tf.data` (what `04` trains with).
 
 # %%
 batches.dataset().element_spec
 
 # %% [markdown]
-# How long does one epoch of augmented pairs take to prepare? Compare it with training: a step of
-# 32 pairs takes 0.4 to 0.7 s on this CPU, so the data side is not what slows training down.
+# How long does one epoch of augmented pairs take to prepare in Python? Compare it with training:
+# a step of 32 pairs takes about 0.15 s on this CPU.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
