@@ -15,9 +15,13 @@ normalised softmax with an additive margin; ``pairs_l1``: the seeds' L1 head wit
 cross-entropy); ``--method fused --network pairs_l1`` fuses the descriptor metric with one of those
 instead of the contrastive network.
 
-``--threshold-fold K`` leaves training fold K's people out of training and chooses the threshold
-on fold K's pairs alone: people never trained on, as the test fold's are (a threshold chosen on
-the training people's own pairs is too strict for new people).
+The threshold is chosen on the training folds' pairs. A learned metric scores the pairs of the
+people it was fitted on far better than strangers', so for the fused scorer (and the metric alone)
+each training fold's pairs are scored by a metric fitted without that fold's people
+(:func:`siamese_tf.studies.faces.cross_fitted_fold_similarities`, about 20 s a fold; the network part
+as it is): on fold 8 this moved the fused accuracy from 0.882 to 0.903. ``--in-sample-threshold``
+keeps the metric's own scores. ``--threshold-fold K`` instead leaves training fold K's people out
+of all training and chooses the threshold on fold K's pairs alone.
 
 Prints one JSON object and writes it to ``<reports dir>/lfw_verification.json``; with
 ``--save-model`` also the network (.keras, with its own detection threshold) and, for the fused
@@ -66,8 +70,8 @@ def run(arguments):
     train_folds = (_folds(arguments.train_folds) if arguments.train_folds
                    else [fold for fold in range(1, pairs.num_folds + 1) if fold != test_fold])
     threshold_fold = arguments.threshold_fold
-    if arguments.smoke:  # one or two training folds and a handful of their people: a seconds-long check
-        train_folds = train_folds[-2:] if threshold_fold else train_folds[-1:]
+    if arguments.smoke:  # two training folds and a handful of their people: a seconds-long check
+        train_folds = train_folds[-2:]
         threshold_fold = train_folds[-1] if threshold_fold else None
     if test_fold in train_folds:
         raise SystemExit(f"the test fold {test_fold} cannot be a training fold ({train_folds})")
@@ -118,6 +122,14 @@ def run(arguments):
         training["descriptor_components"] = components
         training["descriptor_metric"] = arguments.descriptor_metric
         scorers = {"fused": fused, **scorers, "descriptor_metric": metric}
+    cross_fitted = None
+    if arguments.method == "fused" and not arguments.in_sample_threshold and len(threshold_folds) >= 2:
+        # Threshold folds' pairs scored by metrics fitted without each fold's people: scores like strangers'.
+        started = time.perf_counter()
+        loaded = set(images.class_names)
+        fold_people = {fold: [name for name, _ in people[fold - 1] if name in loaded] for fold in threshold_folds}
+        cross_fitted = faces.cross_fitted_fold_similarities(metric, images, pairs, fold_people)
+        training["cross_fit_seconds"] = time.perf_counter() - started
     report = {
         "benchmark": "lfw_verification",
         "protocol": "LFW View 2, unrestricted, no outside data: training folds' people, threshold from the "
@@ -126,6 +138,9 @@ def run(arguments):
         "test_fold": test_fold,
         "train_folds": train_folds,
         "threshold_folds": threshold_folds,
+        "threshold_scores": ("the network's own, the descriptor metric's cross-fitted (each threshold fold's pairs "
+                             "scored by a metric fitted without its people)" if cross_fitted is not None
+                             else "each scorer's own"),
         "train_people": train_set.num_classes,
         "train_images": len(train_set),
         "method": arguments.method,
@@ -139,7 +154,19 @@ def run(arguments):
         scorers.update(pixels=faces.PixelPairScorer(), hog=faces.HogPairScorer())
     results = {}
     for name, scorer in scorers.items():
-        fold = faces.lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=threshold_folds)
+        if cross_fitted is not None and name in ("fused", "descriptor_metric"):
+            similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])
+            if name == "fused":
+                network_part = faces.score_lfw_folds(scorer.scorers["network"], images, pairs, threshold_folds)
+                similarities.update({fold: scorer.combine({"network": network_part[fold],
+                                                           "descriptor": cross_fitted[fold]})
+                                     for fold in threshold_folds})
+            else:
+                similarities.update(cross_fitted)
+            fold = faces.fold_report(similarities, {number: pairs.labels(number) for number in similarities},
+                                     test_fold, threshold_folds)
+        else:
+            fold = faces.lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=threshold_folds)
         results[name] = fold.to_dict(roc=False)
     report["results"] = results
     if not arguments.no_cross_dataset:
@@ -180,6 +207,9 @@ def main(argv=None):
     parser.add_argument("--threshold-fold", type=int,
                         help="choose the threshold on this training fold's pairs alone and leave its people out "
                              "of training (people never trained on, like the test fold's)")
+    parser.add_argument("--in-sample-threshold", action="store_true",
+                        help="fused method: choose the threshold on the descriptor metric's own scores of the "
+                             "training folds' pairs instead of cross-fitted ones (too strict for new people)")
     parser.add_argument("--descriptor-components", type=int, default=400,
                         help="PCA directions of the learned descriptor metric (fused method)")
     parser.add_argument("--descriptor-metric", choices=["joint_bayesian", "wccn"], default="joint_bayesian",

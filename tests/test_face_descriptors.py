@@ -247,6 +247,13 @@ def test_the_fused_similarity_is_the_weighted_mean_of_standardised_parts(orl_fac
         mean, spread = fused.scales[name]
         by_hand = by_hand + weight * (own - mean) / spread
     np.testing.assert_allclose(fused.similarity(a_features, b_features), by_hand, rtol=1e-5, atol=1e-6)
+    # combine() fuses part similarities computed elsewhere the same way.
+    np.testing.assert_allclose(fused.combine(fused.part_similarities(a_features, b_features)), by_hand,
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"part similarities name \['hog'\], the parts are \['hog', 'pixels'\]"):
+        fused.combine({"hog": by_hand})
+    with pytest.raises(ValueError, match="different numbers of pairs"):
+        fused.combine({"hog": by_hand, "pixels": by_hand[:3]})
     # The scales were measured on the training people's pairs: standardised there, mean 0 and spread 1.
     (train_first, train_second), _ = make_pairs(train_people.images, train_people.labels, 300, seed=0)
     own = parts["hog"].similarity(parts["hog"].features(train_first), parts["hog"].features(train_second))
@@ -305,3 +312,82 @@ def test_fusion_names_what_is_wrong(orl_faces):
         fused.similarity(features[:, :5], features[:, :5])
     with pytest.raises(ValueError, match="EmbeddingScorer needs a SiameseModel"):
         faces.EmbeddingScorer(pixels)
+
+
+# --- cross-fitted scores for choosing a threshold ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lfw_folds_8_and_9(shared_data_dir):
+    """LFW's folds 8 and 9 at 32x32: every person of both folds, their pairs, and each fold's people."""
+    files = faces.locate_lfw(shared_data_dir)
+    pairs = faces.read_lfw_pairs(files.pairs)
+    people = faces.read_lfw_people(files.people)
+    fold_people = {fold: [name for name, _ in people[fold - 1]] for fold in (8, 9)}
+    images = faces.load_lfw(files.images, image_size=(32, 32), people=set(fold_people[8]) | set(fold_people[9]))
+    return images, pairs, fold_people
+
+
+def _small_metric():
+    return faces.LearnedMetricScorer(faces.FaceDescriptor(radii=(1,), grid=4, mirror=False), num_components=20)
+
+
+def test_fitting_on_descriptors_is_fitting_on_images(orl_faces):
+    train_people, new_people = _split_people(orl_faces, 20)
+    from_images = _small_metric().fit(train_people)
+    template = _small_metric()
+    from_descriptors = template.fit_descriptors(template.descriptor(train_people.images), train_people.labels)
+    described = template.descriptor(new_people.images[:4])
+    np.testing.assert_allclose(from_descriptors.features_of_descriptors(described),
+                               from_images.features(new_people.images[:4]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"one label per row, got \(3, 2\) and 2 labels"):
+        _small_metric().fit_descriptors(np.zeros((3, 2)), [0, 1])
+    with pytest.raises(SiameseDataError, match="at least 2 people with two or more images; this set has 1"):
+        _small_metric().fit_descriptors(np.zeros((30, 200)), [0] * 29 + [1])
+
+
+def test_cross_fitted_scores_come_from_a_metric_fitted_without_the_fold(lfw_folds_8_and_9):
+    from siamese_tf.metrics import roc_auc
+
+    images, pairs, fold_people = lfw_folds_8_and_9
+    metric = _small_metric()
+    cross_fitted = faces.cross_fitted_fold_similarities(metric, images, pairs, fold_people)
+    assert sorted(cross_fitted) == [8, 9] and all(len(values) == 600 for values in cross_fitted.values())
+    assert not metric.fitted  # the template's settings were used, the template itself left alone
+    # Fold 8's pairs scored by a metric fitted on fold 9's people only, by hand.
+    fold_9 = images.select_classes([images.class_names.index(name) for name in sorted(fold_people[9])])
+    by_hand = faces.score_lfw_folds(_small_metric().fit(fold_9), images, pairs, [8])[8]
+    assert np.corrcoef(cross_fitted[8], by_hand)[0, 1] > 0.999
+    assert roc_auc(cross_fitted[8], pairs.labels(8)) > 0.6  # 1 = same: genuine pairs score higher
+    # Fitted on fold 8's own people too, a metric with more directions scores fold 8's genuine pairs far
+    # higher: the in-sample scores a threshold must not be chosen on.
+    wide = faces.LearnedMetricScorer(faces.FaceDescriptor(radii=(1,), grid=4, mirror=False), num_components=100)
+    out_of_sample = faces.cross_fitted_fold_similarities(wide, images, pairs, fold_people)[8]
+    both = images.select_classes(np.arange(images.num_classes))
+    in_sample = faces.score_lfw_folds(wide.fit(both), images, pairs, [8])[8]
+    genuine, impostor = pairs.labels(8) == 1, pairs.labels(8) == 0
+
+    def separation(values):
+        return (np.median(values[genuine]) - np.median(values[impostor])) / values[impostor].std()
+
+    print(f"fold 8, genuine-impostor separation: in-sample {separation(in_sample):.2f}, "
+          f"cross-fitted {separation(out_of_sample):.2f}")
+    assert separation(in_sample) > separation(out_of_sample) + 0.2
+
+
+def test_cross_fitting_names_what_is_wrong(lfw_folds_8_and_9):
+    images, pairs, fold_people = lfw_folds_8_and_9
+    with pytest.raises(ValueError, match=r"two or more folds, got \[8\]"):
+        faces.cross_fitted_fold_similarities(_small_metric(), images, pairs, {8: fold_people[8]})
+    shared = fold_people[8][0]
+    with pytest.raises(ValueError, match=f"{shared} is in fold 8 and fold 9"):
+        faces.cross_fitted_fold_similarities(_small_metric(), images, pairs,
+                                             {8: fold_people[8], 9: [*fold_people[9], shared]})
+    with pytest.raises(ValueError, match="fold 8's pairs name people outside its people list"):
+        faces.cross_fitted_fold_similarities(_small_metric(), images, pairs,
+                                             {8: fold_people[8][:100], 9: fold_people[9]})
+    missing = r"1 people of the folds are not in the image set, e.g. \['Nobody_Here'\]"
+    with pytest.raises(SiameseDataError, match=missing):
+        faces.cross_fitted_fold_similarities(_small_metric(), images, pairs,
+                                             {8: fold_people[8], 9: [*fold_people[9], "Nobody_Here"]})
+    with pytest.raises(ValueError, match="LFWPairs of read_lfw_pairs, got list"):
+        faces.cross_fitted_fold_similarities(_small_metric(), images, [], fold_people)

@@ -486,14 +486,17 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     benchmark.main(["--smoke", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path),
                     "--save-model", str(tmp_path / "lfw.keras")])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
-    assert report["test_fold"] == 9 and report["train_folds"] == [8] and report["threshold_folds"] == [8]
+    assert report["test_fold"] == 9 and report["train_folds"] == [7, 8] and report["threshold_folds"] == [7, 8]
+    # The fused scorer's threshold: its metric part scores each threshold fold's pairs from a fit without them.
+    assert report["threshold_scores"].startswith("the network's own, the descriptor metric's cross-fitted")
+    assert report["cross_fit_seconds"] > 0
     assert report["network"] == "contrastive"
     assert report["method"] == "fused"  # the recipe that won on fold 8 is the default
     # The fused scorer and both of its halves, scored in one run beside the baselines.
     assert set(report["results"]) == {"fused", "contrastive_model", "descriptor_metric", "pixels", "hog"}
     for figures in report["results"].values():
         assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
-        assert figures["num_pairs"] == 600 and figures["threshold_folds"] == [8]
+        assert figures["num_pairs"] == 600 and figures["threshold_folds"] == [7, 8]
     from siamese_tf.models import load_model
 
     thresholds = load_model(tmp_path / "lfw.keras").thresholds
@@ -520,6 +523,7 @@ def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_o
                     "--reports-dir", str(tmp_path)])
     report = json.loads((tmp_path / "lfw_verification.json").read_text())
     assert report["train_folds"] == [7, 8] and report["threshold_folds"] == [8]
+    assert report["threshold_scores"] == "each scorer's own"  # fold 8's people were never fitted on
     assert report["descriptor_metric"] == "wccn"
     assert report["method"] == "fused" and report["network"] == "pairs_l1"  # fusion takes the seeds' L1 network too
     assert set(report["results"]) == {"fused", "pairs_l1_model", "descriptor_metric"}

@@ -14,6 +14,12 @@ balanced pairs of the training people) and sums them with weights. On LFW's fold
 fitted on folds 1-7) the network alone scored AUC 0.937, the joint Bayesian metric 0.954 (WCCN:
 0.916), their equal-weight fusion 0.972 (with WCCN: 0.968).
 
+A threshold chosen on the training people's own pairs is too strict for strangers: the metric
+scores the pairs of the people it was fitted on far better. :func:`cross_fitted_fold_similarities`
+scores each training fold's pairs with a metric fitted without that fold's people, and
+:meth:`FusedPairScorer.combine` fuses those with the network's scores, so the threshold is chosen
+on scores like the test people's (fold 8: fused accuracy 0.882 -> 0.903).
+
 Every scorer here has ``features(images)`` and ``similarity(a_features, b_features)`` (higher =
 same; label convention 1 = same), so the LFW protocol (:func:`lfw_fold_report`) and the
 cross-dataset check take them like the baselines.
@@ -22,7 +28,7 @@ cross-dataset check take them like the baselines.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +43,7 @@ from siamese_tf.studies.faces.evaluation import HogPairScorer, check_pair_featur
 if TYPE_CHECKING:
     from siamese_tf.datasets import ImageSet
     from siamese_tf.models import SiameseModel
+    from siamese_tf.studies.faces.data import LFWPairs
 
 __all__ = [
     "LBP_CODES",
@@ -45,6 +52,7 @@ __all__ = [
     "FaceDescriptor",
     "FusedPairScorer",
     "LearnedMetricScorer",
+    "cross_fitted_fold_similarities",
     "fit_joint_bayesian",
     "joint_bayesian_matrices",
     "fuse_with_descriptor_metric",
@@ -303,17 +311,31 @@ class LearnedMetricScorer:
             SiameseDataError: fewer than 2 people with two or more images, or too few images for
                 ``num_components``.
         """
-        from sklearn.decomposition import PCA
-
         labels = np.asarray(image_set.labels)
-        counts = np.bincount(labels, minlength=image_set.num_classes)
+        self._check_training_labels(labels)
+        return self.fit_descriptors(self.descriptor(image_set.images), labels)
+
+    def _check_training_labels(self, labels):
+        counts = np.bincount(labels)
         if (counts >= 2).sum() < 2:
             raise SiameseDataError(f"a learned metric needs at least 2 people with two or more images; "
                                    f"this set has {(counts >= 2).sum()}")
         if self.num_components >= len(labels):
             raise SiameseDataError(f"num_components ({self.num_components}) must be below the number of "
                                    f"training images ({len(labels)})")
-        described = self.descriptor(image_set.images).astype(np.float64)
+
+    def fit_descriptors(self, described: ArrayLike, labels: ArrayLike) -> LearnedMetricScorer:
+        """:meth:`fit` on descriptors already computed (``self.descriptor(images)``, one row per
+        image) with each row's person: fitting several metrics on subsets of one set of images
+        (:func:`cross_fitted_fold_similarities`) describes every image once."""
+        from sklearn.decomposition import PCA
+
+        described = np.asarray(described, dtype=np.float64)
+        labels = np.asarray(labels).reshape(-1)
+        if described.ndim != 2 or len(described) != len(labels):
+            raise ValueError(f"described must be (N, D) with one label per row, got {described.shape} and "
+                             f"{len(labels)} labels")
+        self._check_training_labels(labels)
         if self.num_components > described.shape[1]:
             raise ValueError(f"num_components ({self.num_components}) exceeds the descriptor's "
                              f"{described.shape[1]} numbers")
@@ -335,7 +357,13 @@ class LearnedMetricScorer:
         """(N, num_components): PCA coordinates (joint Bayesian) or unit-length projections (WCCN)."""
         if not self.fitted:
             raise RuntimeError("LearnedMetricScorer is not fitted: call fit(training_image_set) first")
-        projected = (self.descriptor(images) - self.mean_) @ self.projection_
+        return self.features_of_descriptors(self.descriptor(images))
+
+    def features_of_descriptors(self, described: ArrayLike) -> np.ndarray:
+        """:meth:`features` of descriptors already computed (``self.descriptor(images)``)."""
+        if not self.fitted:
+            raise RuntimeError("LearnedMetricScorer is not fitted: call fit(training_image_set) first")
+        projected = (np.asarray(described, dtype=np.float64) - self.mean_) @ self.projection_
         return (projected if self.metric == "joint_bayesian" else _unit_rows(projected)).astype(np.float32)
 
     def similarity(self, a_features: np.ndarray, b_features: np.ndarray) -> np.ndarray:
@@ -488,10 +516,27 @@ class FusedPairScorer:
     def similarity(self, a_features: np.ndarray, b_features: np.ndarray) -> np.ndarray:
         if self.scales is None:
             raise RuntimeError("FusedPairScorer is not fitted: call fit(training_image_set) first")
+        return self.combine(self.part_similarities(a_features, b_features))
+
+    def combine(self, part_similarities: Mapping[str, ArrayLike]) -> np.ndarray:
+        """The fused similarity from each part's own similarities (by scorer name, as
+        :meth:`part_similarities` gives them): standardised with the fitted scales and weighted.
+
+        For scores a part computed elsewhere, e.g. a descriptor metric's cross-fitted similarities
+        (:func:`cross_fitted_fold_similarities`) when choosing a threshold.
+        """
+        if self.scales is None:
+            raise RuntimeError("FusedPairScorer is not fitted: call fit(training_image_set) first")
+        if set(part_similarities) != set(self.scorers):
+            raise ValueError(f"part similarities name {sorted(part_similarities)}, the parts are "
+                             f"{sorted(self.scorers)}")
+        parts = {name: np.asarray(values, dtype=np.float64).reshape(-1) for name, values in part_similarities.items()}
+        if len({len(values) for values in parts.values()}) != 1:
+            raise ValueError(f"the parts score different numbers of pairs: "
+                             f"{ {name: len(values) for name, values in parts.items()} }")
         total = sum(self.weights.values())
-        parts = self.part_similarities(a_features, b_features)
-        return sum(self.weights[name] / total * (values - self.scales[name][0]) / self.scales[name][1]
-                   for name, values in parts.items())
+        return sum(self.weights[name] / total * (parts[name] - self.scales[name][0]) / self.scales[name][1]
+                   for name in self.scorers)
 
     def __repr__(self) -> str:
         return f"FusedPairScorer({sorted(self.scorers)}, weights={self.weights})"
@@ -512,3 +557,70 @@ def fuse_with_descriptor_metric(model: SiameseModel, train_set: ImageSet, num_co
     descriptor_metric = LearnedMetricScorer(num_components=num_components, metric=metric).fit(train_set)
     fused = FusedPairScorer({"network": EmbeddingScorer(model, mirror=mirror), "descriptor": descriptor_metric})
     return fused.fit(train_set, num_pairs=num_pairs)
+
+
+def cross_fitted_fold_similarities(metric: LearnedMetricScorer, image_set: ImageSet, pairs: LFWPairs,
+                                   fold_people: Mapping[int, Collection[str]]) -> dict[int, np.ndarray]:
+    """Each fold's pair similarities from a metric fitted without that fold's people.
+
+    A learned metric scores the pairs of the people it was fitted on far better than strangers'
+    (the joint Bayesian metric: accuracy 0.956 on LFW's training folds against 0.863 on the
+    held-out fold 8), so a threshold chosen on its own training pairs is too strict for new people.
+    Here, for every fold ``k`` of ``fold_people`` (fold number -> its people), a copy of ``metric``
+    (same settings; ``metric`` itself is not changed) is fitted on the other folds' people and
+    scores fold ``k``'s pairs: scores like those of the test fold's people, from the training
+    folds alone. Each image is described once. On fold 8 (folds 1-7 fitted), choosing the fused
+    scorer's threshold with these scores for its metric part raised its accuracy from 0.882 to
+    0.903 (the best threshold there: 0.910).
+
+    Args:
+        metric: the settings to fit (descriptor, components, metric, iterations).
+        image_set: images of every person of ``fold_people`` (:func:`load_lfw`).
+        pairs: the folds' pairs (:func:`read_lfw_pairs`).
+        fold_people: two or more folds, each to the names of its people.
+
+    Returns:
+        fold number -> similarities of its pairs (in the pairs file's order).
+
+    Raises:
+        ValueError: fewer than two folds, a person in two folds, or a fold's pair naming a person
+            outside that fold.
+        SiameseDataError: a person or a pair's image that ``image_set`` does not hold.
+    """
+    from siamese_tf.studies.faces.data import LFWPairs, fold_pair_indices
+
+    if not isinstance(pairs, LFWPairs):
+        raise ValueError(f"pairs must be the LFWPairs of read_lfw_pairs, got {type(pairs).__name__}")
+    folds = {int(number): sorted(set(names)) for number, names in fold_people.items()}
+    if len(folds) < 2:
+        raise ValueError(f"cross-fitting needs two or more folds, got {sorted(folds)}")
+    seen: dict[str, int] = {}
+    for number, names in folds.items():
+        pairs.check_fold(number)
+        for name in names:
+            if name in seen:
+                raise ValueError(f"{name} is in fold {seen[name]} and fold {number}: folds must not share people")
+            seen[name] = number
+    missing = sorted(set(seen) - set(image_set.class_names))
+    if missing:
+        raise SiameseDataError(f"{len(missing)} people of the folds are not in the image set, e.g. {missing[:3]}")
+    index = {name: label for label, name in enumerate(image_set.class_names)}
+    wanted = np.flatnonzero(np.isin(image_set.labels, [index[name] for name in seen]))
+    rows = np.full(len(image_set), -1)
+    rows[wanted] = np.arange(len(wanted))
+    described = metric.descriptor(image_set.images[wanted])
+    fold_of_image = np.array([seen[image_set.class_names[label]] for label in image_set.labels[wanted]])
+    result = {}
+    for number in folds:
+        first, second, _ = fold_pair_indices(image_set, pairs, number)
+        outside = sorted({image_set.class_names[image_set.labels[i]] for i in np.concatenate([first, second])}
+                         - set(folds[number]))
+        if outside:
+            raise ValueError(f"fold {number}'s pairs name people outside its people list, e.g. {outside[:3]}")
+        fitting = fold_of_image != number
+        fold_metric = LearnedMetricScorer(metric.descriptor, metric.num_components, metric.regularization,
+                                          metric.metric, metric.num_iterations)
+        fold_metric.fit_descriptors(described[fitting], image_set.labels[wanted][fitting])
+        result[number] = np.asarray(fold_metric.similarity(fold_metric.features_of_descriptors(described[rows[first]]),
+                                                           fold_metric.features_of_descriptors(described[rows[second]])))
+    return result
