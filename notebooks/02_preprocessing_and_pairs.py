@@ -31,7 +31,7 @@ from siamese_tf import settings
 from siamese_tf.augmentations import Augmenter
 from siamese_tf.plots import plot_pairs
 from siamese_tf.samplers import PairBatches, make_pairs
-from siamese_tf.studies.faces import fold_pair_indices, load_lfw, locate_lfw, read_lfw_pairs, read_lfw_people
+from siamese_tf.studies.faces import fold_pair_indices, load_lfw, load_lfw_folds
 
 # %% [markdown]
 # ## Parameters
@@ -53,21 +53,19 @@ SEED = 0
 # %% [markdown]
 # ## 1. Load and preprocess
 #
-# `load_lfw` reads LFW as users download it, a folder or the zip, one folder per person, and
-# `read_lfw_people` the official list of each fold's people. Every photo is decoded with OpenCV,
-# cut with the one face crop of the package (`lfw_face_crop`: the central 120 x 120 of the 250 x 250
-# photo, where the deep-funneled alignment puts the face; capture and verification cut the same
-# region around a detected face), converted to `CHANNELS` channels, resized with area interpolation
-# (good for shrinking) and scaled to float32 in [0, 1].
+# `load_lfw` reads LFW as users download it, a folder or the zip, one folder per person;
+# `load_lfw_folds` finds it (`locate_lfw`), reads the official lists of each fold's people and
+# pairs (`read_lfw_people`, `read_lfw_pairs`) and loads the people of the folds asked for. Every
+# photo is decoded with OpenCV, cut with the one face crop of the package (`lfw_face_crop`: the
+# central 120 x 120 of the 250 x 250 photo, where the deep-funneled alignment puts the face;
+# capture and verification cut the same region around a detected face), converted to `CHANNELS`
+# channels, resized with area interpolation (good for shrinking) and scaled to float32 in [0, 1].
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-files = locate_lfw()
-people = read_lfw_people(files.people)
-train_people = sorted(name for fold in TRAIN_FOLDS for name, _ in people[fold - 1])[:MAX_TRAIN_PEOPLE]
-fold_people = {fold: sorted(name for name, _ in people[fold - 1]) for fold in (VALIDATION_FOLD, TEST_FOLD)}
-faces = load_lfw(files.images, image_size=IMAGE_SIZE, channels=CHANNELS,
-                 people=set(train_people).union(*fold_people.values()))
+lfw = load_lfw_folds(TRAIN_FOLDS, [VALIDATION_FOLD, TEST_FOLD], image_size=IMAGE_SIZE, channels=CHANNELS,
+                     max_train_people=MAX_TRAIN_PEOPLE, whole_folds=True)
+faces = lfw.images
 print("network input:", faces.images.shape, faces.images.dtype,
       f"values {faces.images.min():.2f}..{faces.images.max():.2f}")
 counts = np.bincount(faces.labels)
@@ -80,8 +78,8 @@ print(f"photos per person: {int((counts == 1).sum()):,} people have one, {int((c
 # photo and its crop at the network's input size, for three people of the test fold:
 
 # %%
-shown = fold_people[TEST_FOLD][:3]
-whole = load_lfw(files.images, image_size=None, channels=3, crop=None, people=shown)
+shown = sorted(name for name, _ in lfw.people[TEST_FOLD - 1])[:3]
+whole = load_lfw(lfw.files.images, image_size=None, channels=3, crop=None, people=shown)
 first_whole = np.searchsorted(whole.labels, np.arange(3))  # images are stored person by person
 first_input = [faces.class_names.index(name) for name in shown]
 first_input = np.searchsorted(faces.labels, first_input)
@@ -120,14 +118,9 @@ plot_pairs(np.repeat(photo[None], 8, axis=0), augmented)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def people_set(names):
-    """The loaded photos of `names`, one class per person."""
-    return faces.select_classes([faces.class_names.index(name) for name in sorted(names)])
-
-
-train = people_set(train_people)
-validation = people_set(fold_people[VALIDATION_FOLD])
-test = people_set(fold_people[TEST_FOLD])
+train = lfw.train
+validation = lfw.people_set([name for name, _ in lfw.people[VALIDATION_FOLD - 1]])
+test = lfw.people_set([name for name, _ in lfw.people[TEST_FOLD - 1]])
 for name, part in (("train", train), ("validation", validation), ("test", test)):
     print(f"{name:10s} {part.num_classes:5,d} people, {len(part):5,d} images: {', '.join(part.class_names[:3])}, ...")
 
@@ -163,7 +156,7 @@ plot_pairs(first_images[:8], second_images[:8], labels=pair_labels[:8])
 # `fold_pair_indices` finds their photos among those loaded.
 
 # %%
-pairs = read_lfw_pairs(files.pairs)
+pairs = lfw.pairs
 test_first, test_second, test_labels = fold_pair_indices(faces, pairs, TEST_FOLD)
 print(f"fold {TEST_FOLD}: {len(test_labels)} pairs, {int(test_labels.sum())} same, first: "
       f"{pairs.fold(TEST_FOLD)[0]}")

@@ -40,14 +40,7 @@ from siamese_tf.augmentations import Augmenter
 from siamese_tf.models import build_siamese_model, save_model
 from siamese_tf.pipelines import ClassBalancedPipeline, PairPipeline
 from siamese_tf.plots import plot_roc, plot_score_histogram, plot_training_curves
-from siamese_tf.studies.faces import (
-    PixelPairScorer,
-    fold_pair_indices,
-    load_lfw,
-    locate_lfw,
-    read_lfw_pairs,
-    read_lfw_people,
-)
+from siamese_tf.studies.faces import PixelPairScorer, fold_pair_images, load_lfw_folds
 from siamese_tf.training import compile_siamese, train_siamese
 
 # %% [markdown]
@@ -96,35 +89,27 @@ print(f"training on {len(gpus)} GPU(s)" if gpus else "no GPU: training runs on t
 # ## 2. Data
 #
 # LFW's View 2 splits its people into 10 folds (the shared copy holds 9) that share nobody, and
-# lists 300 same-person and 300 different-person pairs in each. `locate_lfw` finds the photos
-# (folder or zip) and the two lists, `read_lfw_people` / `read_lfw_pairs` read them, and
-# `load_lfw` cuts the central 120 x 120 of each 250 x 250 photo (the face, as the deep-funneled
-# alignment centres it) and makes it a gray 64 x 64 image. The network trains on the people of
-# folds 1-7, fold 8's pairs watch over training, and fold 9 stays unseen until the end.
+# lists 300 same-person and 300 different-person pairs in each. `load_lfw_folds` finds the photos
+# (folder or zip) and the two lists (`people.txt`, `pairs.txt`), and loads the photos of the
+# training folds' people and of the people in the other folds' pairs with `load_lfw`, which cuts
+# the central 120 x 120 of each 250 x 250 photo (the face, as the deep-funneled alignment centres
+# it) and makes it a gray 64 x 64 image. The network trains on the people of folds 1-7, fold 8's
+# pairs watch over training, and fold 9 stays unseen until the end. `fold_pair_images` gives a
+# fold's official pairs as images with their labels.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 settings.seed_everything(SEED)
-files = locate_lfw()
-pairs = read_lfw_pairs(files.pairs)
-people = read_lfw_people(files.people)
-train_people = sorted(name for fold in TRAIN_FOLDS for name, _ in people[fold - 1])[:MAX_TRAIN_PEOPLE]
-faces = load_lfw(files.images, image_size=IMAGE_SIZE,
-                 people=set(train_people) | pairs.people([VALIDATION_FOLD, TEST_FOLD]))
-train = faces.select_classes([faces.class_names.index(name) for name in train_people])
+lfw = load_lfw_folds(TRAIN_FOLDS, [VALIDATION_FOLD, TEST_FOLD], image_size=IMAGE_SIZE,
+                     max_train_people=MAX_TRAIN_PEOPLE)
+faces, train = lfw.images, lfw.train
 print(f"{train.num_classes:,} training people, {len(train):,} photos; first: {', '.join(train.class_names[:3])}")
 print(f"{len(faces):,} photos loaded in all")
 
 
 # %%
-def official_pairs(fold):
-    """Fold `fold`'s 600 pairs as ((first images, second images), labels), 1 = same person."""
-    first, second, labels = fold_pair_indices(faces, pairs, fold)
-    return (faces.images[first], faces.images[second]), labels
-
-
-validation_pairs = official_pairs(VALIDATION_FOLD)
-test_pairs = official_pairs(TEST_FOLD)
+validation_pairs = fold_pair_images(faces, lfw.pairs, VALIDATION_FOLD)
+test_pairs = fold_pair_images(faces, lfw.pairs, TEST_FOLD)
 print(f"fold {VALIDATION_FOLD}: {len(validation_pairs[1])} pairs, fold {TEST_FOLD}: {len(test_pairs[1])} pairs, "
       f"{int(test_pairs[1].sum())} of them same-person")
 

@@ -40,13 +40,10 @@ from siamese_tf.samplers import sample_n_way_tasks
 from siamese_tf.studies.faces import (
     HogPairScorer,
     PixelPairScorer,
-    fold_pair_indices,
+    fold_pair_images,
     fuse_with_descriptor_metric,
     lfw_fold_report,
-    load_lfw,
-    locate_lfw,
-    read_lfw_pairs,
-    read_lfw_people,
+    load_lfw_folds,
     reference_rule_scores,
 )
 from siamese_tf.training import compile_siamese, train_siamese
@@ -89,22 +86,11 @@ MODELS_DIR = settings.pick(Path(os.environ.get("SIAMESE_TF_MODELS_DIR", "../mode
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-files = locate_lfw()
-pairs = read_lfw_pairs(files.pairs)
-people = read_lfw_people(files.people)
-train_people = sorted(name for fold in TRAIN_FOLDS for name, _ in people[fold - 1])[:MAX_TRAIN_PEOPLE]
-faces = load_lfw(files.images, image_size=IMAGE_SIZE,
-                 people=set(train_people) | pairs.people([VALIDATION_FOLD, TEST_FOLD]))
-
-
-def people_set(names):
-    """The loaded photos of `names`, one class per person."""
-    return faces.select_classes([faces.class_names.index(name) for name in sorted(names)])
-
-
-train = people_set(train_people)
-validation = people_set(pairs.people([VALIDATION_FOLD]))
-test = people_set(pairs.people([TEST_FOLD]))
+lfw = load_lfw_folds(TRAIN_FOLDS, [VALIDATION_FOLD, TEST_FOLD], image_size=IMAGE_SIZE,
+                     max_train_people=MAX_TRAIN_PEOPLE)
+faces, pairs, train = lfw.images, lfw.pairs, lfw.train
+validation = lfw.people_set(pairs.people([VALIDATION_FOLD]))
+test = lfw.people_set(pairs.people([TEST_FOLD]))
 print(f"people: {train.num_classes:,} training, {validation.num_classes} validation (fold {VALIDATION_FOLD}), "
       f"{test.num_classes} test (fold {TEST_FOLD})")
 
@@ -122,20 +108,14 @@ history = train_siamese(model, batches, NUM_EPOCHS, verbose=2)
 # %% [markdown]
 # ## 2. Scores on validation and test pairs
 #
-# LFW lists 300 same-person and 300 different-person pairs in each fold; `fold_pair_indices` finds
+# LFW lists 300 same-person and 300 different-person pairs in each fold; `fold_pair_images` finds
 # their photos among those loaded. `similarity_pairs` turns head outputs into similarities, higher
 # = same: a probability head's output as it is, a distance negated. Everything below works on that
 # scale.
 
 # %%
-def official_pairs(fold):
-    """Fold `fold`'s pairs as ((first images, second images), labels), 1 = same person."""
-    first, second, labels = fold_pair_indices(faces, pairs, fold)
-    return (faces.images[first], faces.images[second]), labels
-
-
-(validation_first, validation_second), validation_labels = official_pairs(VALIDATION_FOLD)
-(test_first, test_second), test_labels = official_pairs(TEST_FOLD)
+(validation_first, validation_second), validation_labels = fold_pair_images(faces, pairs, VALIDATION_FOLD)
+(test_first, test_second), test_labels = fold_pair_images(faces, pairs, TEST_FOLD)
 validation_similarities = model.similarity_pairs(validation_first, validation_second)
 test_similarities = model.similarity_pairs(test_first, test_second)
 assert validation_labels.mean() == 0.5 and test_labels.mean() == 0.5

@@ -560,3 +560,36 @@ def test_an_unknown_pair_method_is_named():
 
     with pytest.raises(ValueError, match="method must be one of .*'triplets'"):
         faces.train_pair_model(None, "triplets")
+
+
+def test_load_lfw_folds_loads_the_training_people_and_the_scored_folds(shared_data_dir):
+    from siamese_tf.studies import faces
+
+    lfw = faces.load_lfw_folds([1], [9], image_size=(24, 24), max_train_people=20, data_dir=shared_data_dir)
+    fold_1 = sorted(name for name, _ in lfw.people[0])
+    assert lfw.train.class_names == fold_1[:20]  # the first 20 by name, nobody else
+    assert set(lfw.images.class_names) == set(fold_1[:20]) | lfw.pairs.people([9])
+    (first, second), labels = faces.fold_pair_images(lfw.images, lfw.pairs, 9)
+    assert first.shape == second.shape == (600, 24, 24, 1)
+    np.testing.assert_array_equal(labels, lfw.pairs.labels(9))  # 1 = same, in the file's order
+    first_indices, second_indices, _ = faces.fold_pair_indices(lfw.images, lfw.pairs, 9)
+    np.testing.assert_array_equal(first, lfw.images.images[first_indices])
+    np.testing.assert_array_equal(second, lfw.images.images[second_indices])
+    adrian = lfw.people_set(["Adrian_McPherson"])  # fold 9's first pair: his photos 1 and 2
+    assert adrian.class_names == ["Adrian_McPherson"] and len(adrian) >= 2
+    with pytest.raises(SiameseDataError, match=r"1 of the people asked for were not loaded, e.g. \['Nobody_Here'\]"):
+        lfw.people_set(["Adrian_McPherson", "Nobody_Here"])
+    whole = faces.load_lfw_folds([], [9], image_size=(24, 24), whole_folds=True, data_dir=shared_data_dir)
+    assert whole.images.num_classes == len(whole.people[8]) > len(whole.pairs.people([9]))
+    assert whole.train.num_classes == 0 and whole.files.pairs.name == "pairs_folds1-9.txt"
+
+
+@pytest.mark.parametrize("train_folds, scored_folds, message", [
+    ([1, 9], [9], r"fold\(s\) \[9\] cannot be both trained on and scored"),
+    ([1], [12], "fold 12 is not in .*pairs_folds1-9.txt"),
+])
+def test_load_lfw_folds_names_bad_folds(shared_data_dir, train_folds, scored_folds, message):
+    from siamese_tf.studies import faces
+
+    with pytest.raises(ValueError, match=message):
+        faces.load_lfw_folds(train_folds, scored_folds, data_dir=shared_data_dir)

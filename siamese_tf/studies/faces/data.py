@@ -38,13 +38,16 @@ __all__ = [
     "LFW_USER_FOLDERS",
     "CenterCrop",
     "LFWFiles",
+    "LFWFolds",
     "LFWPair",
     "LFWPairs",
     "central_square",
+    "fold_pair_images",
     "fold_pair_indices",
     "lfw_face_crop",
     "lfw_image_name",
     "load_lfw",
+    "load_lfw_folds",
     "locate_face_data",
     "locate_lfw",
     "read_lfw_pairs",
@@ -642,3 +645,72 @@ def stand_in_frames(path: str | os.PathLike, people: Sequence[str], images_per_p
                 frames.append(frame)
                 names.append(name)
     return np.stack(frames), names
+
+
+def fold_pair_images(image_set: ImageSet, pairs: LFWPairs, fold: int
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """One fold's official pairs as ``((first_images, second_images), labels)`` (1 = same), the
+    form :meth:`siamese_tf.models.SiameseModel.similarity_pairs` and the training functions take.
+
+    Raises:
+        SiameseDataError: a pair names an image that ``image_set`` does not hold (see
+            :func:`fold_pair_indices`).
+    """
+    first, second, labels = fold_pair_indices(image_set, pairs, fold)
+    return (image_set.images[first], image_set.images[second]), labels
+
+
+class LFWFolds(NamedTuple):
+    """LFW loaded for training on some folds and scoring others (:func:`load_lfw_folds`)."""
+
+    images: ImageSet  # every loaded photo: the training people and the scored folds' people
+    pairs: LFWPairs
+    people: list[list[tuple[str, int]]]  # people.txt: each fold's (name, image count)
+    train: ImageSet  # the training people only (sorted by name)
+    files: LFWFiles  # where the photos and lists were found
+
+    def people_set(self, names: Collection[str]) -> ImageSet:
+        """The loaded photos of ``names`` (sorted), one class per person.
+
+        Raises:
+            SiameseDataError: a name that was not loaded.
+        """
+        index = {name: label for label, name in enumerate(self.images.class_names)}
+        missing = sorted(set(names) - set(index))
+        if missing:
+            raise SiameseDataError(f"{len(missing)} of the people asked for were not loaded, e.g. {missing[:3]}")
+        return self.images.select_classes([index[name] for name in sorted(set(names))])
+
+
+def load_lfw_folds(train_folds: Collection[int], scored_folds: Collection[int],
+                   image_size: Sequence[int] | None = (64, 64), channels: int = 1,
+                   max_train_people: int | None = None, whole_folds: bool = False,
+                   data_dir: str | os.PathLike | None = None) -> LFWFolds:
+    """Load LFW (:func:`locate_lfw`) for training on the people of ``train_folds`` (people.txt) and
+    scoring the pairs of ``scored_folds``: every photo of those people, cut by :func:`load_lfw`.
+
+    ``max_train_people`` keeps the first training people by name (quick runs); ``whole_folds`` loads
+    every person of the scored folds (people.txt), not only those in their pairs.
+
+    Raises:
+        ValueError: a fold that is not in the files, or a fold both trained on and scored.
+        SiameseDataError: LFW is not found, or a file is broken (the message names it).
+    """
+    files = locate_lfw(data_dir)
+    pairs = read_lfw_pairs(files.pairs)
+    people = read_lfw_people(files.people)
+    train_folds, scored_folds = [int(fold) for fold in train_folds], [int(fold) for fold in scored_folds]
+    for fold in [*train_folds, *scored_folds]:
+        if not 1 <= fold <= min(len(people), pairs.num_folds):
+            raise ValueError(f"fold {fold} is not in {files.pairs} and {files.people} (folds 1-{len(people)})")
+    overlap = sorted(set(train_folds) & set(scored_folds))
+    if overlap:
+        raise ValueError(f"fold(s) {overlap} cannot be both trained on and scored: LFW's protocol keeps them apart")
+    train_people = sorted(name for fold in train_folds for name, _ in people[fold - 1])[:max_train_people]
+    scored_people = ({name for fold in scored_folds for name, _ in people[fold - 1]} if whole_folds
+                     else pairs.people(scored_folds))
+    images = load_lfw(files.images, image_size=image_size, channels=channels,
+                      people=set(train_people) | scored_people)
+    index = {name: label for label, name in enumerate(images.class_names)}
+    train = images.select_classes([index[name] for name in train_people])
+    return LFWFolds(images, pairs, people, train, files)
