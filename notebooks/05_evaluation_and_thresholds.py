@@ -257,8 +257,8 @@ for name, fold in reports.items():
     print(f"{name:18s} accuracy {fold.accuracy:.3f} | AUC {fold.auc:.3f} | EER {fold.eer:.3f}")
 
 # %% [markdown]
-# In the stored full run the 3-minute network (AUC 0.89 on fold 9) is still too weak to add to the
-# metric: fused 0.875 / 0.952 against 0.887 / 0.955 for the metric alone. Both are far above raw
+# In the stored full run the 3-minute network (AUC 0.88 on fold 9) is still too weak to add to the
+# metric: fused 0.877 / 0.950 against 0.887 / 0.955 for the metric alone. Both are far above raw
 # pixels and HOG. Train the network longer before fusing it.
 
 # %%
