@@ -31,10 +31,13 @@ method, the descriptor metric beside it (``<name>_descriptor_metric.npz``).
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py --test-fold 8 \\
         --train-folds 1-7                                         # choose recipes here, never on fold 9
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py --smoke            # seconds
+    KERAS_BACKEND=jax python benchmarks/lfw_verification.py --all-folds --minutes 1           # a GPU: every fold
 
 The CPU default trains 30 minutes on folds 1-8 and tests on fold 9 (the shared copy holds View 2's
-first 9 folds); ``--test-fold N`` with the default training folds gives the other folds of a
-cross-validation (a GPU job: one training per fold). Recipes are compared with fold 8 as the
+first 9 folds); ``--all-folds`` runs the whole cross-validation (every fold tested by its own
+training on the others; mean accuracy +- standard error, as LFW's result tables; a GPU job: one
+training per fold), written to ``lfw_verification_all_folds.json``. TensorFlow is optional: with
+``KERAS_BACKEND=jax`` and JAX alone (a GPU machine) the batches come from NumPy. Recipes are compared with fold 8 as the
 validation fold and fold 9 left out entirely (``--test-fold 8 --train-folds 1-7``).
 """
 
@@ -62,11 +65,67 @@ def _folds(text):
     return sorted(numbers)
 
 
+def _recipe(arguments):
+    recipe = faces.ClassProxyRecipe.smoke() if arguments.smoke else faces.ClassProxyRecipe()
+    overrides = {name: getattr(arguments, name) for name in ("minutes", "margin", "scale", "embedding_dim", "channels")
+                 if getattr(arguments, name) is not None}
+    if arguments.image_size:
+        overrides["image_size"] = (arguments.image_size, arguments.image_size)
+    return faces.ClassProxyRecipe(**{**vars(recipe), **overrides})
+
+
 def run(arguments):
+    """One test fold (the default), or with ``--all-folds`` LFW's cross-validation: every fold tested
+    by its own training on the other folds, then the mean accuracy and its standard error per scorer."""
+    if not arguments.all_folds:
+        return run_fold(arguments)[0]
+    for option in ("test_fold", "train_folds", "threshold_fold", "model"):
+        if getattr(arguments, option) is not None:
+            raise SystemExit(f"--all-folds chooses the folds itself: drop --{option.replace('_', '-')}")
+    files = faces.locate_lfw(arguments.data_dir)
+    pairs = faces.read_lfw_pairs(files.pairs)
+    test_folds = list(range(1, pairs.num_folds + 1))[-2:] if arguments.smoke else range(1, pairs.num_folds + 1)
+    recipe = _recipe(arguments)
+    started = time.perf_counter()
+    # Every person of every fold, loaded once; each fold's run takes the people it needs from it
+    # (a smoke run loads its few people per fold instead).
+    images = None if arguments.smoke else faces.load_lfw(files.images, image_size=recipe.image_size,
+                                                          channels=recipe.channels)
+    loading_seconds = time.perf_counter() - started
+    folds, fold_reports = [], {}
+    for number, test_fold in enumerate(test_folds, start=1):
+        print(f"LFW cross-validation: test fold {test_fold} ({number} of {len(test_folds)})", file=sys.stderr,
+              flush=True)
+        report, reports = run_fold(arguments, test_fold=test_fold, images=images, write=False)
+        folds.append(report)
+        for name, fold_report in reports.items():
+            fold_reports.setdefault(name, []).append(fold_report)
+        summary = {
+            "benchmark": "lfw_verification_all_folds",
+            "protocol": folds[0]["protocol"] + "; every fold tested in turn, each by its own training",
+            "smoke": bool(arguments.smoke),
+            "method": arguments.method,
+            "complete": len(folds) == len(test_folds),
+            "test_folds": list(test_folds),
+            "loading_seconds": loading_seconds,
+            "training_seconds": sum(fold.get("training_seconds", 0.0) for fold in folds),
+            "seconds": time.perf_counter() - started,
+            "summary": {name: faces.summarise_folds(reports) for name, reports in fold_reports.items()},
+            "folds": folds,
+            "machine": machine_description(),
+        }
+        # Saved after every fold, so a run stopped part-way keeps the folds it finished.
+        write_report(summary, "lfw_verification_all_folds", arguments.reports_dir, echo=summary["complete"])
+    return summary
+
+
+def run_fold(arguments, test_fold=None, images=None, write=True):
+    """Train on the training folds' people, choose the threshold, score the test fold: the report
+    (written unless ``write`` is false) and each scorer's :class:`~siamese_tf.studies.faces.LFWFoldReport`."""
     files = faces.locate_lfw(arguments.data_dir)
     pairs = faces.read_lfw_pairs(files.pairs)
     people = faces.read_lfw_people(files.people)
-    test_fold = arguments.test_fold or pairs.num_folds
+    test_fold = test_fold or arguments.test_fold or pairs.num_folds
     train_folds = (_folds(arguments.train_folds) if arguments.train_folds
                    else [fold for fold in range(1, pairs.num_folds + 1) if fold != test_fold])
     threshold_fold = arguments.threshold_fold
@@ -82,12 +141,7 @@ def run(arguments):
     # people the model never saw, as the test fold's are.
     fitting_folds = [fold for fold in train_folds if fold != threshold_fold]
     threshold_folds = [threshold_fold] if threshold_fold else train_folds
-    recipe = faces.ClassProxyRecipe.smoke() if arguments.smoke else faces.ClassProxyRecipe()
-    overrides = {name: getattr(arguments, name) for name in ("minutes", "margin", "scale", "embedding_dim", "channels")
-                 if getattr(arguments, name) is not None}
-    if arguments.image_size:
-        overrides["image_size"] = (arguments.image_size, arguments.image_size)
-    recipe = faces.ClassProxyRecipe(**{**vars(recipe), **overrides})
+    recipe = _recipe(arguments)
 
     train_people = {name for fold in fitting_folds for name, _ in people[fold - 1]}
     test_people = pairs.people([test_fold])
@@ -97,7 +151,11 @@ def run(arguments):
         train_people = set(sorted(train_people)[:60])
     started = time.perf_counter()
     wanted = train_people | pairs.people([test_fold, *train_folds])
-    images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels, people=wanted)
+    if images is None:
+        images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels, people=wanted)
+    else:  # loaded once for every fold (--all-folds): keep the people this fold uses
+        names = set(images.class_names)
+        images = images.select_classes([images.class_names.index(name) for name in sorted(wanted & names)])
     loading_seconds = time.perf_counter() - started
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
 
@@ -152,7 +210,7 @@ def run(arguments):
     }
     if not arguments.no_baselines:
         scorers.update(pixels=faces.PixelPairScorer(), hog=faces.HogPairScorer())
-    results = {}
+    results, fold_reports = {}, {}
     for name, scorer in scorers.items():
         if cross_fitted is not None and name in ("fused", "descriptor_metric"):
             similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])
@@ -168,6 +226,7 @@ def run(arguments):
         else:
             fold = faces.lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=threshold_folds)
         results[name] = fold.to_dict(roc=False)
+        fold_reports[name] = fold
     report["results"] = results
     if not arguments.no_cross_dataset:
         # ORL was never trained on: its central square, like LFW's centre crop, at the model's input size.
@@ -179,13 +238,16 @@ def run(arguments):
     if arguments.save_model:
         from siamese_tf.models import save_model
 
-        report["model_path"] = str(save_model(model, Path(arguments.save_model)))
+        network_path = Path(arguments.save_model)
+        if arguments.all_folds:  # one model per test fold
+            network_path = network_path.with_name(f"{network_path.stem}_fold{test_fold}{network_path.suffix}")
+        report["model_path"] = str(save_model(model, network_path))
         if arguments.method == "fused":  # the descriptor half of the fused scorer, beside the network
-            network_path = Path(arguments.save_model)
             metric_path = network_path.with_name(network_path.stem + "_descriptor_metric.npz")
             report["descriptor_metric_path"] = str(metric.save(metric_path))
-    write_report(report, "lfw_verification", arguments.reports_dir)
-    return report
+    if write:
+        write_report(report, "lfw_verification", arguments.reports_dir)
+    return report, fold_reports
 
 
 def main(argv=None):
@@ -204,6 +266,10 @@ def main(argv=None):
                              "pairs_l1: the seeds' L1 head with binary cross-entropy")
     parser.add_argument("--network", choices=["contrastive", "class_proxy", "pairs_l1"], default="contrastive",
                         help="the network half of --method fused (default contrastive)")
+    parser.add_argument("--all-folds", action="store_true",
+                        help="LFW's cross-validation: test every fold in turn, each with its own training on the "
+                             "other folds' people and threshold from their pairs; prints the mean accuracy +- its "
+                             "standard error per scorer (one training per fold: a GPU job at the default minutes)")
     parser.add_argument("--threshold-fold", type=int,
                         help="choose the threshold on this training fold's pairs alone and leave its people out "
                              "of training (people never trained on, like the test fold's)")

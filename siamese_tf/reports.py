@@ -19,15 +19,36 @@ __all__ = [
 
 
 def machine_description() -> dict[str, Any]:
-    import keras
-    import tensorflow as tf
+    """The machine and libraries a figure was measured with: platform, CPUs, GPUs, versions.
 
+    ``gpus`` counts the GPUs the Keras backend sees (TensorFlow's or JAX's); ``tensorflow`` is None
+    where TensorFlow is not installed (JAX alone).
+    """
+    import keras
+
+    from siamese_tf.settings import tensorflow_available
+
+    backend = keras.backend.backend()
+    tensorflow_version, gpu_names = None, []
+    if tensorflow_available():
+        import tensorflow as tf
+
+        tensorflow_version = tf.__version__
+        if backend == "tensorflow":
+            gpu_names = [device.name for device in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        gpu_names = [getattr(device, "device_kind", str(device)) for device in jax.devices()
+                     if device.platform == "gpu"]
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-        "tensorflow": tf.__version__,
+        "backend": backend,
+        "gpus": len(gpu_names),
+        "gpu_names": sorted(set(gpu_names)),
+        "tensorflow": tensorflow_version,
         "keras": keras.__version__,
     }
 
@@ -45,10 +66,12 @@ def round_figures(value: Any, digits: int = 4) -> Any:
     return value
 
 
-def write_report(report: dict[str, Any], name: str, reports_dir: str | os.PathLike | None = None) -> Path:
+def write_report(report: dict[str, Any], name: str, reports_dir: str | os.PathLike | None = None,
+                 echo: bool = True) -> Path:
     """Write ``report`` (figures rounded) as ``<reports dir>/<name>.json``, print it, return the path.
 
     ``reports_dir`` defaults to ``SIAMESE_TF_REPORTS_DIR`` (see :mod:`siamese_tf.settings`).
+    ``echo=False`` writes without printing (a long job saving what it has so far).
     """
     from siamese_tf import settings
 
@@ -57,5 +80,6 @@ def write_report(report: dict[str, Any], name: str, reports_dir: str | os.PathLi
     text = json.dumps(round_figures(report), indent=2)
     path = folder / f"{name}.json"
     path.write_text(text)
-    print(text)
+    if echo:
+        print(text)
     return path

@@ -241,6 +241,41 @@ class EpochSeededBatches:
         options.autotune.enabled = False  # ENVIRONMENT_NOTES, trap 1
         return dataset.prefetch(2).with_options(options)
 
+    def py_dataset(self, workers: int = 1) -> keras.utils.PyDataset:
+        """The same epochs as :meth:`dataset` served by ``keras.utils.PyDataset``, without TensorFlow.
+
+        For any Keras backend, e.g. ``KERAS_BACKEND=jax`` on a GPU machine that has no TensorFlow.
+        Each Keras epoch serves the epoch in :attr:`epoch` (set by :meth:`callback`) and advances it,
+        as a pass over :meth:`dataset` does. ``workers`` threads build batches ahead of the training
+        step (NumPy and OpenCV release the interpreter while they work).
+
+        Raises:
+            ValueError: ``workers`` is not a positive integer.
+        """
+        import keras
+
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        batches = self
+
+        class EpochBatches(keras.utils.PyDataset):
+            """One epoch of ``batches`` per Keras epoch, in step order."""
+
+            def __init__(self) -> None:
+                super().__init__(workers=int(workers), max_queue_size=max(2, 2 * int(workers)))
+                self.serving_epoch = batches.epoch
+
+            def __len__(self) -> int:
+                return batches.steps_per_epoch
+
+            def on_epoch_begin(self) -> None:
+                self.serving_epoch = batches._start_pass()
+
+            def __getitem__(self, step: int):
+                return batches.batch(self.serving_epoch, int(step))
+
+        return EpochBatches()
+
     def _on_train_begin(self):
         with self._lock:
             # A pass prefetched at the end of an earlier fit() was never used for training.

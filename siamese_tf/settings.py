@@ -8,6 +8,9 @@ Precedence everywhere: an explicit argument, then the environment variable, then
 | data directory | ``SIAMESE_TF_DATA_DIR`` | ``./data`` |
 | models directory | ``SIAMESE_TF_MODELS_DIR`` | ``./models`` |
 | reports directory | ``SIAMESE_TF_REPORTS_DIR`` | ``./reports`` |
+
+TensorFlow is optional on the JAX backend (:func:`tensorflow_available`): GPU machines often have
+JAX and no TensorFlow, and there the training batches come from NumPy instead of ``tf.data``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,6 +39,7 @@ __all__ = [
     "reports_dir",
     "seed_everything",
     "smoke_mode",
+    "tensorflow_available",
     "write_private_atomic",
 ]
 
@@ -96,6 +101,22 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
 def models_dir(path: str | os.PathLike | None = None) -> Path:
     """Directory for saved models and checkpoints (``SIAMESE_TF_MODELS_DIR``)."""
     return _directory(path, MODELS_DIR_VARIABLE, "models")
+
+
+@cache
+def tensorflow_available() -> bool:
+    """Whether TensorFlow can be imported here (then ``tf.data`` serves the training batches).
+
+    Without it (``KERAS_BACKEND=jax`` on a machine with JAX alone) the package still imports, and
+    the face recipes, class-proxy training and :class:`~siamese_tf.samplers.EpochSeededBatches`
+    train from NumPy batches (``keras.utils.PyDataset``). What needs ``tf.data`` itself (the
+    :mod:`siamese_tf.pipelines` engine, ``dataset()``) raises ImportError naming the missing package.
+    """
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def reports_dir(path: str | os.PathLike | None = None) -> Path:

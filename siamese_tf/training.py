@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
-import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
@@ -34,6 +33,8 @@ from siamese_tf.losses import ContrastiveLoss, InBatchLoss, PairBinaryCrossentro
 from siamese_tf.settings import make_private, progress_verbosity
 
 if TYPE_CHECKING:
+    import tensorflow as tf
+
     from siamese_tf.models import SiameseModel
     from siamese_tf.samplers import ClassBalancedBatches, PairBatches
 
@@ -42,6 +43,7 @@ __all__ = [
     "PrivateModelCheckpoint",
     "RUN_FILE",
     "RunBackup",
+    "ShuffledBatches",
     "TimeBudget",
     "TimeLimit",
     "build_proxy_trainer",
@@ -123,6 +125,8 @@ def pairs_to_dataset(pairs: tuple[tuple[ArrayLike, ArrayLike], ArrayLike], batch
     Autotune is off and prefetch fixed, which avoids the end-of-fit stall described in
     ENVIRONMENT_NOTES (numpy passed to ``fit`` would build a dataset that stalls).
     """
+    import tensorflow as tf
+
     (first, second), labels = pairs
     if not (len(first) == len(second) == len(labels)):
         raise ValueError(
@@ -438,6 +442,44 @@ def build_proxy_trainer(embedding: keras.Model, num_classes: int,
     return keras.Model(inputs, CosineProxies(num_classes, name="proxies")(features), name="proxy_trainer")
 
 
+class ShuffledBatches(keras.utils.PyDataset):
+    """Labelled images in batches of ``batch_size``, shuffled afresh each epoch, from NumPy alone.
+
+    Epoch ``e`` is the permutation drawn by ``numpy.random.default_rng([seed, e])``; the last
+    incomplete batch is dropped. :func:`train_with_class_proxies` uses it where TensorFlow (and so
+    ``tf.data``) is missing, e.g. ``KERAS_BACKEND=jax`` on a GPU machine with JAX alone.
+
+    Raises:
+        ValueError: images and labels differ in length, or ``batch_size`` is not 1..N.
+    """
+
+    def __init__(self, images: ArrayLike, labels: ArrayLike, batch_size: int, seed: int = 0) -> None:
+        super().__init__()
+        self.images = np.asarray(images, np.float32)
+        self.labels = np.asarray(labels).reshape(-1)
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"images ({len(self.images)}) and labels ({len(self.labels)}) must have the same length")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or not 1 <= batch_size <= len(self.images):
+            raise ValueError(f"batch_size must be an integer from 1 to the {len(self.images)} images, "
+                             f"got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.epoch = 0
+        self._order = np.random.default_rng([self.seed, 0]).permutation(len(self.images))
+
+    def __len__(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def __getitem__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self._order[step * self.batch_size:(step + 1) * self.batch_size]
+        return self.images[chosen], self.labels[chosen]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+
+
 def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: ArrayLike, num_epochs: int,
                              batch_size: int = 128, learning_rate: float = 3e-3, scale: float = 30.0,
                              margin: float = 0.35, augmentation: keras.Layer | None = None,
@@ -479,11 +521,18 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
     rate = learning_rate if minutes is not None else cosine_decay_schedule(learning_rate,
                                                                          num_epochs * steps_per_epoch)
     trainer.compile(optimizer=keras.optimizers.Adam(rate), loss=AdditiveMarginSoftmaxLoss(scale=scale, margin=margin))
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
+    from siamese_tf.settings import tensorflow_available
+
+    if tensorflow_available():
+        import tensorflow as tf
+
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
+    else:  # e.g. KERAS_BACKEND=jax on a GPU machine without TensorFlow: the same batches from NumPy
+        dataset = ShuffledBatches(images, labels, batch_size, seed=seed)
     all_callbacks = list(callbacks) + ([TimeLimit(minutes, learning_rate)] if minutes is not None else [])
     return trainer.fit(dataset, epochs=num_epochs, callbacks=all_callbacks, shuffle=False,
                        verbose=progress_verbosity(verbose))

@@ -533,6 +533,36 @@ def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_o
         benchmark.main(["--threshold-fold", "9", "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path)])
 
 
+def test_the_lfw_benchmark_cross_validates_every_fold_with_its_own_training(shared_lfw, shared_data_dir, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lfw_verification.py"
+    spec = importlib.util.spec_from_file_location("lfw_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    benchmark.main(["--smoke", "--all-folds", "--method", "contrastive", "--minutes", "0.05", "--no-cross-dataset",
+                    "--data-dir", str(shared_data_dir), "--reports-dir", str(tmp_path),
+                    "--save-model", str(tmp_path / "cv.keras")])
+    report = json.loads((tmp_path / "lfw_verification_all_folds.json").read_text())
+    assert report["complete"] and report["test_folds"] == [8, 9]  # a smoke run tests the last two folds
+    tested = [fold["test_fold"] for fold in report["folds"]]
+    assert tested == [8, 9]
+    for fold in report["folds"]:  # each fold trained and thresholded without its own people
+        assert fold["test_fold"] not in fold["train_folds"] and fold["test_fold"] not in fold["threshold_folds"]
+        assert Path(fold["model_path"]).name == f"cv_fold{fold['test_fold']}.keras"
+    assert set(report["summary"]) == {"contrastive_model", "pixels", "hog"}
+    for name, summary in report["summary"].items():
+        accuracies = [fold["results"][name]["accuracy"] for fold in report["folds"]]
+        assert summary["accuracies"] == accuracies
+        assert summary["mean_accuracy"] == pytest.approx(np.mean(accuracies), abs=1e-4)
+        # LFW's tables: the sample standard deviation over sqrt(k)
+        assert summary["accuracy_standard_error"] == pytest.approx(np.std(accuracies, ddof=1) / np.sqrt(2), abs=1e-4)
+    with pytest.raises(SystemExit, match="--all-folds chooses the folds itself: drop --test-fold"):
+        benchmark.main(["--all-folds", "--test-fold", "9", "--data-dir", str(shared_data_dir)])
+
+
 @pytest.mark.parametrize("method, head", [("pairs_l1", "L1SimilarityHead"), ("class_proxy", "DistanceHead")])
 def test_the_lfw_benchmark_trains_the_other_recipes_side_by_side(shared_lfw, shared_data_dir, tmp_path,
                                                                       method, head):

@@ -320,7 +320,7 @@ PAIR_METHODS = {"pairs_l1": "l1", "contrastive": "euclidean"}
 
 
 def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: ClassProxyRecipe | None = None,
-                     pairs_per_epoch: int = 4096, batch_size: int = 64,
+                     pairs_per_epoch: int = 4096, batch_size: int = 64, workers: int = 4,
                      verbose: str | int = 2) -> tuple[SiameseModel, dict[str, float]]:
     """The seeds' pair recipes on the same network, data and clock as :func:`train_class_proxy_model`.
 
@@ -328,13 +328,15 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
     ``"contrastive"`` (unit-length embeddings, Euclidean distance, contrastive loss). Balanced pairs
     (positives from people with two or more images) with the package's augmentation, run by the tf.data
     engine (:class:`siamese_tf.pipelines.PairPipeline`), Adam annealed by
-    the clock over ``recipe.minutes``. Returns the model (no thresholds yet) and training figures.
+    the clock over ``recipe.minutes``. Without TensorFlow (``KERAS_BACKEND=jax`` on a machine with JAX
+    alone) the same pairs and augmentation come from :class:`siamese_tf.samplers.PairBatches`, built by
+    ``workers`` threads. Returns the model (no thresholds yet) and training figures.
     """
     import keras
 
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.models import build_siamese_model
-    from siamese_tf.pipelines import PairPipeline
+    from siamese_tf.samplers import PairBatches
     from siamese_tf.training import TimeLimit, compile_siamese
 
     if method not in PAIR_METHODS:
@@ -349,11 +351,19 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
                                 filters=tuple(recipe.filters), normalize=head != "l1")
     learning_rate = 1e-3
     compile_siamese(model, learning_rate=learning_rate, mode="pairs")
-    # Pairs from (seed, epoch); images gathered and augmented inside tf.data (pipelines.PairPipeline).
-    batches = PairPipeline(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
-                           augment=Augmenter())
+    if settings.tensorflow_available():
+        from siamese_tf.pipelines import PairPipeline
+
+        # Pairs from (seed, epoch); images gathered and augmented inside tf.data (pipelines.PairPipeline).
+        batches = PairPipeline(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
+                               augment=Augmenter())
+        source = batches.dataset()
+    else:  # no TensorFlow (e.g. JAX alone on a GPU machine): the same recipe's batches from NumPy and OpenCV
+        batches = PairBatches(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
+                              augment=Augmenter())
+        source = batches.py_dataset(workers=workers)
     started = time.perf_counter()
-    history = model.fit(batches.dataset(), epochs=10_000, verbose=verbose, shuffle=False,
+    history = model.fit(source, epochs=10_000, verbose=verbose, shuffle=False,
                         callbacks=[batches.callback(), TimeLimit(recipe.minutes, learning_rate),
                                    keras.callbacks.TerminateOnNaN()])
     seconds = time.perf_counter() - started

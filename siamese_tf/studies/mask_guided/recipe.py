@@ -5,11 +5,10 @@ whole seen/unseen-domain comparison.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 from numpy.typing import ArrayLike
 
@@ -31,6 +30,9 @@ from siamese_tf.studies.mask_guided.networks import (
     mask_guided_sister_embedding,
 )
 from siamese_tf.training import compile_siamese, train_siamese
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "MaskPairBatches",
@@ -64,6 +66,8 @@ class MaskPairBatches:
         return int(np.ceil(len(self.labels) / self.batch_size))
 
     def dataset(self) -> tf.data.Dataset:
+        import tensorflow as tf
+
         images = tf.constant(self.data.images)
         masks = tf.constant(self.data.flat_masks)
         pairs = tf.data.Dataset.from_tensor_slices(
@@ -138,6 +142,8 @@ def _scorer_dataset(data: MaskGuidedData, batch_size: int, seed: int | None = No
 
 def _batched(arrays, batch_size: int, seed: int | None) -> tf.data.Dataset:
     """Batches of ``arrays`` (rows shuffled anew each pass when ``seed`` is given), autotune off."""
+    import tensorflow as tf
+
     dataset = tf.data.Dataset.from_tensor_slices(arrays)
     if seed is not None:
         dataset = dataset.shuffle(int(dataset.cardinality()), seed=seed, reshuffle_each_iteration=True)

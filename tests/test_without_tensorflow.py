@@ -1,0 +1,196 @@
+"""The package on JAX alone (a GPU machine with JAX and no TensorFlow), and the NumPy batch sources
+that stand in for ``tf.data`` there. Label convention: 1 = same.
+
+The subprocess tests hide TensorFlow (``sys.modules["tensorflow"] = None``: any import of it fails)
+and run on ``KERAS_BACKEND=jax``, as on such a machine.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from siamese_tf import settings
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.reports import machine_description
+from siamese_tf.samplers import ClassBalancedBatches, PairBatches
+from siamese_tf.training import ShuffledBatches
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+HIDE_TENSORFLOW = "import sys\nsys.modules['tensorflow'] = None  # every 'import tensorflow' now fails\n"
+
+
+def _run_without_tensorflow(code, environment=None, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPOSITORY_ROOT), KERAS_BACKEND="jax",
+               **(environment or {}))
+    completed = subprocess.run([sys.executable, "-c", HIDE_TENSORFLOW + textwrap.dedent(code)],
+                               capture_output=True, text=True, env=env, timeout=timeout, cwd=REPOSITORY_ROOT)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _labelled_images(num_classes=6, per_class=4, side=8, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_classes), per_class)
+    images = rng.random((len(labels), side, side, 1), dtype=np.float32)
+    return images, labels
+
+
+# --- NumPy batch sources (in this process, TensorFlow present) -----------------------------------
+
+def test_shuffled_batches_serve_each_image_once_per_epoch_in_a_seeded_order():
+    images, labels = _labelled_images()
+    images[:, 0, 0, 0] = np.arange(len(images))  # tag each image with its index
+    batches = ShuffledBatches(images, labels, batch_size=5, seed=3)
+    assert len(batches) == len(images) // 5  # the incomplete last batch is dropped
+
+    def epoch_indices():
+        served = [batches[step] for step in range(len(batches))]
+        for batch_images, batch_labels in served:
+            np.testing.assert_array_equal(labels[batch_images[:, 0, 0, 0].astype(int)], batch_labels)
+        return np.concatenate([batch_images[:, 0, 0, 0] for batch_images, _ in served]).astype(int)
+
+    first = epoch_indices()
+    assert len(set(first)) == len(first) == 20  # no image twice within an epoch
+    batches.on_epoch_end()
+    second = epoch_indices()
+    assert not np.array_equal(first, second)  # reshuffled
+    again = ShuffledBatches(images, labels, batch_size=5, seed=3)
+    np.testing.assert_array_equal(again[0][1], labels[first[:5]])  # the same seed, the same order
+
+
+@pytest.mark.parametrize("batch_size", [0, 25, 2.5, True])
+def test_shuffled_batches_name_a_bad_batch_size(batch_size):
+    images, labels = _labelled_images()
+    with pytest.raises(ValueError, match=f"batch_size must be an integer from 1 to the 24 images, got {batch_size!r}"):
+        ShuffledBatches(images, labels, batch_size)
+
+
+def test_shuffled_batches_refuse_images_and_labels_of_different_lengths():
+    images, labels = _labelled_images()
+    with pytest.raises(ValueError, match=r"images \(24\) and labels \(23\) must have the same length"):
+        ShuffledBatches(images, labels[:-1], 4)
+
+
+@pytest.mark.parametrize("source", ["pairs", "class_balanced"])
+def test_py_dataset_serves_the_batches_of_the_epoch_keras_is_in(source):
+    images, labels = _labelled_images()
+    if source == "pairs":
+        batches = PairBatches(images, labels, pairs_per_epoch=12, batch_size=4, seed=1, augment=Augmenter())
+    else:
+        batches = ClassBalancedBatches(images, labels, classes_per_batch=3, images_per_class=2, steps_per_epoch=3,
+                                       seed=1)
+    dataset = batches.py_dataset()
+    assert len(dataset) == batches.steps_per_epoch == 3
+    callback = batches.callback()
+    for epoch in (0, 1, 5):  # epoch 5: a run resumed there (initial_epoch=5)
+        callback.on_epoch_begin(epoch)
+        dataset.on_epoch_begin()
+        for step in range(len(dataset)):
+            expected, served = batches.batch(epoch, step), dataset[step]
+            for expected_array, served_array in zip(keras.tree.flatten(expected), keras.tree.flatten(served),
+                                                    strict=True):
+                np.testing.assert_array_equal(expected_array, served_array)
+        dataset.on_epoch_end()
+    assert batches.epoch == 6
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_py_dataset_names_a_bad_worker_count(workers):
+    images, labels = _labelled_images()
+    batches = PairBatches(images, labels, pairs_per_epoch=8, batch_size=4)
+    with pytest.raises(ValueError, match=f"workers must be a positive integer, got {workers!r}"):
+        batches.py_dataset(workers=workers)
+
+
+def test_a_fit_on_the_py_dataset_ends_where_a_fit_on_tf_data_ends():
+    """The same pairs and augmentation through ``py_dataset`` and through ``dataset``: the same weights."""
+    from siamese_tf.models import build_siamese_model
+    from siamese_tf.training import compile_siamese
+
+    images, labels = _labelled_images()
+    final_weights = []
+    for serve in ("dataset", "py_dataset"):
+        keras.utils.set_random_seed(0)
+        model = build_siamese_model("small_cnn", "euclidean", (8, 8, 1), embedding_dim=4, filters=(4,), normalize=True)
+        compile_siamese(model, learning_rate=1e-2, mode="pairs")
+        batches = PairBatches(images, labels, pairs_per_epoch=8, batch_size=4, seed=2, augment=Augmenter())
+        model.fit(getattr(batches, serve)(), epochs=2, verbose=0, shuffle=False, callbacks=[batches.callback()])
+        final_weights.append(model.get_weights())
+    for from_tf_data, from_numpy in zip(*final_weights, strict=True):
+        np.testing.assert_allclose(from_tf_data, from_numpy, rtol=1e-5, atol=1e-6)
+
+
+def test_machine_description_names_the_backend_and_tensorflow():
+    description = machine_description()
+    assert description["backend"] == keras.backend.backend()
+    assert description["tensorflow"] is not None and settings.tensorflow_available()
+    assert description["gpus"] == len(description["gpu_names"])
+
+
+# --- JAX alone (subprocesses, TensorFlow hidden) -------------------------------------------------
+
+IMPORTS_CODE = """
+import json
+import siamese_tf
+from siamese_tf import reports, settings
+from siamese_tf.studies import captcha, faces, mask_guided, omniglot, signatures
+try:
+    import siamese_tf.pipelines
+    pipelines_error = ""
+except ImportError as error:
+    pipelines_error = str(error)
+description = reports.machine_description()
+print(json.dumps({"tensorflow_available": settings.tensorflow_available(), "pipelines_error": pipelines_error,
+                  "backend": description["backend"], "tensorflow": description["tensorflow"]}))
+"""
+
+
+@needs_jax
+def test_the_package_imports_on_jax_without_tensorflow():
+    result = _run_without_tensorflow(IMPORTS_CODE)
+    assert result["tensorflow_available"] is False
+    assert result["backend"] == "jax" and result["tensorflow"] is None
+    assert "tensorflow" in result["pipelines_error"]  # the tf.data engine itself says what it needs
+
+
+FACES_CODE = """
+import json
+import numpy as np
+from siamese_tf.studies import faces
+from siamese_tf.training import train_with_class_proxies
+from siamese_tf.datasets import ImageSet
+
+files = faces.locate_lfw()
+people = faces.read_lfw_people(files.people)
+names = sorted(name for name, count in people[0] if count >= 2)[:12]
+images = faces.load_lfw(files.images, image_size=(32, 32), people=set(names))
+recipe = faces.ClassProxyRecipe.smoke()
+recipe = faces.ClassProxyRecipe(**{**vars(recipe), "minutes": 0.1})
+model, training = faces.train_pair_model(images, "contrastive", recipe, pairs_per_epoch=64, batch_size=16,
+                                         workers=2, verbose=0)
+embeddings = model.embed(images.images[:4])
+history = train_with_class_proxies(model.embedding, images.images, images.labels, num_epochs=2, batch_size=8,
+                                   verbose=0)
+print(json.dumps({"epochs": training["epochs"], "embedding_shape": list(embeddings.shape),
+                  "norms": np.linalg.norm(embeddings, axis=1).tolist(),
+                  "proxy_losses": [float(value) for value in history.history["loss"]]}))
+"""
+
+
+@needs_jax
+def test_face_pair_and_class_proxy_training_run_on_jax_without_tensorflow(shared_data_dir):
+    result = _run_without_tensorflow(FACES_CODE, {"SIAMESE_TF_DATA_DIR": str(shared_data_dir)})
+    assert result["epochs"] >= 1
+    assert result["embedding_shape"] == [4, 16]
+    np.testing.assert_allclose(result["norms"], 1.0, atol=1e-4)  # the contrastive recipe's unit-length embeddings
+    assert len(result["proxy_losses"]) == 2 and all(np.isfinite(result["proxy_losses"]))
