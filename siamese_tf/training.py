@@ -98,15 +98,22 @@ def cosine_decay_schedule(learning_rate: float, decay_steps: int,
 
 def compile_siamese(model: SiameseModel, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
                     margin: float | None = None, optimizer: keras.optimizers.Optimizer | str | None = None,
-                    jit_compile: bool | str = False, mode: str = "pairs", loss: str | None = None,
+                    jit_compile: bool | str | None = None, mode: str = "pairs", loss: str | None = None,
                     mining: str = "batch_hard") -> SiameseModel:
     """Compile ``model`` with Adam (or ``optimizer``) and the loss for its head and ``mode``.
+
+    ``jit_compile=None`` (the default) compiles the training step with XLA on the JAX backend,
+    where a step that is not compiled runs every operation eagerly (measured on an H200: about 350
+    ms a step against 11), and keeps TensorFlow's graph without XLA, which trained conv nets no
+    faster on the CPU (benchmarks/throughput.py). ``True`` / ``False`` / ``"auto"`` pass to Keras.
 
     ``mode="pairs"`` trains on :class:`~siamese_tf.samplers.PairBatches`; ``mode="in_batch"``
     on :class:`~siamese_tf.samplers.ClassBalancedBatches` (each image embedded once per step).
     """
     if learning_rate <= 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    if jit_compile is None:
+        jit_compile = keras.backend.backend() == "jax"
     metrics = []
     if model.output_kind == "probability" and mode == "pairs":
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]

@@ -130,6 +130,16 @@ def test_a_fit_on_the_py_dataset_ends_where_a_fit_on_tf_data_ends():
         np.testing.assert_allclose(from_tf_data, from_numpy, rtol=1e-5, atol=1e-6)
 
 
+def test_compile_siamese_keeps_tensorflow_graphs_without_xla_by_default():
+    from siamese_tf.models import build_siamese_model
+    from siamese_tf.training import compile_siamese
+
+    model = build_siamese_model("small_cnn", "euclidean", (8, 8, 1), embedding_dim=4, filters=(4,))
+    assert keras.backend.backend() == "tensorflow"
+    assert compile_siamese(model).jit_compile is False  # XLA trained conv nets no faster on this CPU
+    assert compile_siamese(model, jit_compile=True).jit_compile is True
+
+
 def test_machine_description_names_the_backend_and_tensorflow():
     description = machine_description()
     assert description["backend"] == keras.backend.backend()
@@ -182,6 +192,7 @@ embeddings = model.embed(images.images[:4])
 history = train_with_class_proxies(model.embedding, images.images, images.labels, num_epochs=2, batch_size=8,
                                    verbose=0)
 print(json.dumps({"epochs": training["epochs"], "embedding_shape": list(embeddings.shape),
+                  "jit_compile": bool(model.jit_compile),
                   "norms": np.linalg.norm(embeddings, axis=1).tolist(),
                   "proxy_losses": [float(value) for value in history.history["loss"]]}))
 """
@@ -191,6 +202,8 @@ print(json.dumps({"epochs": training["epochs"], "embedding_shape": list(embeddin
 def test_face_pair_and_class_proxy_training_run_on_jax_without_tensorflow(shared_data_dir):
     result = _run_without_tensorflow(FACES_CODE, {"SIAMESE_TF_DATA_DIR": str(shared_data_dir)})
     assert result["epochs"] >= 1
+    # Without XLA a JAX training step runs op by op: about 350 ms a step on an H200 against 11.
+    assert result["jit_compile"] is True
     assert result["embedding_shape"] == [4, 16]
     np.testing.assert_allclose(result["norms"], 1.0, atol=1e-4)  # the contrastive recipe's unit-length embeddings
     assert len(result["proxy_losses"]) == 2 and all(np.isfinite(result["proxy_losses"]))
