@@ -36,11 +36,8 @@ def machine_description() -> dict[str, Any]:
         tensorflow_version = tf.__version__
         if backend == "tensorflow":
             gpu_names = [device.name for device in tf.config.list_physical_devices("GPU")]
-    if backend == "jax":
-        import jax
-
-        gpu_names = [getattr(device, "device_kind", str(device)) for device in jax.devices()
-                     if device.platform == "gpu"]
+    if backend == "jax":  # through Keras, so that JAX stays an optional dependency
+        gpu_names = [device for device in keras.distribution.list_devices() if device.lower().startswith("gpu")]
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
