@@ -92,6 +92,7 @@ def run(arguments):
     images = None if arguments.smoke else faces.load_lfw(files.images, image_size=recipe.image_size,
                                                           channels=recipe.channels)
     loading_seconds = time.perf_counter() - started
+    machine = machine_description()
     folds, fold_reports = [], {}
     for number, test_fold in enumerate(test_folds, start=1):
         print(f"LFW cross-validation: test fold {test_fold} ({number} of {len(test_folds)})", file=sys.stderr,
@@ -112,7 +113,7 @@ def run(arguments):
             "seconds": time.perf_counter() - started,
             "summary": {name: faces.summarise_folds(reports) for name, reports in fold_reports.items()},
             "folds": folds,
-            "machine": machine_description(),
+            "machine": machine,
         }
         # Saved after every fold, so a run stopped part-way keeps the folds it finished.
         write_report(summary, "lfw_verification_all_folds", arguments.reports_dir, echo=summary["complete"])
