@@ -202,7 +202,7 @@ def _run_train(arguments):
     from siamese_tf.datasets import load_identity_folders, split_by_identity
     from siamese_tf.errors import SiameseDataError
     from siamese_tf.models import build_siamese_model, check_model_path, save_model
-    from siamese_tf.pipelines import PairPipeline
+    from siamese_tf.numpy_pipelines import pair_pipeline
     from siamese_tf.samplers import make_pairs
     from siamese_tf.studies.faces import calibrate_face_thresholds
     from siamese_tf.training import compile_siamese, train_siamese
@@ -227,9 +227,10 @@ def _run_train(arguments):
     model = build_siamese_model(arguments.embedding, arguments.head, (*arguments.image_size, arguments.channels),
                                 **network)
     compile_siamese(model, learning_rate=arguments.learning_rate)
-    # Pairs from (seed, epoch), images augmented inside tf.data: a resumed run sees the batches of an unbroken one.
-    batches = PairPipeline(train.images, train.labels, arguments.pairs_per_epoch, arguments.batch_size,
-                           seed=arguments.seed, augment=Augmenter())
+    # Pairs from (seed, epoch), images augmented inside tf.data (NumPy without TensorFlow): a resumed
+    # run sees the batches of an unbroken one.
+    batches = pair_pipeline(train.images, train.labels, arguments.pairs_per_epoch, arguments.batch_size,
+                            seed=arguments.seed, augment=Augmenter())
     validation_pairs = make_pairs(validation.images, validation.labels, 600, seed=arguments.seed)
     train_siamese(model, batches, arguments.epochs, validation_pairs=validation_pairs, checkpoint_dir=checkpoint_dir,
                   fresh=arguments.fresh)

@@ -15,6 +15,11 @@ never stopped, and :meth:`ClassBalancedPipeline.batch` returns any batch on dema
 Augmentation takes the settings of :class:`siamese_tf.augmentations.Augmenter` (one settings
 object for the NumPy and the TensorFlow path): flip, rotation, shear, scale, shift about the image
 centre with replicated borders, then contrast and brightness jitter, and a final clip to [0, 1].
+
+Where TensorFlow is not installed (a GPU machine with JAX alone), the NumPy twins of
+:mod:`siamese_tf.numpy_pipelines` serve the same kind of batches;
+:func:`siamese_tf.numpy_pipelines.class_balanced_pipeline` and ``pair_pipeline`` pick the one the
+machine can run.
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ import tensorflow as tf
 from numpy.typing import ArrayLike
 
 from siamese_tf.augmentations import Augmenter
-from siamese_tf.samplers import ClassBalancedBatches, PairBatches
+from siamese_tf.numpy_pipelines import (
+    AUGMENTATION_STREAM,
+    CROP_STREAM,
+    SAMPLING_STREAM,
+    NumpyClassBalancedPipeline,
+    affine_transforms,
+    check_augmenter,
+)
+from siamese_tf.samplers import PairBatches
 
 __all__ = [
     "ClassBalancedPipeline",
@@ -37,18 +50,6 @@ __all__ = [
     "random_crops",
     "step_seed",
 ]
-
-# Separate random streams of one step, so that changing the augmentation never changes which
-# images a batch holds.
-_SAMPLING_STREAM, _AUGMENTATION_STREAM, _CROP_STREAM = 1, 2, 3
-
-
-def _check_augmenter(augment: object, python_batches: str) -> None:
-    if augment is not None and not isinstance(augment, Augmenter):
-        raise ValueError(
-            f"augment must be a siamese_tf.augmentations.Augmenter (its settings run in TensorFlow) or None, "
-            f"got {augment!r}; use samplers.{python_batches} for a Python callable")
-
 
 def step_seed(seed: int | tf.Tensor, epoch: int | tf.Tensor, step: int | tf.Tensor, stream: int = 0) -> tf.Tensor:
     """The stateless seed (shape (2,), int64) of one random stream of batch ``(epoch, step)``."""
@@ -62,29 +63,10 @@ def affine_parameters_to_transforms(angle: tf.Tensor, shear_x: tf.Tensor, shear_
                                     height: int, width: int) -> tf.Tensor:
     """The (B, 8) output-to-input transforms of ``tf.raw_ops.ImageProjectiveTransformV3``.
 
-    Each argument is a (B,) tensor (``angle`` in radians, shifts in pixels, ``mirror`` boolean).
-    The forward map is the one of :class:`~siamese_tf.augmentations.Augmenter`: ``x -> L x + o``
-    about the image centre ``c`` with ``L = rotation @ shear @ scale [@ mirror]`` and
-    ``o = c + shift - L c`` (what ``cv2.warpAffine`` applies); the projective transform needs its
-    inverse, ``x -> L^-1 (x - o)``.
+    Each argument is a (B,) tensor (``angle`` in radians, shifts in pixels, ``mirror`` boolean);
+    the formula is :func:`siamese_tf.numpy_pipelines.affine_transforms`, shared with the NumPy twin.
     """
-    cos, sin = tf.cos(angle), tf.sin(angle)
-    # rotation @ shear = [[cos - sin*shear_y, cos*shear_x - sin], [sin + cos*shear_y, sin*shear_x + cos]]
-    a00 = (cos - sin * shear_y) * scale_x
-    a01 = (cos * shear_x - sin) * scale_y
-    a10 = (sin + cos * shear_y) * scale_x
-    a11 = (sin * shear_x + cos) * scale_y
-    sign = tf.where(mirror, -1.0, 1.0)
-    a00, a10 = a00 * sign, a10 * sign
-    center_x, center_y = (width - 1) / 2.0, (height - 1) / 2.0
-    offset_x = center_x + shift_x - (a00 * center_x + a01 * center_y)
-    offset_y = center_y + shift_y - (a10 * center_x + a11 * center_y)
-    determinant = a00 * a11 - a01 * a10
-    i00, i01, i10, i11 = a11 / determinant, -a01 / determinant, -a10 / determinant, a00 / determinant
-    b0 = -(i00 * offset_x + i01 * offset_y)
-    b1 = -(i10 * offset_x + i11 * offset_y)
-    zeros = tf.zeros_like(i00)
-    return tf.stack([i00, i01, b0, i10, i11, b1, zeros, zeros], axis=1)
+    return affine_transforms(tf, angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y, mirror, height, width)
 
 
 def random_crops(images: tf.Tensor | ArrayLike, size: int, seed: tf.Tensor | ArrayLike) -> tf.Tensor:
@@ -165,88 +147,39 @@ def augment_images(images: tf.Tensor | ArrayLike, seed: tf.Tensor | ArrayLike, a
     return tf.clip_by_value(result, 0.0, 1.0)
 
 
-class ClassBalancedPipeline(ClassBalancedBatches):
+class ClassBalancedPipeline(NumpyClassBalancedPipeline):
     """P classes x K images per batch, sampled and augmented by TensorFlow inside ``tf.data``.
 
     A drop-in for :class:`~siamese_tf.samplers.ClassBalancedBatches` (same arguments, same
     ``(images, class_labels)`` batches, same ``callback()`` for resumed runs), with ``augment`` an
     :class:`~siamese_tf.augmentations.Augmenter` (its settings, applied by :func:`augment_images`)
-    instead of any Python callable. Batch ``(epoch, step)`` depends only on ``(seed, epoch, step)``:
-    the P classes are a random choice without replacement among the classes with at least two
-    images, and each class's K images a random choice without replacement among its images (a
-    class with fewer than K images repeats some; augmentation then makes the copies differ).
+    instead of any Python callable. Batch ``(epoch, step)`` depends only on ``(seed, epoch, step)``.
+    The sampling rules, ``crop_size``, ``confusers`` and ``group_size`` are those of its NumPy twin
+    :class:`~siamese_tf.numpy_pipelines.NumpyClassBalancedPipeline` (whose arguments it takes and
+    whose tables it uses); here TensorFlow's stateless random ops draw them.
 
     Args:
-        images: (N, H, W, C) float images in [0, 1]; labels: (N,) class ids.
-        classes_per_batch, images_per_class: P (>= 2) and K (>= 2).
-        steps_per_epoch: batches per epoch; seed: base seed (>= 0).
-        augment: an :class:`~siamese_tf.augmentations.Augmenter`, or None for no augmentation.
         parallel_calls: batches built at once by ``tf.data`` (each batch is already vectorised; 1 is
             right on two cores, more where spare cores exist).
-        crop_size: a random ``crop_size`` x ``crop_size`` window of every image (before ``augment``),
-            e.g. SiameseCCR's 44x44 of 48x48; None keeps whole images.
-        confusers: hard-negative groups, ``(classes, rows)`` as
-            :func:`siamese_tf.studies.captcha.confusable_classes` returns them (row ``i`` lists the
-            classes most easily confused with ``classes[i]``). A batch is then built from groups of
-            ``group_size`` classes: a random class and ``group_size - 1`` random classes of its row,
-            so most different-class pairs in the batch are hard ones. Groups are taken in turn and
-            a class already in the batch is skipped, so the P classes stay distinct. None (default)
-            draws the P classes uniformly.
-        group_size: classes per hard-negative group (>= 2); used only with ``confusers``.
+        The others: as :class:`~siamese_tf.numpy_pipelines.NumpyClassBalancedPipeline`.
     """
 
     def __init__(self, images: ArrayLike, labels: ArrayLike, classes_per_batch: int = 8, images_per_class: int = 4,
                  steps_per_epoch: int = 100, seed: int = 0, augment: Augmenter | None = None,
                  parallel_calls: int = 1, crop_size: int | None = None,
                  confusers: tuple[ArrayLike, ArrayLike] | None = None, group_size: int = 4) -> None:
-        _check_augmenter(augment, "ClassBalancedBatches")
         if not isinstance(parallel_calls, (int, np.integer)) or parallel_calls < 1:
             raise ValueError(f"parallel_calls must be a positive integer, got {parallel_calls!r}")
         super().__init__(images, labels, classes_per_batch=classes_per_batch, images_per_class=images_per_class,
-                         steps_per_epoch=steps_per_epoch, seed=seed, augment=augment)
+                         steps_per_epoch=steps_per_epoch, seed=seed, augment=augment, crop_size=crop_size,
+                         confusers=confusers, group_size=group_size)
         self.parallel_calls = int(parallel_calls)
-        if crop_size is not None and (not isinstance(crop_size, (int, np.integer)) or
-                                      not 1 <= crop_size <= min(self.images.shape[1:3])):
-            raise ValueError(f"crop_size must be an integer from 1 to the image side {min(self.images.shape[1:3])} "
-                             f"or None, got {crop_size!r}")
-        self.crop_size = None if crop_size is None else int(crop_size)
-        sizes = self.index.sizes[self.eligible]
-        # Each eligible class's member indices in one padded (classes, max size) table.
-        width = int(max(sizes.max(), self.images_per_class))
-        members = np.zeros((len(self.eligible), width), dtype=np.int64)
-        for row, class_position in enumerate(self.eligible):
-            start = self.index.offsets[class_position]
-            members[row, :sizes[row]] = self.index.order[start:start + sizes[row]]
-        self._members = tf.constant(members)
-        self._sizes = tf.constant(sizes.astype(np.int64))
+        self._members = tf.constant(self.member_table)
+        self._sizes = tf.constant(self.class_sizes)
         self._images_tensor = tf.constant(self.images)
         self._labels_tensor = tf.constant(self.labels.astype(np.int32))
-        if not isinstance(group_size, (int, np.integer)) or isinstance(group_size, bool) or group_size < 2:
-            raise ValueError(f"group_size must be an integer >= 2, got {group_size!r}")
-        self.group_size = int(group_size)
-        self._confuser_rows = None if confusers is None else tf.constant(self._confuser_table(confusers))
+        self._confuser_rows = None if self.confuser_table is None else tf.constant(self.confuser_table)
         self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
-
-    def _confuser_table(self, confusers) -> np.ndarray:
-        """``(classes, rows)`` of labels as a (eligible classes, top_k) table of eligible-row numbers, -1 for none."""
-        if not isinstance(confusers, (tuple, list)) or len(confusers) != 2:
-            raise ValueError(f"confusers must be a pair (classes, rows), got {type(confusers).__name__}")
-        classes, rows = np.asarray(confusers[0]).reshape(-1), np.asarray(confusers[1])
-        if rows.ndim != 2 or len(rows) != len(classes):
-            raise ValueError(f"confusers rows must have shape ({len(classes)}, top_k) for {len(classes)} classes, "
-                             f"got {rows.shape}")
-        eligible_labels = self.index.classes[self.eligible]
-        row_of_label = {int(label): row for row, label in enumerate(eligible_labels.tolist())}
-        unknown = sorted(set(classes.tolist()) - set(self.index.classes.tolist()))
-        if unknown:
-            raise ValueError(f"confusers name classes that are not in labels: {unknown[:5]}")
-        table = np.full((len(eligible_labels), max(rows.shape[1], 1)), -1, dtype=np.int64)
-        for label, row in zip(classes.tolist(), rows.tolist()):
-            if int(label) in row_of_label:
-                # A confuser with fewer than two images cannot serve K images: it is left out.
-                table[row_of_label[int(label)], :len(row)] = [
-                    row_of_label.get(int(other), -1) if int(other) != int(label) else -1 for other in row]
-        return table
 
     def _batch_rows(self, sampling: tf.Tensor) -> tf.Tensor:
         """The P eligible-class rows of one batch: uniform, or in hard-negative groups."""
@@ -269,7 +202,7 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         return tf.unique(candidates).y[:self.classes_per_batch]
 
     def _build_batch(self, epoch: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        sampling = step_seed(self.seed, epoch, step, _SAMPLING_STREAM)
+        sampling = step_seed(self.seed, epoch, step, SAMPLING_STREAM)
         rows = self._batch_rows(sampling)
         sizes = tf.gather(self._sizes, rows)
         member_keys = tf.random.stateless_uniform(
@@ -283,9 +216,9 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         indices = tf.reshape(tf.gather(tf.gather(self._members, rows), chosen, batch_dims=1), (-1,))
         images = tf.gather(self._images_tensor, indices)
         if self.crop_size is not None:
-            images = random_crops(images, self.crop_size, step_seed(self.seed, epoch, step, _CROP_STREAM))
+            images = random_crops(images, self.crop_size, step_seed(self.seed, epoch, step, CROP_STREAM))
         if self.augment is not None:
-            images = augment_images(images, step_seed(self.seed, epoch, step, _AUGMENTATION_STREAM), self.augment)
+            images = augment_images(images, step_seed(self.seed, epoch, step, AUGMENTATION_STREAM), self.augment)
         return images, tf.gather(self._labels_tensor, indices)
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -294,13 +227,6 @@ class ClassBalancedPipeline(ClassBalancedBatches):
         self._check_step(epoch, step)
         images, labels = self._batch_function(tf.constant(epoch, tf.int64), tf.constant(step, tf.int64))
         return images.numpy(), labels.numpy()
-
-    def _signature(self):
-        height, width, channels = self.images.shape[1:]
-        if self.crop_size is not None:
-            height = width = self.crop_size
-        return (tf.TensorSpec(shape=(None, height, width, channels), dtype=tf.float32),
-                tf.TensorSpec(shape=(None,), dtype=tf.int32))
 
     def _epoch_number(self) -> Iterator[np.int64]:
         yield np.int64(self._start_pass())
@@ -332,7 +258,7 @@ class PairPipeline(PairBatches):
 
     def __init__(self, images: ArrayLike, labels: ArrayLike, pairs_per_epoch: int, batch_size: int = 32,
                  seed: int = 0, augment: Augmenter | None = None) -> None:
-        _check_augmenter(augment, "PairBatches")
+        check_augmenter(augment, "PairBatches")
         super().__init__(images, labels, pairs_per_epoch, batch_size=batch_size, seed=seed, augment=augment)
         self._images_tensor = tf.constant(self.images)
         self._batch_function = tf.function(self._build_batch, reduce_retracing=True)
@@ -341,7 +267,7 @@ class PairPipeline(PairBatches):
                      pair_labels: tf.Tensor) -> tuple[tuple[tf.Tensor, tf.Tensor], tf.Tensor]:
         images = tf.gather(self._images_tensor, tf.concat([first, second], axis=0))
         if self.augment is not None:
-            images = augment_images(images, step_seed(self.seed, epoch, step, _AUGMENTATION_STREAM), self.augment)
+            images = augment_images(images, step_seed(self.seed, epoch, step, AUGMENTATION_STREAM), self.augment)
         count = tf.shape(first)[0]
         return (images[:count], images[count:]), pair_labels
 

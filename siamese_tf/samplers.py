@@ -276,6 +276,35 @@ class EpochSeededBatches:
 
         return EpochBatches()
 
+    def training_source(self, workers: int = 1) -> tf.data.Dataset | keras.utils.PyDataset:
+        """What ``model.fit`` reads on this machine: :meth:`dataset` where TensorFlow is installed,
+        else :meth:`py_dataset` with ``workers`` threads (the same epochs either way)."""
+        from siamese_tf.settings import tensorflow_available
+
+        return self.dataset() if tensorflow_available() else self.py_dataset(workers=workers)
+
+    def validation_source(self, epoch: int = 0) -> tf.data.Dataset | keras.utils.PyDataset:
+        """The batches of ``epoch`` on every pass (validation losses then compare across epochs):
+        :meth:`frozen_dataset` where TensorFlow is installed, else a ``keras.utils.PyDataset``."""
+        import keras
+
+        from siamese_tf.settings import tensorflow_available
+
+        if tensorflow_available():
+            return self.frozen_dataset(epoch)
+        batches = [self.batch(epoch, step) for step in range(self.steps_per_epoch)]
+
+        class FrozenBatches(keras.utils.PyDataset):
+            """The same list of batches on every pass."""
+
+            def __len__(self) -> int:
+                return len(batches)
+
+            def __getitem__(self, step: int):
+                return batches[step]
+
+        return FrozenBatches()
+
     def _on_train_begin(self):
         with self._lock:
             # A pass prefetched at the end of an earlier fit() was never used for training.

@@ -194,10 +194,11 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
     if isinstance(validation_pairs, tuple):
         if in_batch_loss:
             raise ValueError("In-batch training validates on ClassBalancedBatches of validation classes, not on pairs")
-        validation_data = pairs_to_dataset(validation_pairs, validation_batch_size)
-    elif hasattr(validation_pairs, "frozen_dataset"):
+        if tensorflow_available():
+            validation_data = pairs_to_dataset(validation_pairs, validation_batch_size)
+    elif hasattr(validation_pairs, "validation_source"):
         # The same validation batches every epoch, so validation losses compare across epochs.
-        validation_data = validation_pairs.frozen_dataset(epoch=0)
+        validation_data = validation_pairs.validation_source(epoch=0)
     monitor = "val_loss" if validation_data is not None else "loss"
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
@@ -212,9 +213,10 @@ def train_siamese(model: SiameseModel, train_batches: PairBatches | ClassBalance
     # No steps_per_epoch: the dataset is finite (one epoch, known cardinality), so Keras starts a
     # fresh iterator each epoch and PairBatches draws that epoch's pairs from (seed, epoch).
     return model.fit(
-        train_batches.dataset(),
+        train_batches.training_source(),
         epochs=num_epochs,
         validation_data=validation_data,
+        validation_batch_size=validation_batch_size if isinstance(validation_data, tuple) else None,
         callbacks=all_callbacks,
         shuffle=False,
         verbose=progress_verbosity(verbose),

@@ -1,4 +1,8 @@
-"""The tf.data batch engine: affine maps checked by hand and against OpenCV, P x K batches, exact resume."""
+"""The batch engine: affine maps checked by hand and against OpenCV, P x K batches, exact resume.
+
+The batch tests run on both twins: ``tf.data`` (:mod:`siamese_tf.pipelines`) and vectorised NumPy
+(:mod:`siamese_tf.numpy_pipelines`, for machines without TensorFlow). Pair labels: 1 = same.
+"""
 
 import math
 
@@ -8,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from siamese_tf.augmentations import Augmenter
+from siamese_tf.numpy_pipelines import NumpyClassBalancedPipeline, NumpyPairPipeline
 from siamese_tf.pipelines import (
     ClassBalancedPipeline,
     PairPipeline,
@@ -17,6 +22,9 @@ from siamese_tf.pipelines import (
     step_seed,
 )
 from siamese_tf.samplers import PairBatches
+
+CLASS_BALANCED_ENGINES = pytest.mark.parametrize("engine", [ClassBalancedPipeline, NumpyClassBalancedPipeline])
+PAIR_ENGINES = pytest.mark.parametrize("engine", [PairPipeline, NumpyPairPipeline])
 
 NO_AUGMENTATION = dict(flip=False, brightness=0.0, contrast=0.0, max_rotation=0.0, max_shift=0.0, max_scale=0.0)
 
@@ -104,9 +112,10 @@ def labelled_images(num_classes=6, per_class=(5, 5, 5, 5, 3, 1), side=8):
     return images, labels
 
 
-def test_a_batch_holds_p_distinct_classes_with_k_distinct_images_each():
+@CLASS_BALANCED_ENGINES
+def test_a_batch_holds_p_distinct_classes_with_k_distinct_images_each(engine):
     images, labels = labelled_images()
-    pipeline = ClassBalancedPipeline(images, labels, classes_per_batch=3, images_per_class=4, steps_per_epoch=5)
+    pipeline = engine(images, labels, classes_per_batch=3, images_per_class=4, steps_per_epoch=5)
     for step in range(5):
         batch_images, batch_labels = pipeline.batch(0, step)
         assert batch_images.shape == (12, 8, 8, 1) and batch_labels.dtype == np.int32
@@ -120,21 +129,23 @@ def test_a_batch_holds_p_distinct_classes_with_k_distinct_images_each():
                 assert len(set(group)) == 4  # drawn without replacement
 
 
-def test_a_class_smaller_than_k_repeats_its_images():
+@CLASS_BALANCED_ENGINES
+def test_a_class_smaller_than_k_repeats_its_images(engine):
     images, labels = labelled_images(num_classes=2, per_class=(2, 3))
-    pipeline = ClassBalancedPipeline(images, labels, classes_per_batch=2, images_per_class=4, steps_per_epoch=1)
+    pipeline = engine(images, labels, classes_per_batch=2, images_per_class=4, steps_per_epoch=1)
     batch_images, batch_labels = pipeline.batch(0, 0)
     sources = np.rint(batch_images[:, 0, 0, 0] * 100).astype(int)
     for label, size in ((0, 2), (1, 3)):
         assert set(sources[batch_labels == label]) == set(np.flatnonzero(labels == label))
 
 
-def test_batches_depend_only_on_seed_epoch_and_step_so_a_resumed_run_sees_the_same():
+@CLASS_BALANCED_ENGINES
+def test_batches_depend_only_on_seed_epoch_and_step_so_a_resumed_run_sees_the_same(engine):
     images, labels = labelled_images()
     augmenter = Augmenter(max_rotation=10.0, brightness=0.0, contrast=0.0, flip=False)
-    pipeline = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=4, seed=7, augment=augmenter)
-    twin = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=4, seed=7, augment=augmenter)
-    other_seed = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=4, seed=8, augment=augmenter)
+    pipeline = engine(images, labels, 3, 2, steps_per_epoch=4, seed=7, augment=augmenter)
+    twin = engine(images, labels, 3, 2, steps_per_epoch=4, seed=7, augment=augmenter)
+    other_seed = engine(images, labels, 3, 2, steps_per_epoch=4, seed=8, augment=augmenter)
     np.testing.assert_array_equal(pipeline.batch(2, 1)[0], twin.batch(2, 1)[0])
     assert not np.array_equal(pipeline.batch(2, 1)[0], other_seed.batch(2, 1)[0])
     assert not np.array_equal(pipeline.batch(2, 1)[0], pipeline.batch(2, 2)[0])
@@ -150,34 +161,38 @@ def test_batches_depend_only_on_seed_epoch_and_step_so_a_resumed_run_sees_the_sa
     np.testing.assert_allclose(next(iter(pipeline.dataset()))[0].numpy(), twin.batch(4, 0)[0], atol=1e-6)
 
 
-def test_augmentation_never_changes_which_images_a_batch_holds():
+@CLASS_BALANCED_ENGINES
+def test_augmentation_never_changes_which_images_a_batch_holds(engine):
     images, labels = labelled_images()
-    plain = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=3, seed=1)
-    augmented = ClassBalancedPipeline(images, labels, 3, 2, steps_per_epoch=3, seed=1,
+    plain = engine(images, labels, 3, 2, steps_per_epoch=3, seed=1)
+    augmented = engine(images, labels, 3, 2, steps_per_epoch=3, seed=1,
                                       augment=Augmenter(max_rotation=20.0))
     for step in range(3):
         np.testing.assert_array_equal(plain.batch(0, step)[1], augmented.batch(0, step)[1])
 
 
-def test_bad_settings_are_named_before_any_training():
+@CLASS_BALANCED_ENGINES
+def test_bad_settings_are_named_before_any_training(engine):
     images, labels = labelled_images()
     with pytest.raises(ValueError, match="Augmenter"):
-        ClassBalancedPipeline(images, labels, augment=lambda image, rng: image)
-    with pytest.raises(ValueError, match="parallel_calls"):
-        ClassBalancedPipeline(images, labels, 2, 2, parallel_calls=0)
+        engine(images, labels, augment=lambda image, rng: image)
+    if engine is ClassBalancedPipeline:  # a tf.data setting
+        with pytest.raises(ValueError, match="parallel_calls must be a positive integer, got 0"):
+            engine(images, labels, 2, 2, parallel_calls=0)
     with pytest.raises(ValueError, match="classes_per_batch=6 but only 5 classes"):
-        ClassBalancedPipeline(images, labels, classes_per_batch=6, images_per_class=2)
+        engine(images, labels, classes_per_batch=6, images_per_class=2)
     with pytest.raises(ValueError, match="images_per_class must be an integer >= 2, got 1"):
-        ClassBalancedPipeline(images, labels, classes_per_batch=2, images_per_class=1)
-    pipeline = ClassBalancedPipeline(images, labels, 2, 2, steps_per_epoch=3)
+        engine(images, labels, classes_per_batch=2, images_per_class=1)
+    pipeline = engine(images, labels, 2, 2, steps_per_epoch=3)
     with pytest.raises(ValueError, match="step must lie in 0..2, got 3"):
         pipeline.batch(0, 3)
 
 
-def test_pair_pipeline_serves_the_pairs_of_pair_batches():
+@PAIR_ENGINES
+def test_pair_pipeline_serves_the_pairs_of_pair_batches(engine):
     images, labels = labelled_images()
     python_batches = PairBatches(images, labels, pairs_per_epoch=20, batch_size=8, seed=3)
-    pipeline = PairPipeline(images, labels, pairs_per_epoch=20, batch_size=8, seed=3)
+    pipeline = engine(images, labels, pairs_per_epoch=20, batch_size=8, seed=3)
     assert pipeline.steps_per_epoch == 3
     for step in range(3):  # the last batch holds the 4 pairs left
         (first, second), pair_labels = pipeline.batch(1, step)
@@ -190,13 +205,14 @@ def test_pair_pipeline_serves_the_pairs_of_pair_batches():
     np.testing.assert_array_equal(labels[first_sources] == labels[second_sources], pair_labels == 1)
 
 
-def test_pair_pipeline_augments_both_sides_reproducibly_and_resumes_exactly():
+@PAIR_ENGINES
+def test_pair_pipeline_augments_both_sides_reproducibly_and_resumes_exactly(engine):
     images = np.random.default_rng(4).random((30, 12, 12, 1)).astype(np.float32)
     labels = np.repeat(np.arange(6), 5)
     augmenter = Augmenter(max_rotation=20.0, max_shift=0.1)
-    pipeline = PairPipeline(images, labels, pairs_per_epoch=16, batch_size=8, seed=5, augment=augmenter)
-    twin = PairPipeline(images, labels, pairs_per_epoch=16, batch_size=8, seed=5, augment=augmenter)
-    plain = PairPipeline(images, labels, pairs_per_epoch=16, batch_size=8, seed=5)
+    pipeline = engine(images, labels, pairs_per_epoch=16, batch_size=8, seed=5, augment=augmenter)
+    twin = engine(images, labels, pairs_per_epoch=16, batch_size=8, seed=5, augment=augmenter)
+    plain = engine(images, labels, pairs_per_epoch=16, batch_size=8, seed=5)
     (first, second), _ = pipeline.batch(2, 1)
     (plain_first, plain_second), _ = plain.batch(2, 1)
     assert not np.allclose(first, plain_first) and not np.allclose(second, plain_second)
@@ -218,7 +234,7 @@ def test_pair_pipeline_augments_both_sides_reproducibly_and_resumes_exactly():
         np.testing.assert_allclose(served_second.numpy(), expected_second, atol=1e-6)
         np.testing.assert_array_equal(served_labels.numpy(), expected_labels)
     with pytest.raises(ValueError, match="Augmenter"):
-        PairPipeline(images, labels, 16, augment=lambda image, rng: image)
+        engine(images, labels, 16, augment=lambda image, rng: image)
 
 
 def test_random_crops_are_exact_windows_at_every_offset():
@@ -235,14 +251,15 @@ def test_random_crops_are_exact_windows_at_every_offset():
         random_crops(images, 7, step_seed(0, 0, 0))
 
 
-def test_a_cropping_pipeline_serves_crops_and_names_a_crop_that_does_not_fit():
+@CLASS_BALANCED_ENGINES
+def test_a_cropping_pipeline_serves_crops_and_names_a_crop_that_does_not_fit(engine):
     images, labels = labelled_images(side=10)
-    pipeline = ClassBalancedPipeline(images, labels, 2, 2, steps_per_epoch=2, crop_size=8)
+    pipeline = engine(images, labels, 2, 2, steps_per_epoch=2, crop_size=8)
     assert pipeline.batch(0, 0)[0].shape == (4, 8, 8, 1)
     assert next(iter(pipeline.dataset()))[0].shape == (4, 8, 8, 1)
     assert next(iter(pipeline.frozen_dataset()))[0].shape == (4, 8, 8, 1)  # validation batches are crops too
     with pytest.raises(ValueError, match="crop_size must be an integer from 1 to the image side 10 or None, got 12"):
-        ClassBalancedPipeline(images, labels, 2, 2, crop_size=12)
+        engine(images, labels, 2, 2, crop_size=12)
 
 
 def clustered_confusers(num_classes=20, cluster=4):
@@ -253,10 +270,11 @@ def clustered_confusers(num_classes=20, cluster=4):
     return classes, rows
 
 
-def test_hard_negative_groups_fill_a_batch_with_whole_clusters_of_confusers():
+@CLASS_BALANCED_ENGINES
+def test_hard_negative_groups_fill_a_batch_with_whole_clusters_of_confusers(engine):
     labels = np.repeat(np.arange(20), 3)
     images = np.random.default_rng(0).random((60, 8, 8, 1), dtype=np.float32)
-    pipeline = ClassBalancedPipeline(images, labels, classes_per_batch=8, images_per_class=2, steps_per_epoch=6,
+    pipeline = engine(images, labels, classes_per_batch=8, images_per_class=2, steps_per_epoch=6,
                                      seed=3, confusers=clustered_confusers(), group_size=4)
     seen = set()
     for step in range(6):
@@ -270,18 +288,19 @@ def test_hard_negative_groups_fill_a_batch_with_whole_clusters_of_confusers():
         seen.update(clusters)
     assert len(seen) > 2  # the clusters themselves are random
     # Without confusers, 8 random classes of 20 are almost never two whole clusters.
-    uniform = ClassBalancedPipeline(images, labels, 8, 2, steps_per_epoch=6, seed=3)
+    uniform = engine(images, labels, 8, 2, steps_per_epoch=6, seed=3)
     assert any(len(set(uniform.batch(0, step)[1] // 4)) > 2 for step in range(6))
 
 
-def test_hard_negative_groups_skip_confusers_that_cannot_serve_k_images_and_resume_exactly():
+@CLASS_BALANCED_ENGINES
+def test_hard_negative_groups_skip_confusers_that_cannot_serve_k_images_and_resume_exactly(engine):
     labels = np.concatenate([np.repeat(np.arange(8), 2), [8]])  # class 8 has one image
     images = np.random.default_rng(1).random((17, 8, 8, 1), dtype=np.float32)
     classes = np.arange(9)
     rows = np.array([[8, (c + 1) % 8] for c in range(8)] + [[0, 1]])
-    pipeline = ClassBalancedPipeline(images, labels, 4, 2, steps_per_epoch=3, seed=5, confusers=(classes, rows),
+    pipeline = engine(images, labels, 4, 2, steps_per_epoch=3, seed=5, confusers=(classes, rows),
                                      group_size=3)
-    twin = ClassBalancedPipeline(images, labels, 4, 2, steps_per_epoch=3, seed=5, confusers=(classes, rows),
+    twin = engine(images, labels, 4, 2, steps_per_epoch=3, seed=5, confusers=(classes, rows),
                                  group_size=3)
     for step in range(3):
         batch_labels = pipeline.batch(1, step)[1]
@@ -291,14 +310,15 @@ def test_hard_negative_groups_skip_confusers_that_cannot_serve_k_images_and_resu
         np.testing.assert_array_equal(served_labels.numpy(), twin.batch(1, step)[1])
 
 
-def test_bad_confusers_are_named():
+@CLASS_BALANCED_ENGINES
+def test_bad_confusers_are_named(engine):
     images, labels = labelled_images()
     classes, rows = np.arange(5), np.zeros((5, 2), int)
     with pytest.raises(ValueError, match="group_size must be an integer >= 2, got 1"):
-        ClassBalancedPipeline(images, labels, 2, 2, confusers=(classes, rows), group_size=1)
+        engine(images, labels, 2, 2, confusers=(classes, rows), group_size=1)
     with pytest.raises(ValueError, match=r"shape \(5, top_k\).*got \(4, 2\)"):
-        ClassBalancedPipeline(images, labels, 2, 2, confusers=(classes, rows[:4]))
+        engine(images, labels, 2, 2, confusers=(classes, rows[:4]))
     with pytest.raises(ValueError, match=r"not in labels: \[42\]"):
-        ClassBalancedPipeline(images, labels, 2, 2, confusers=(np.array([0, 1, 2, 3, 42]), rows))
+        engine(images, labels, 2, 2, confusers=(np.array([0, 1, 2, 3, 42]), rows))
     with pytest.raises(ValueError, match="pair"):
-        ClassBalancedPipeline(images, labels, 2, 2, confusers=rows)
+        engine(images, labels, 2, 2, confusers=rows)

@@ -207,3 +207,42 @@ def test_face_pair_and_class_proxy_training_run_on_jax_without_tensorflow(shared
     assert result["embedding_shape"] == [4, 16]
     np.testing.assert_allclose(result["norms"], 1.0, atol=1e-4)  # the contrastive recipe's unit-length embeddings
     assert len(result["proxy_losses"]) == 2 and all(np.isfinite(result["proxy_losses"]))
+
+
+ENGINE_CODE = """
+import json
+import numpy as np
+from siamese_tf.augmentations import Augmenter
+from siamese_tf.models import build_siamese_model
+from siamese_tf.numpy_pipelines import NumpyClassBalancedPipeline, class_balanced_pipeline, pair_pipeline
+from siamese_tf.samplers import make_pairs
+from siamese_tf.training import compile_siamese, train_siamese
+
+rng = np.random.default_rng(0)
+labels = np.repeat(np.arange(8), 4)
+images = rng.random((32, 12, 12, 1), dtype=np.float32)
+balanced = class_balanced_pipeline(images[:24], labels[:24], 3, 2, steps_per_epoch=3, seed=1, crop_size=10,
+                                   augment=Augmenter(max_rotation=10.0))
+validation = NumpyClassBalancedPipeline(images[24:], labels[24:], 2, 2, steps_per_epoch=2, crop_size=10)
+model = build_siamese_model("small_cnn", "euclidean", (10, 10, 1), embedding_dim=4, filters=(4,))
+compile_siamese(model, mode="in_batch")
+in_batch = train_siamese(model, balanced, 2, validation_pairs=validation, verbose=0).history
+pairs = pair_pipeline(images, labels, 24, 8, seed=2, augment=Augmenter())
+pair_model = build_siamese_model("small_cnn", "l1", (12, 12, 1), embedding_dim=4, filters=(4,))
+compile_siamese(pair_model)
+paired = train_siamese(pair_model, pairs, 2, validation_pairs=make_pairs(images, labels, 16, seed=0),
+                       validation_batch_size=8, verbose=0).history
+print(json.dumps({"balanced": type(balanced).__name__, "pairs": type(pairs).__name__,
+                  "in_batch_loss": in_batch["loss"], "in_batch_val_loss": in_batch["val_loss"],
+                  "pair_loss": paired["loss"], "pair_val_loss": paired["val_loss"],
+                  "next_epochs": [balanced.epoch, pairs.epoch]}))
+"""
+
+
+@needs_jax
+def test_the_engine_trains_on_jax_without_tensorflow_from_its_numpy_twins():
+    result = _run_without_tensorflow(ENGINE_CODE)
+    assert result["balanced"] == "NumpyClassBalancedPipeline" and result["pairs"] == "NumpyPairPipeline"
+    for name in ("in_batch_loss", "in_batch_val_loss", "pair_loss", "pair_val_loss"):
+        assert len(result[name]) == 2 and all(np.isfinite(result[name])), name  # two epochs, validated
+    assert result["next_epochs"] == [2, 2]  # each Keras epoch served one epoch of batches

@@ -357,11 +357,11 @@ def captcha_augmenter(strength: float = 1.0) -> Augmenter:
 
 def _batches(images, labels, config, seed, confusers):
     if config.mode == "in_batch":
-        # Random and hard-negative rounds run on the tf.data engine: classes (in confuser groups
-        # after the first round), images and crops drawn by TensorFlow.
-        from siamese_tf.pipelines import ClassBalancedPipeline
+        # Random and hard-negative rounds run on the engine: classes (in confuser groups after the
+        # first round), images and crops drawn by TensorFlow (its NumPy twin where TensorFlow is missing).
+        from siamese_tf.numpy_pipelines import class_balanced_pipeline
 
-        return ClassBalancedPipeline(images, labels, config.classes_per_batch, config.images_per_class,
+        return class_balanced_pipeline(images, labels, config.classes_per_batch, config.images_per_class,
                                      config.steps_per_epoch, seed, crop_size=CROP_SIZE, confusers=confusers,
                                      group_size=config.group_size,
                                      augment=captcha_augmenter(config.augment) if config.augment else None)

@@ -329,14 +329,15 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
     (positives from people with two or more images) with the package's augmentation, run by the tf.data
     engine (:class:`siamese_tf.pipelines.PairPipeline`), Adam annealed by
     the clock over ``recipe.minutes``. Without TensorFlow (``KERAS_BACKEND=jax`` on a machine with JAX
-    alone) the same pairs and augmentation come from :class:`siamese_tf.samplers.PairBatches`, built by
-    ``workers`` threads. Returns the model (no thresholds yet) and training figures.
+    alone) the same pairs come from its NumPy twin (:class:`siamese_tf.numpy_pipelines.NumpyPairPipeline`,
+    each batch augmented in one vectorised call), built by ``workers`` threads. Returns the model (no
+    thresholds yet) and training figures.
     """
     import keras
 
     from siamese_tf.augmentations import Augmenter
     from siamese_tf.models import build_siamese_model
-    from siamese_tf.samplers import PairBatches
+    from siamese_tf.numpy_pipelines import pair_pipeline
     from siamese_tf.training import TimeLimit, compile_siamese
 
     if method not in PAIR_METHODS:
@@ -351,17 +352,11 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
                                 filters=tuple(recipe.filters), normalize=head != "l1")
     learning_rate = 1e-3
     compile_siamese(model, learning_rate=learning_rate, mode="pairs")
-    if settings.tensorflow_available():
-        from siamese_tf.pipelines import PairPipeline
-
-        # Pairs from (seed, epoch); images gathered and augmented inside tf.data (pipelines.PairPipeline).
-        batches = PairPipeline(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
-                               augment=Augmenter())
-        source = batches.dataset()
-    else:  # no TensorFlow (e.g. JAX alone on a GPU machine): the same recipe's batches from NumPy and OpenCV
-        batches = PairBatches(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
-                              augment=Augmenter())
-        source = batches.py_dataset(workers=workers)
+    # Pairs from (seed, epoch); images gathered and augmented a batch at a time, inside tf.data
+    # (pipelines.PairPipeline), or by NumPy where TensorFlow is missing (e.g. JAX alone on a GPU machine).
+    batches = pair_pipeline(train_set.images, train_set.labels, pairs_per_epoch, batch_size, seed=recipe.seed,
+                            augment=Augmenter())
+    source = batches.training_source(workers=workers)
     started = time.perf_counter()
     history = model.fit(source, epochs=10_000, verbose=verbose, shuffle=False,
                         callbacks=[batches.callback(), TimeLimit(recipe.minutes, learning_rate),

@@ -336,7 +336,8 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
     different-character pairs per step).
 
     ``pipeline``: "tf.data" (default) builds and augments every batch inside TensorFlow
-    (:class:`siamese_tf.pipelines.ClassBalancedPipeline`); "python" uses the NumPy/OpenCV batches of
+    (:class:`siamese_tf.pipelines.ClassBalancedPipeline`; its NumPy twin where TensorFlow is missing,
+    :class:`siamese_tf.numpy_pipelines.NumpyClassBalancedPipeline`); "python" uses the NumPy/OpenCV batches of
     :class:`siamese_tf.samplers.ClassBalancedBatches` (the earlier engine, kept for comparison).
 
     ``loss``: "neighbourhood" (:func:`neighbourhood_loss`, default), "prototypical", "triplet" or
@@ -354,11 +355,11 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
     import keras
 
     from siamese_tf.losses import AdditiveMarginSoftmaxLoss, InBatchLoss
-    from siamese_tf.pipelines import ClassBalancedPipeline
+    from siamese_tf.numpy_pipelines import class_balanced_pipeline
     from siamese_tf.samplers import ClassBalancedBatches
     from siamese_tf.training import build_proxy_trainer
 
-    batch_sources = {"tf.data": ClassBalancedPipeline, "python": ClassBalancedBatches}
+    batch_sources = {"tf.data": class_balanced_pipeline, "python": ClassBalancedBatches}
     if pipeline not in batch_sources:
         raise ValueError(f"pipeline must be 'tf.data' or 'python', got {pipeline!r}")
     if minutes is not None and not minutes > 0:
@@ -388,6 +389,6 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
     one_shot = OneShotEarlyStopping(validation_set.images, validation_episodes, patience=patience, verbose=verbose,
                                     scored_model=model if trained is not model else None,
                                     restore_best_weights=bool(keep_best))
-    history = trained.fit(batches.dataset(), epochs=num_epochs, callbacks=[batches.callback(), budget, one_shot],
-                          shuffle=False, verbose=verbose)
+    history = trained.fit(batches.training_source(), epochs=num_epochs,
+                          callbacks=[batches.callback(), budget, one_shot], shuffle=False, verbose=verbose)
     return history, one_shot, budget
