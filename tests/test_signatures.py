@@ -8,6 +8,7 @@ import warnings
 import zipfile
 
 import cv2
+import keras
 import numpy as np
 import pytest
 
@@ -454,3 +455,19 @@ def test_normalised_ink_takes_away_the_darkness_shortcut_and_keeps_the_strokes()
                                        paths=["a", "b"])
     np.testing.assert_allclose(signatures.normalise_ink(tied_set).images[0, 1, 1:4, 0], [1 / 3, 1 / 3, 5 / 6],
                                atol=1e-6)
+
+
+def test_local_response_normalization_matches_tensorflow_and_a_hand_computed_value():
+    import tensorflow as tf
+
+    from siamese_tf.studies.signatures.networks import LocalResponseNormalization
+
+    inputs = np.random.default_rng(0).normal(size=(2, 3, 4, 7)).astype(np.float32)
+    layer = LocalResponseNormalization(depth_radius=2, bias=2.0, alpha=0.1, beta=0.75)
+    expected = tf.nn.local_response_normalization(inputs, depth_radius=2, bias=2.0, alpha=0.1, beta=0.75).numpy()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(inputs)), expected, rtol=1e-5, atol=1e-6)
+    # Channel 0 of [1, 2, 3]: its window (radius 1) holds channels 0 and 1, 1 + 4 = 5.
+    single = LocalResponseNormalization(depth_radius=1, bias=1.0, alpha=1.0, beta=1.0)(np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(single)[0, 0], 1.0 / (1.0 + 5.0), rtol=1e-6)
+    restored = LocalResponseNormalization.from_config(layer.get_config())
+    assert (restored.depth_radius, restored.bias, restored.alpha, restored.beta) == (2, 2.0, 0.1, 0.75)

@@ -216,6 +216,7 @@ from siamese_tf.augmentations import Augmenter
 from siamese_tf.models import build_siamese_model
 from siamese_tf.numpy_pipelines import NumpyClassBalancedPipeline, class_balanced_pipeline, pair_pipeline
 from siamese_tf.samplers import make_pairs
+from siamese_tf.studies.signatures.networks import LocalResponseNormalization
 from siamese_tf.training import compile_siamese, train_siamese
 
 rng = np.random.default_rng(0)
@@ -235,7 +236,9 @@ paired = train_siamese(pair_model, pairs, 2, validation_pairs=make_pairs(images,
 print(json.dumps({"balanced": type(balanced).__name__, "pairs": type(pairs).__name__,
                   "in_batch_loss": in_batch["loss"], "in_batch_val_loss": in_batch["val_loss"],
                   "pair_loss": paired["loss"], "pair_val_loss": paired["val_loss"],
-                  "next_epochs": [balanced.epoch, pairs.epoch]}))
+                  "next_epochs": [balanced.epoch, pairs.epoch],
+                  "signet_normalised": np.asarray(LocalResponseNormalization(alpha=1.0)(np.ones((1, 2, 2, 5))))
+                  .tolist()}))
 """
 
 
@@ -246,3 +249,30 @@ def test_the_engine_trains_on_jax_without_tensorflow_from_its_numpy_twins():
     for name in ("in_batch_loss", "in_batch_val_loss", "pair_loss", "pair_val_loss"):
         assert len(result[name]) == 2 and all(np.isfinite(result[name])), name  # two epochs, validated
     assert result["next_epochs"] == [2, 2]  # each Keras epoch served one epoch of batches
+    # SigNet's normalisation runs in keras.ops: ones over a window of 3, 4, 5, 4, 3 channels, bias 2, beta 0.75
+    np.testing.assert_allclose(result["signet_normalised"][0][0][0], [(2.0 + n) ** -0.75 for n in (3, 4, 5, 4, 3)],
+                               rtol=1e-5)
+
+
+OMNIGLOT_CODE = """
+import json
+import os
+from pathlib import Path
+from siamese_tf.studies import omniglot
+
+background = omniglot.load_background_small(Path(os.environ["SIAMESE_TF_DATA_DIR"]), image_size=(28, 28),
+                                            invert=True, max_images_per_class=3)
+train, held = omniglot.split_alphabets(background)
+episodes = omniglot.sample_one_shot_episodes(held, n_way=5, num_episodes=2, seed=0)
+model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=16, filters=(8, 8, 8, 8))
+history, one_shot, budget = omniglot.train_conv4(model, train, held, episodes, num_epochs=2, steps_per_epoch=2,
+                                                 classes_per_batch=4, images_per_class=2, seed=0)
+print(json.dumps({"loss": history.history["loss"], "one_shot": one_shot.history, "steps": budget.steps}))
+"""
+
+
+@needs_jax
+def test_omniglot_trains_in_batch_on_jax_without_tensorflow(shared_data_dir):
+    result = _run_without_tensorflow(OMNIGLOT_CODE, {"SIAMESE_TF_DATA_DIR": str(shared_data_dir)})
+    assert len(result["loss"]) == 2 and all(np.isfinite(result["loss"])) and result["steps"] == 4
+    assert len(result["one_shot"]) == 2 and all(0.0 <= value <= 1.0 for value in result["one_shot"])

@@ -44,10 +44,13 @@ class LocalResponseNormalization(layers.Layer):
         self.beta = float(beta)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        import tensorflow as tf
-
-        return tf.nn.local_response_normalization(
-            inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        # keras.ops, so SigNet runs on every backend: the window sum over channels is a sum of
+        # 2 r + 1 shifted copies of the zero-padded squares.
+        channels = inputs.shape[-1]
+        squares = keras.ops.pad(keras.ops.square(inputs),
+                                [[0, 0]] * (len(inputs.shape) - 1) + [[self.depth_radius, self.depth_radius]])
+        window = sum(squares[..., offset:offset + channels] for offset in range(2 * self.depth_radius + 1))
+        return inputs / keras.ops.power(self.bias + self.alpha * window, self.beta)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
