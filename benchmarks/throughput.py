@@ -219,6 +219,9 @@ def _source_alone_figures(make, sources, steps, rounds, images_per_batch):
         figures["tf_data"]["images_per_second"] / figures["python"]["images_per_second"], 2)
     figures["cpu_per_batch_ratio"] = round(
         figures["python"]["cpu_ms_per_batch"] / figures["tf_data"]["cpu_ms_per_batch"], 2)
+    if "numpy" in figures:  # the NumPy twin (machines without TensorFlow) against the same Python batches
+        figures["numpy_images_per_second_ratio"] = round(
+            figures["numpy"]["images_per_second"] / figures["python"]["images_per_second"], 2)
     return figures
 
 
@@ -243,14 +246,19 @@ def _training_figures(make, build_model, sources, steps, rounds, warmup, pairs_p
         figures[kind]["step_seconds_per_round"] = [round(value, 4) for value in step_times]
     figures["images_per_second_ratio"] = round(
         figures["tf_data"]["images_per_second"] / figures["python"]["images_per_second"], 2)
+    if "numpy" in figures:
+        figures["numpy_images_per_second_ratio"] = round(
+            figures["numpy"]["images_per_second"] / figures["python"]["images_per_second"], 2)
     return figures, flops_per_image
 
 
 def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
     """Today's Python batches (``ClassBalancedBatches`` + NumPy/OpenCV ``Augmenter``) against the
-    tf.data engine (``ClassBalancedPipeline``) with the same augmentation settings, on the Omniglot
+    tf.data engine (``ClassBalancedPipeline``) and its NumPy twin (``NumpyClassBalancedPipeline``, what
+    machines without TensorFlow train from) with the same augmentation settings, on the Omniglot
     conv4 recipe (28x28, rotations as classes, P=32 x K=4): the batch source alone, then training
     with the neighbourhood loss, alternating the two engines ``rounds`` times in one run."""
+    from siamese_tf.numpy_pipelines import NumpyClassBalancedPipeline
     from siamese_tf.pipelines import ClassBalancedPipeline
     from siamese_tf.studies import omniglot
 
@@ -259,7 +267,7 @@ def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
     train_set = omniglot.add_rotations(omniglot.split_alphabets(data)[0])
     classes_per_batch, images_per_class = (8, 4) if smoke else (32, 4)
     augmenter = omniglot.conv4_augmenter()
-    sources = {"python": ClassBalancedBatches, "tf_data": ClassBalancedPipeline}
+    sources = {"python": ClassBalancedBatches, "tf_data": ClassBalancedPipeline, "numpy": NumpyClassBalancedPipeline}
 
     def make(kind, steps_per_epoch):
         return sources[kind](train_set.images, train_set.labels, classes_per_batch, images_per_class,
@@ -285,8 +293,10 @@ def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
 
 def face_pair_throughput(peak_gflops, smoke=False, steps=30, rounds=3, seed=0):
     """The LFW contrastive recipe's pair batches (64 pairs of 64x64 gray faces, the package's default
-    ``Augmenter``): ``PairBatches`` (NumPy/OpenCV) against ``PairPipeline`` (tf.data), the source alone
+    ``Augmenter``): ``PairBatches`` (NumPy/OpenCV) against ``PairPipeline`` (tf.data) and
+    ``NumpyPairPipeline``, the source alone
     and training the recipe's network, alternating ``rounds`` times in one run."""
+    from siamese_tf.numpy_pipelines import NumpyPairPipeline
     from siamese_tf.pipelines import PairPipeline
     from siamese_tf.studies import faces
 
@@ -297,7 +307,7 @@ def face_pair_throughput(peak_gflops, smoke=False, steps=30, rounds=3, seed=0):
     images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=1, people=names)
     batch_size = 8 if smoke else 64
     augmenter = Augmenter()
-    sources = {"python": PairBatches, "tf_data": PairPipeline}
+    sources = {"python": PairBatches, "tf_data": PairPipeline, "numpy": NumpyPairPipeline}
 
     def make(kind, steps_per_epoch):
         return sources[kind](images.images, images.labels, pairs_per_epoch=batch_size * steps_per_epoch,

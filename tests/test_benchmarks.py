@@ -25,7 +25,9 @@ def test_the_pipeline_section_compares_both_engines_on_the_same_batches(shared_d
     for section in ("pipeline", "pipeline_face_pairs"):
         figures = report[section]
         for part in ("source_alone", "training"):
-            assert set(figures[part]) >= {"python", "tf_data", "images_per_second_ratio"}
+            assert set(figures[part]) >= {"python", "tf_data", "numpy", "images_per_second_ratio",
+                                          "numpy_images_per_second_ratio"}
+            assert figures[part]["numpy"]["images_per_second"] > 0
             python, tf_data = figures[part]["python"], figures[part]["tf_data"]
             assert python["images_per_second"] > 0 and tf_data["images_per_second"] > 0
             ratio = figures[part]["tf_data"]["images_per_second"] / figures[part]["python"]["images_per_second"]
