@@ -152,6 +152,30 @@ def test_mask_pair_batches_cover_every_pair_once_per_epoch():
     assert len(batches) == 3
 
 
+def test_mask_pair_batches_without_tensorflow_cover_every_pair_once_per_epoch_reshuffled(monkeypatch):
+    from siamese_tf import settings
+
+    monkeypatch.setattr(settings, "tensorflow_available", lambda: False)  # a machine with JAX alone
+    data = _toy_data(class_ids=[0, 1, 0, 1, 1], domain_ids=[0, 0, 1, 1, 1], num_domains=2)
+    source = mask_guided.MaskPairBatches(data, batch_size=4, seed=1).training_source()
+    assert not hasattr(source, "element_spec") and len(source) == 3  # a PyDataset, not tf.data
+
+    def epoch_pairs():
+        seen = []
+        for step in range(len(source)):
+            (images, masks), labels = source[step]
+            for image, mask, label in zip(images, masks, labels):
+                image_index, mask_index = int(round(image[0, 0, 0] * 100)), int(round(mask[0, 0, 0] * 10))
+                assert label == float(mask_index % 2 == data.class_ids[image_index])  # 1 = same class
+                seen.append((image_index, mask_index))
+        source.on_epoch_end()
+        return seen
+
+    first, second = epoch_pairs(), epoch_pairs()
+    assert sorted(first) == sorted(second) == sorted(zip(*mask_guided.image_mask_pairs(data)[:2]))
+    assert first != second  # shuffled anew each epoch
+
+
 def test_sister_embedding_shape_and_registry():
     embedding = get_embedding("mask_guided_sister", (20, 20, 3))
     # 20 -> 18 -> 16 (two valid 3x3 convs) -> 8 (pool): 8 * 8 * 64 features into Dense(2).

@@ -82,6 +82,39 @@ class MaskPairBatches:
         options.autotune.enabled = False  # ENVIRONMENT_NOTES: autotune stalls the end of fit()
         return dataset.with_options(options).prefetch(2)
 
+    def training_source(self, workers: int = 1) -> tf.data.Dataset | keras.utils.PyDataset:
+        """What ``model.fit`` reads: :meth:`dataset` where TensorFlow is installed, else a
+        ``keras.utils.PyDataset`` of the same pairs, shuffled anew each epoch from ``seed``."""
+        from siamese_tf.settings import tensorflow_available
+
+        if tensorflow_available():
+            return self.dataset()
+        batches = self
+
+        class ShuffledPairs(keras.utils.PyDataset):
+            """Every (image, mask) pair once per epoch, in an order drawn from (seed, epoch)."""
+
+            def __init__(self) -> None:
+                super().__init__(workers=workers)
+                self.masks = batches.data.flat_masks
+                self.epoch, self.order = -1, None
+                self.on_epoch_end()
+
+            def __len__(self) -> int:
+                return len(batches)
+
+            def on_epoch_end(self) -> None:
+                self.epoch += 1
+                self.order = np.random.default_rng([batches.seed, self.epoch]).permutation(len(batches.labels))
+
+            def __getitem__(self, step: int):
+                chosen = self.order[step * batches.batch_size:(step + 1) * batches.batch_size]
+                images = batches.data.images[batches.image_indices[chosen]]
+                masks = self.masks[batches.mask_indices[chosen]]
+                return (images, masks), batches.labels[chosen]
+
+        return ShuffledPairs()
+
     def callback(self) -> keras.callbacks.Callback:
         """A no-op callback (the shuffle is seeded by tf.data itself); train_siamese asks for one."""
         return keras.callbacks.Callback()
