@@ -20,6 +20,7 @@ batches of the same kind, not the same batches. Pair labels follow the package's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -33,6 +34,7 @@ from siamese_tf.settings import tensorflow_available
 __all__ = [
     "NumpyClassBalancedPipeline",
     "NumpyPairPipeline",
+    "affine_parameters",
     "affine_transforms",
     "augment_images",
     "class_balanced_pipeline",
@@ -88,6 +90,29 @@ def affine_transforms(ops: ModuleType, angle: Any, shear_x: Any, shear_y: Any, s
     return ops.stack([i00, i01, b0, i10, i11, b1, zeros, zeros], axis=1)
 
 
+def affine_parameters(augmenter: Augmenter, uniform_or_neutral: Callable[[float, float, float, int], Any],
+                      draw_mirror: Callable[[], Any], no_mirror: Any, height: int, width: int) -> tuple:
+    """``augmenter``'s per-image warp parameters, drawn the same way by both twins.
+
+    ``uniform_or_neutral(limit, neutral, probability, component)`` draws the (B,) values of one
+    component (its own random stream); ``draw_mirror()`` the (B,) flips when ``augmenter.flip``,
+    else ``no_mirror`` is used. Returns ``(angle, shear_x, shear_y, scale_x, scale_y, shift_x,
+    shift_y, mirror)`` as :func:`affine_transforms` takes them (angle in radians, shifts in pixels).
+    """
+    probability = augmenter.component_probability
+    angle = uniform_or_neutral(math.radians(augmenter.max_rotation), 0.0, probability, 0)
+    shear_x = uniform_or_neutral(augmenter.max_shear, 0.0, probability, 1)
+    shear_y = uniform_or_neutral(augmenter.max_shear, 0.0, probability, 2)
+    scale_x = uniform_or_neutral(augmenter.max_scale, 1.0, probability, 3)
+    scale_y = uniform_or_neutral(augmenter.max_scale, 1.0, probability, 4) if augmenter.independent_axes else scale_x
+    shift_x = uniform_or_neutral(augmenter.max_shift, 0.0, probability, 5)
+    shift_y = uniform_or_neutral(augmenter.max_shift, 0.0, probability, 6)
+    if not augmenter.shift_in_pixels:
+        shift_x, shift_y = shift_x * width, shift_y * height
+    mirror = draw_mirror() if augmenter.flip else no_mirror
+    return angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y, mirror
+
+
 def warp_images(images: ArrayLike, transforms: ArrayLike) -> np.ndarray:
     """Warp a (B, H, W, C) batch by (B, 8) output-to-input affine transforms, all images at once.
 
@@ -141,24 +166,11 @@ def augment_images(images: ArrayLike, seed: ArrayLike, augmenter: Augmenter) -> 
         raise ValueError(f"images must have shape (B, H, W, C), got {images.shape}")
     seed = [int(value) for value in np.atleast_1d(seed)]
     batch_size, height, width, _ = images.shape
-    probability = augmenter.component_probability
-    angle = _uniform_or_neutral(seed, batch_size, math.radians(augmenter.max_rotation), 0.0, probability, 0)
-    shear_x = _uniform_or_neutral(seed, batch_size, augmenter.max_shear, 0.0, probability, 1)
-    shear_y = _uniform_or_neutral(seed, batch_size, augmenter.max_shear, 0.0, probability, 2)
-    scale_x = _uniform_or_neutral(seed, batch_size, augmenter.max_scale, 1.0, probability, 3)
-    scale_y = (_uniform_or_neutral(seed, batch_size, augmenter.max_scale, 1.0, probability, 4)
-               if augmenter.independent_axes else scale_x)
-    shift_x = _uniform_or_neutral(seed, batch_size, augmenter.max_shift, 0.0, probability, 5)
-    shift_y = _uniform_or_neutral(seed, batch_size, augmenter.max_shift, 0.0, probability, 6)
-    if not augmenter.shift_in_pixels:
-        shift_x, shift_y = shift_x * width, shift_y * height
-    if augmenter.flip:
-        mirror = np.random.default_rng([*seed, 7]).random(batch_size) < 0.5
-    else:
-        mirror = np.zeros(batch_size, bool)
-    transforms = affine_transforms(np, angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y, mirror,
-                                   height, width)
-    result = warp_images(images, transforms)
+    parameters = affine_parameters(
+        augmenter, lambda limit, neutral, probability, component: _uniform_or_neutral(
+            seed, batch_size, limit, neutral, probability, component),
+        lambda: np.random.default_rng([*seed, 7]).random(batch_size) < 0.5, np.zeros(batch_size, bool), height, width)
+    result = warp_images(images, affine_transforms(np, *parameters, height, width))
     if augmenter.contrast > 0:
         factor = _uniform_or_neutral(seed, batch_size, augmenter.contrast, 1.0, 1.0, 8)[:, None, None, None]
         mean = result.mean(axis=(1, 2, 3), keepdims=True)

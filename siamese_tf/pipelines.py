@@ -24,7 +24,6 @@ machine can run.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -37,6 +36,7 @@ from siamese_tf.numpy_pipelines import (
     CROP_STREAM,
     SAMPLING_STREAM,
     NumpyClassBalancedPipeline,
+    affine_parameters,
     affine_transforms,
     check_augmenter,
 )
@@ -118,23 +118,12 @@ def augment_images(images: tf.Tensor | ArrayLike, seed: tf.Tensor | ArrayLike, a
     batch_size = tf.shape(images)[0]
     height, width = int(images.shape[1]), int(images.shape[2])
     shape = (batch_size,)
-    probability = augmenter.component_probability
-    angle = _uniform_or_neutral(seed, shape, math.radians(augmenter.max_rotation), 0.0, probability, 0)
-    shear_x = _uniform_or_neutral(seed, shape, augmenter.max_shear, 0.0, probability, 1)
-    shear_y = _uniform_or_neutral(seed, shape, augmenter.max_shear, 0.0, probability, 2)
-    scale_x = _uniform_or_neutral(seed, shape, augmenter.max_scale, 1.0, probability, 3)
-    scale_y = (_uniform_or_neutral(seed, shape, augmenter.max_scale, 1.0, probability, 4)
-               if augmenter.independent_axes else scale_x)
-    shift_x = _uniform_or_neutral(seed, shape, augmenter.max_shift, 0.0, probability, 5)
-    shift_y = _uniform_or_neutral(seed, shape, augmenter.max_shift, 0.0, probability, 6)
-    if not augmenter.shift_in_pixels:
-        shift_x, shift_y = shift_x * width, shift_y * height
-    if augmenter.flip:
-        mirror = tf.random.stateless_uniform(shape, seed=tf.random.experimental.stateless_fold_in(seed, 7)) < 0.5
-    else:
-        mirror = tf.zeros(shape, tf.bool)
-    transforms = affine_parameters_to_transforms(angle, shear_x, shear_y, scale_x, scale_y, shift_x, shift_y,
-                                                 mirror, height, width)
+    parameters = affine_parameters(
+        augmenter, lambda limit, neutral, probability, component: _uniform_or_neutral(
+            seed, shape, limit, neutral, probability, component),
+        lambda: tf.random.stateless_uniform(shape, seed=tf.random.experimental.stateless_fold_in(seed, 7)) < 0.5,
+        tf.zeros(shape, tf.bool), height, width)
+    transforms = affine_parameters_to_transforms(*parameters, height, width)
     result = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.constant([height, width], tf.int32),
         fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="NEAREST")
