@@ -44,9 +44,10 @@ def test_a_half_pixel_shift_averages_neighbours_and_replicates_the_border():
     np.testing.assert_allclose(shifted, [0.0, 0.5, 2.0, 5.0], atol=1e-6)
 
 
-def test_the_warp_matches_tensorflows_projective_transform():
+@pytest.mark.parametrize("channels", [1, 3, 6])  # OpenCV warps at most 4 channels in one call
+def test_the_warp_matches_tensorflows_projective_transform(channels):
     rng = np.random.default_rng(0)
-    images = rng.random((6, 11, 13, 2)).astype(np.float32)
+    images = rng.random((6, 11, 13, channels)).astype(np.float32)
     parameters = [rng.uniform(-0.5, 0.5, 6), rng.uniform(-0.2, 0.2, 6), rng.uniform(-0.2, 0.2, 6),
                   rng.uniform(0.8, 1.2, 6), rng.uniform(0.8, 1.2, 6), rng.uniform(-3, 3, 6), rng.uniform(-3, 3, 6)]
     parameters = [value.astype(np.float32) for value in parameters]
@@ -59,7 +60,8 @@ def test_the_warp_matches_tensorflows_projective_transform():
         images=tf.constant(images), transforms=tf_transforms, output_shape=[11, 13], fill_value=0.0,
         interpolation="BILINEAR", fill_mode="NEAREST").numpy()
     warped = warp_images(images, numpy_transforms)
-    np.testing.assert_allclose(warped, expected, atol=1e-4)
+    np.testing.assert_allclose(warped, expected, atol=0.03)  # OpenCV interpolates on a 1/32-pixel grid
+    assert np.abs(warped - expected).mean() < 0.005
     assert np.abs(warped - images).mean() > 0.05  # and the warp did move the pictures
 
 

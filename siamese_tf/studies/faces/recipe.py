@@ -330,7 +330,7 @@ def train_pair_model(train_set: ImageSet, method: str = "pairs_l1", recipe: Clas
     engine (:class:`siamese_tf.pipelines.PairPipeline`), Adam annealed by
     the clock over ``recipe.minutes``. Without TensorFlow (``KERAS_BACKEND=jax`` on a machine with JAX
     alone) the same pairs come from its NumPy twin (:class:`siamese_tf.numpy_pipelines.NumpyPairPipeline`,
-    each batch augmented in one vectorised call), built by ``workers`` threads. Returns the model (no
+    each batch's random draws made at once), built by ``workers`` threads. Returns the model (no
     thresholds yet) and training figures.
     """
     import keras
