@@ -365,15 +365,21 @@ class TimeBudget(keras.callbacks.Callback):
     the budget finishes). With ``learning_rate`` set it also anneals the optimizer's learning rate
     along one cosine of the elapsed time, from ``learning_rate`` down to ``final_fraction`` of it,
     so a time-bounded run ends annealed however fast the machine is (the optimizer needs a plain,
-    not scheduled, rate). ``minutes=None`` only counts steps and time.
+    not scheduled, rate). ``total_steps``, the run's own step cap (epochs x steps per epoch) where
+    it has one: the cosine then follows whichever of the clock and the steps is further along, so a
+    run that reaches its last epoch before its budget also ends annealed (its last step at
+    ``final_fraction``). ``minutes=None`` only counts steps and time.
 
     Attributes: ``steps`` (batches run), ``elapsed_seconds`` (frozen when training ends, so a
     budget read later reports its own run), ``stopped_for_time``.
     """
 
     def __init__(self, minutes: float | None, learning_rate: float | None = None, final_fraction: float = 0.05,
-                 per_epoch: bool = False) -> None:
+                 per_epoch: bool = False, total_steps: int | None = None) -> None:
         super().__init__()
+        if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer))
+                                        or total_steps < 1):
+            raise ValueError(f"total_steps must be a positive integer or None, got {total_steps!r}")
         if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
             raise ValueError(f"minutes must be positive or None, got {minutes!r}")
         if learning_rate is not None and minutes is None:
@@ -384,6 +390,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.learning_rate = learning_rate
         self.final_fraction = float(final_fraction)
         self.per_epoch = bool(per_epoch)
+        self.total_steps = None if total_steps is None else int(total_steps)
         self.started = None
         self.finished = None
         self.steps = 0
@@ -402,6 +409,8 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.learning_rate is not None:
             fraction = min(1.0, self.elapsed_seconds / self.seconds)
+            if self.total_steps is not None:
+                fraction = max(fraction, min(1.0, self.steps / max(1, self.total_steps - 1)))
             scale = self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + np.cos(np.pi * fraction))
             self.model.optimizer.learning_rate.assign(self.learning_rate * scale)
 
@@ -430,10 +439,11 @@ class TimeBudget(keras.callbacks.Callback):
 class TimeLimit(TimeBudget):
     """A :class:`TimeBudget` that must have one (``minutes`` > 0)."""
 
-    def __init__(self, minutes: float, learning_rate: float | None = None, final_fraction: float = 0.05) -> None:
+    def __init__(self, minutes: float, learning_rate: float | None = None, final_fraction: float = 0.05,
+                 total_steps: int | None = None) -> None:
         if minutes is None or not minutes > 0:
             raise ValueError(f"minutes must be positive, got {minutes!r}")
-        super().__init__(minutes, learning_rate, final_fraction)
+        super().__init__(minutes, learning_rate, final_fraction, total_steps=total_steps)
 
 
 def build_proxy_trainer(embedding: keras.Model, num_classes: int,
@@ -540,6 +550,8 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
         dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
     else:  # e.g. KERAS_BACKEND=jax on a GPU machine without TensorFlow: the same batches from NumPy
         dataset = ShuffledBatches(images, labels, batch_size, seed=seed)
-    all_callbacks = list(callbacks) + ([TimeLimit(minutes, learning_rate)] if minutes is not None else [])
+    # The clock anneals the rate; the epoch cap, when it comes first, does too (TimeBudget.total_steps).
+    budget = [] if minutes is None else [TimeLimit(minutes, learning_rate, total_steps=num_epochs * steps_per_epoch)]
+    all_callbacks = list(callbacks) + budget
     return trainer.fit(dataset, epochs=num_epochs, callbacks=all_callbacks, shuffle=False,
                        verbose=progress_verbosity(verbose))

@@ -1,3 +1,5 @@
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -216,6 +218,39 @@ def test_time_limit_anneals_by_the_clock_and_stops(monkeypatch):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
     limit.on_train_batch_end(2)
     assert model.stop_training
+
+
+def test_a_run_that_reaches_its_step_cap_first_still_ends_annealed(monkeypatch):
+    from siamese_tf import training
+
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    # A 30-minute budget, but the run's epochs hold only 4 steps, 1 minute apart.
+    limit = training.TimeLimit(minutes=30.0, learning_rate=1.0, final_fraction=0.05, total_steps=4)
+    limit.set_model(model)
+    limit.on_train_begin()
+    rates = []
+    for step in range(4):
+        limit.on_train_batch_begin(step)
+        rates.append(float(model.optimizer.learning_rate))
+        limit.on_train_batch_end(step)
+        clock[0] += 60.0
+    # By steps: fractions 0, 1/3, 2/3, 1 (the clock is at most 3/30 along): the last step at 5%.
+    expected = [0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * fraction)) for fraction in (0, 1 / 3, 2 / 3, 1)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)
+    assert rates[-1] == pytest.approx(0.05) and not model.stop_training  # the epochs end it, not the clock
+    # The clock still leads when it is further along than the steps.
+    clock[0] = 0.0
+    limit.on_train_begin()
+    limit.steps = 0
+    clock[0] = 15 * 60.0
+    limit.on_train_batch_begin(0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05 + 0.95 * 0.5)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"total_steps must be a positive integer or None, got {bad!r}"):
+            training.TimeBudget(1.0, total_steps=bad)
 
 
 def test_a_per_epoch_time_budget_lets_the_epoch_finish_and_says_it_stopped_for_time(monkeypatch):

@@ -381,7 +381,8 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
         schedule = cosine_decay_schedule(learning_rate, num_epochs * steps_per_epoch)
         budget = TimeBudget(None)
     else:  # a time budget: anneal by elapsed time instead of by step count
-        schedule, budget = learning_rate, TimeBudget(minutes, learning_rate=learning_rate)
+        schedule, budget = learning_rate, TimeBudget(minutes, learning_rate=learning_rate,
+                                                     total_steps=num_epochs * steps_per_epoch)
     trained.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss_object)
     batches = batch_sources[pipeline](train_set.images, train_set.labels, classes_per_batch=classes_per_batch,
                                       images_per_class=images_per_class, steps_per_epoch=steps_per_epoch, seed=seed,
