@@ -58,8 +58,13 @@ def check_augmenter(augment: object, python_batches: str) -> None:
             f"None, got {augment!r}; use samplers.{python_batches} for a Python callable")
 
 
-def _stream(seed: int, epoch: int, step: int, stream: int, *more: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), int(stream), int(epoch), int(step), *map(int, more)])
+def _stream_key(seed: int, epoch: int, step: int, stream: int) -> list[int]:
+    """The seed of one random stream of batch ``(epoch, step)``: ``[seed, stream, epoch, step]``."""
+    return [int(seed), int(stream), int(epoch), int(step)]
+
+
+def _stream(seed: int, epoch: int, step: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(_stream_key(seed, epoch, step, stream))
 
 
 def affine_transforms(ops: ModuleType, angle: Any, shear_x: Any, shear_y: Any, scale_x: Any, scale_y: Any,
@@ -311,7 +316,7 @@ class NumpyClassBalancedPipeline(ClassBalancedBatches):
         if self.crop_size is not None:
             images = random_crops(images, self.crop_size, _stream(self.seed, epoch, step, CROP_STREAM))
         if self.augment is not None:
-            images = augment_images(images, [self.seed, AUGMENTATION_STREAM, epoch, step], self.augment)
+            images = augment_images(images, _stream_key(self.seed, epoch, step, AUGMENTATION_STREAM), self.augment)
         return images.astype(np.float32, copy=False), self.labels[indices].astype(np.int32)
 
     def _signature(self):
@@ -346,7 +351,7 @@ class NumpyPairPipeline(PairBatches):
         count = len(first[window])
         images = self.images[np.concatenate([first[window], second[window]])]
         if self.augment is not None:
-            images = augment_images(images, [self.seed, AUGMENTATION_STREAM, epoch, step], self.augment)
+            images = augment_images(images, _stream_key(self.seed, epoch, step, AUGMENTATION_STREAM), self.augment)
         return (images[:count], images[count:]), pair_labels[window].astype(np.float32)
 
 
