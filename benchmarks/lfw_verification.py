@@ -42,6 +42,7 @@ validation fold and fold 9 left out entirely (``--test-fold 8 --train-folds 1-7`
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -161,25 +162,42 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
 
     network_method = arguments.network if arguments.method == "fused" else arguments.method
+    # "contrastive+class_proxy": an ensemble, each network trained for its share of the clock.
+    network_methods = network_method.split("+")
     if arguments.model:  # score a saved model (trained on these training folds) without training again
         from siamese_tf.models import load_model
 
-        model, training = load_model(arguments.model), {"model_loaded_from": arguments.model}
-    elif network_method == "class_proxy":
-        model, training = faces.train_class_proxy_model(train_set, recipe, verbose=2)
-    else:  # the seeds' pair recipes, same network, data and clock
-        model, training = faces.train_pair_model(train_set, network_method, recipe, verbose=2)
-    scorers = {f"{network_method}_model": model}
+        if len(network_methods) > 1:
+            raise SystemExit(f"--model scores one saved network; --network {network_method} trains "
+                             f"{len(network_methods)}")
+        models, training = {network_method: load_model(arguments.model)}, {"model_loaded_from": arguments.model}
+    else:
+        share = dataclasses.replace(recipe, minutes=recipe.minutes and recipe.minutes / len(network_methods))
+        models, trainings = {}, {}
+        for method in network_methods:
+            if method == "class_proxy":
+                models[method], trainings[method] = faces.train_class_proxy_model(train_set, share, verbose=2)
+            else:  # the seeds' pair recipes, same network, data and clock
+                models[method], trainings[method] = faces.train_pair_model(train_set, method, share, verbose=2)
+        training = (trainings[network_method] if len(network_methods) == 1 else
+                    {"training_seconds": sum(part["training_seconds"] for part in trainings.values()),
+                     "networks": trainings})
+    scorers = {f"{method}_model": model for method, model in models.items()}
+    if len(models) > 1:  # the networks without the descriptor metric, equally weighted
+        scorers["network_ensemble"] = faces.FusedPairScorer(
+            {method: faces.EmbeddingScorer(model) for method, model in models.items()}).fit(
+                train_set, num_pairs=200 if arguments.smoke else 2000)
     if arguments.method == "fused":
         started = time.perf_counter()
         components = 16 if arguments.smoke else arguments.descriptor_components
-        fused = faces.fuse_with_descriptor_metric(model, train_set, components,
-                                                  num_pairs=200 if arguments.smoke else 2000,
+        fused = faces.fuse_with_descriptor_metric(models if len(models) > 1 else models[network_method], train_set,
+                                                  components, num_pairs=200 if arguments.smoke else 2000,
                                                   metric=arguments.descriptor_metric)
         metric = fused.scorers["descriptor"]
         training["descriptor_metric_seconds"] = time.perf_counter() - started
         training["descriptor_components"] = components
         training["descriptor_metric"] = arguments.descriptor_metric
+        training["fused_weights"] = fused.weights
         scorers = {"fused": fused, **scorers, "descriptor_metric": metric}
     cross_fitted = None
     if arguments.method == "fused" and not arguments.in_sample_threshold and len(threshold_folds) >= 2:
@@ -216,8 +234,10 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
         if cross_fitted is not None and name in ("fused", "descriptor_metric"):
             similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])
             if name == "fused":
-                network_part = faces.score_lfw_folds(scorer.scorers["network"], images, pairs, threshold_folds)
-                similarities.update({fold: scorer.combine({"network": network_part[fold],
+                network_parts = {part: faces.score_lfw_folds(part_scorer, images, pairs, threshold_folds)
+                                 for part, part_scorer in scorer.scorers.items() if part != "descriptor"}
+                similarities.update({fold: scorer.combine({**{part: scores[fold] for part, scores in
+                                                              network_parts.items()},
                                                            "descriptor": cross_fitted[fold]})
                                      for fold in threshold_folds})
             else:
@@ -235,15 +255,20 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
                                     channels=recipe.channels,
                                     crop=faces.central_square)
         report["cross_dataset_orl"] = {"people": orl.num_classes, **faces.cross_dataset_report(scorers, orl)}
-    model.thresholds["detection"] = float(results[f"{network_method}_model"]["threshold"])
+    for method, model in models.items():
+        model.thresholds["detection"] = float(results[f"{method}_model"]["threshold"])
     if arguments.save_model:
         from siamese_tf.models import save_model
 
         network_path = Path(arguments.save_model)
         if arguments.all_folds:  # one model per test fold
             network_path = network_path.with_name(f"{network_path.stem}_fold{test_fold}{network_path.suffix}")
-        report["model_path"] = str(save_model(model, network_path))
-        if arguments.method == "fused":  # the descriptor half of the fused scorer, beside the network
+        paths = {method: (network_path if len(models) == 1 else
+                          network_path.with_name(f"{network_path.stem}_{method}{network_path.suffix}"))
+                 for method in models}
+        report["model_paths"] = {method: str(save_model(models[method], path)) for method, path in paths.items()}
+        report["model_path"] = report["model_paths"][network_methods[0]]
+        if arguments.method == "fused":  # the descriptor part of the fused scorer, beside the network(s)
             metric_path = network_path.with_name(network_path.stem + "_descriptor_metric.npz")
             report["descriptor_metric_path"] = str(metric.save(metric_path))
     if write:
@@ -265,8 +290,10 @@ def main(argv=None):
                              "standardised and averaged; contrastive: unit-length embeddings, distance head, "
                              "contrastive loss on pairs; class_proxy: additive-margin softmax over every person; "
                              "pairs_l1: the seeds' L1 head with binary cross-entropy")
-    parser.add_argument("--network", choices=["contrastive", "class_proxy", "pairs_l1"], default="contrastive",
-                        help="the network half of --method fused (default contrastive)")
+    parser.add_argument("--network", choices=["contrastive", "class_proxy", "pairs_l1", "contrastive+class_proxy"],
+                        default="contrastive",
+                        help="the network half of --method fused (default contrastive); contrastive+class_proxy: "
+                             "both networks, each trained for half the minutes, each a quarter of the fused score")
     parser.add_argument("--all-folds", action="store_true",
                         help="LFW's cross-validation: test every fold in turn, each with its own training on the "
                              "other folds' people and threshold from their pairs; prints the mean accuracy +- its "

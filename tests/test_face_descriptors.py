@@ -288,6 +288,27 @@ def test_fusion_with_the_network_keeps_the_label_convention(orl_faces):
         "network", "descriptor"}
 
 
+def test_fusing_several_networks_shares_the_network_half_among_them(orl_faces):
+    from siamese_tf import settings
+    from siamese_tf.models import build_siamese_model
+
+    train_people, _ = _split_people(orl_faces, 20)
+    settings.seed_everything(0)
+    first, second = (build_siamese_model("small_cnn", head, (64, 64, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+                     for head in ("euclidean", "cosine"))
+    fused = faces.fuse_with_descriptor_metric({"contrastive": first, "class_proxy": second}, train_people,
+                                              num_components=40, num_pairs=200)
+    assert list(fused.scorers) == ["contrastive", "class_proxy", "descriptor"]
+    assert fused.weights == {"contrastive": 0.25, "class_proxy": 0.25, "descriptor": 0.5}
+    assert fused.scorers["class_proxy"].model is second
+    single = faces.fuse_with_descriptor_metric(first, train_people, num_components=40, num_pairs=200)
+    assert single.weights == {"network": 0.5, "descriptor": 0.5}
+    with pytest.raises(ValueError, match=r"not 'descriptor'\) to networks, got \['descriptor'\]"):
+        faces.fuse_with_descriptor_metric({"descriptor": first}, train_people, num_components=40)
+    with pytest.raises(ValueError, match=r"got \[\]"):
+        faces.fuse_with_descriptor_metric({}, train_people, num_components=40)
+
+
 def test_fusion_names_what_is_wrong(orl_faces):
     from siamese_tf.models import build_siamese_model
 

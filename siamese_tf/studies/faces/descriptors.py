@@ -542,20 +542,29 @@ class FusedPairScorer:
         return f"FusedPairScorer({sorted(self.scorers)}, weights={self.weights})"
 
 
-def fuse_with_descriptor_metric(model: SiameseModel, train_set: ImageSet, num_components: int = 400,
-                                num_pairs: int = 2000, mirror: bool = True, metric: str = "joint_bayesian"
-                                ) -> FusedPairScorer:
+def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel], train_set: ImageSet,
+                                num_components: int = 400, num_pairs: int = 2000, mirror: bool = True,
+                                metric: str = "joint_bayesian") -> FusedPairScorer:
     """The LFW winner on fold 8: ``model``'s similarity and a :class:`LearnedMetricScorer` (joint
     Bayesian) fitted on ``train_set`` (the people the model trained on), standardised on their
     pairs and averaged.
 
+    ``model`` is one network (parts ``"network"`` and ``"descriptor"``, half each) or a mapping of
+    names to networks (an ensemble: the network half is shared equally among them, e.g.
+    ``{"contrastive": a, "class_proxy": b}`` gives each a quarter and the descriptor metric half).
     ``num_components`` must be below the number of training images (use a few dozen for a small
-    set). The metric is ``result.scorers["descriptor"]`` (save it with its ``save``) and the network
-    ``result.scorers["network"]`` (an :class:`EmbeddingScorer`; ``mirror``: with test-time flips).
+    set). The metric is ``result.scorers["descriptor"]`` (save it with its ``save``) and the networks
+    the other parts (:class:`EmbeddingScorer`; ``mirror``: with test-time flips).
     ``metric``: see :class:`LearnedMetricScorer`.
     """
+    models = dict(model) if isinstance(model, Mapping) else {"network": model}
+    if not models or "descriptor" in models:
+        raise ValueError(f"give one network or a mapping of names (not 'descriptor') to networks, got "
+                         f"{sorted(models)}")
     descriptor_metric = LearnedMetricScorer(num_components=num_components, metric=metric).fit(train_set)
-    fused = FusedPairScorer({"network": EmbeddingScorer(model, mirror=mirror), "descriptor": descriptor_metric})
+    parts = {name: EmbeddingScorer(network, mirror=mirror) for name, network in models.items()}
+    weights = {**{name: 0.5 / len(parts) for name in parts}, "descriptor": 0.5}
+    fused = FusedPairScorer({**parts, "descriptor": descriptor_metric}, weights=weights)
     return fused.fit(train_set, num_pairs=num_pairs)
 
 
