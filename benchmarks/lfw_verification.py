@@ -2,18 +2,19 @@
 
 Trains on the people of the training folds, chooses the threshold on training folds' pairs and
 scores the test fold's 600 pairs, beside raw pixels and HOG on the same pairs, then the same scorers
-on ORL faces (never trained on: the cross-dataset check). The default (``--method fused``, the
-winner on fold 8, the validation fold) trains the contrastive network (unit-length embeddings,
-contrastive loss on pairs, the network and clock of
-:class:`siamese_tf.studies.faces.ClassProxyRecipe`), fits a learned metric on LBP and HOG
-descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`: PCA, then the
-joint Bayesian model; about a minute) and averages their standardised similarities
-(:class:`~siamese_tf.studies.faces.FusedPairScorer`, the network seeing each face and its mirror
-image); the network alone and the descriptor metric alone are scored in the same run. ``--method
-contrastive|class_proxy|pairs_l1`` trains one network only (``class_proxy``: every person a class,
-normalised softmax with an additive margin; ``pairs_l1``: the seeds' L1 head with binary
-cross-entropy); ``--method fused --network pairs_l1`` fuses the descriptor metric with one of those
-instead of the contrastive network.
+on ORL faces (never trained on: the cross-dataset check). The default (``--method fused --network
+contrastive+class_proxy``, chosen on validation folds 7 and 8 on 2026-12-04) trains two networks of
+:class:`siamese_tf.studies.faces.ClassProxyRecipe`'s size, each for half the clock: the contrastive
+network (unit-length embeddings, contrastive loss on pairs) and the class-proxy network (every
+person a class, normalised softmax with an additive margin); it fits a learned metric on LBP and
+HOG descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`: PCA,
+then the joint Bayesian model; about a minute) and averages their standardised similarities
+(:class:`~siamese_tf.studies.faces.FusedPairScorer`: the metric half, each network a quarter, the
+networks seeing each face and its mirror image). Each network alone, the two networks without the
+metric (``network_ensemble``) and the metric alone are scored in the same run. ``--network
+contrastive|class_proxy|pairs_l1`` fuses one network (trained for the whole clock) with the metric
+(``contrastive`` was the default until 2026-12-04); ``--method contrastive|class_proxy|pairs_l1``
+trains one network only (``pairs_l1``: the seeds' L1 head with binary cross-entropy).
 
 The threshold is chosen on the training folds' pairs. A learned metric scores the pairs of the
 people it was fitted on far better than strangers', so for the fused scorer (and the metric alone)
@@ -24,8 +25,9 @@ keeps the metric's own scores. ``--threshold-fold K`` instead leaves training fo
 of all training and chooses the threshold on fold K's pairs alone.
 
 Prints one JSON object and writes it to ``<reports dir>/lfw_verification.json``; with
-``--save-model`` also the network (.keras, with its own detection threshold) and, for the fused
-method, the descriptor metric beside it (``<name>_descriptor_metric.npz``).
+``--save-model`` also the network (.keras, with its own detection threshold; two networks as
+``<name>_contrastive.keras`` and ``<name>_class_proxy.keras``) and, for the fused method, the
+descriptor metric beside it (``<name>_descriptor_metric.npz``).
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py                   # CPU default
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py --test-fold 8 \\
@@ -124,6 +126,12 @@ def run(arguments):
 def run_fold(arguments, test_fold=None, images=None, write=True):
     """Train on the training folds' people, choose the threshold, score the test fold: the report
     (written unless ``write`` is false) and each scorer's :class:`~siamese_tf.studies.faces.LFWFoldReport`."""
+    network_method = arguments.network if arguments.method == "fused" else arguments.method
+    # "contrastive+class_proxy": an ensemble, each network trained for its share of the clock.
+    network_methods = network_method.split("+")
+    if arguments.model and len(network_methods) > 1:
+        raise SystemExit(f"--model scores one saved network; --network {network_method} trains "
+                         f"{len(network_methods)}: give --network contrastive, class_proxy or pairs_l1")
     files = faces.locate_lfw(arguments.data_dir)
     pairs = faces.read_lfw_pairs(files.pairs)
     people = faces.read_lfw_people(files.people)
@@ -161,15 +169,9 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     loading_seconds = time.perf_counter() - started
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
 
-    network_method = arguments.network if arguments.method == "fused" else arguments.method
-    # "contrastive+class_proxy": an ensemble, each network trained for its share of the clock.
-    network_methods = network_method.split("+")
     if arguments.model:  # score a saved model (trained on these training folds) without training again
         from siamese_tf.models import load_model
 
-        if len(network_methods) > 1:
-            raise SystemExit(f"--model scores one saved network; --network {network_method} trains "
-                             f"{len(network_methods)}")
         models, training = {network_method: load_model(arguments.model)}, {"model_loaded_from": arguments.model}
     else:
         share = dataclasses.replace(recipe, minutes=recipe.minutes and recipe.minutes / len(network_methods))
@@ -285,15 +287,16 @@ def main(argv=None):
                                               "e.g. 1-7 (default: all the others)")
     parser.add_argument("--minutes", type=float, help="training budget (default 30)")
     parser.add_argument("--method", choices=["fused", "contrastive", "class_proxy", "pairs_l1"], default="fused",
-                        help="fused (default; it won on fold 8): the contrastive network's similarity (with a "
-                             "mirrored copy of each face) plus a learned metric on LBP and HOG descriptors, "
+                        help="fused (default): the network half's similarity (see --network; each face with "
+                             "its mirror image) plus a learned metric on LBP and HOG descriptors, "
                              "standardised and averaged; contrastive: unit-length embeddings, distance head, "
                              "contrastive loss on pairs; class_proxy: additive-margin softmax over every person; "
                              "pairs_l1: the seeds' L1 head with binary cross-entropy")
-    parser.add_argument("--network", choices=["contrastive", "class_proxy", "pairs_l1", "contrastive+class_proxy"],
-                        default="contrastive",
-                        help="the network half of --method fused (default contrastive); contrastive+class_proxy: "
-                             "both networks, each trained for half the minutes, each a quarter of the fused score")
+    parser.add_argument("--network", choices=["contrastive+class_proxy", "contrastive", "class_proxy", "pairs_l1"],
+                        default="contrastive+class_proxy",
+                        help="the network half of --method fused: contrastive+class_proxy (default, chosen on "
+                             "folds 7 and 8): both networks, each trained for half the minutes, each a quarter "
+                             "of the fused score; or one network for all of them")
     parser.add_argument("--all-folds", action="store_true",
                         help="LFW's cross-validation: test every fold in turn, each with its own training on the "
                              "other folds' people and threshold from their pairs; prints the mean accuracy +- its "

@@ -490,17 +490,30 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     # The fused scorer's threshold: its metric part scores each threshold fold's pairs from a fit without them.
     assert report["threshold_scores"].startswith("the network's own, the descriptor metric's cross-fitted")
     assert report["cross_fit_seconds"] > 0
-    assert report["network"] == "contrastive"
-    assert report["method"] == "fused"  # the recipe that won on fold 8 is the default
-    # The fused scorer and both of its halves, scored in one run beside the baselines.
-    assert set(report["results"]) == {"fused", "contrastive_model", "descriptor_metric", "pixels", "hog"}
+    # The default chosen on validation folds 7 and 8: two networks, each trained for half the clock.
+    assert report["method"] == "fused" and report["network"] == "contrastive+class_proxy"
+    assert report["fused_weights"] == {"contrastive": 0.25, "class_proxy": 0.25, "descriptor": 0.5}
+    networks = report["networks"]
+    assert set(networks) == {"contrastive", "class_proxy"}
+    assert report["training_seconds"] == pytest.approx(sum(part["training_seconds"] for part in networks.values()))
+    assert report["recipe"]["minutes"] == 0.5 and networks["contrastive"]["training_seconds"] < 0.5 * 60
+    # The fused scorer, each network, the two networks without the metric and the metric, beside the baselines.
+    assert set(report["results"]) == {"fused", "contrastive_model", "class_proxy_model", "network_ensemble",
+                                      "descriptor_metric", "pixels", "hog"}
     for figures in report["results"].values():
         assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
         assert figures["num_pairs"] == 600 and figures["threshold_folds"] == [7, 8]
     from siamese_tf.models import load_model
 
-    thresholds = load_model(tmp_path / "lfw.keras").thresholds
-    assert thresholds["detection"] == pytest.approx(report["results"]["contrastive_model"]["threshold"], abs=1e-4)
+    assert report["model_paths"] == {method: str(tmp_path / f"lfw_{method}.keras")
+                                     for method in ("contrastive", "class_proxy")}
+    for method, model_path in report["model_paths"].items():  # each network with its own threshold
+        thresholds = load_model(model_path).thresholds
+        assert thresholds["detection"] == pytest.approx(report["results"][f"{method}_model"]["threshold"], abs=1e-4)
+    with pytest.raises(SystemExit, match="--model scores one saved network; --network contrastive\\+class_proxy "
+                                         "trains 2"):
+        benchmark.main(["--smoke", "--model", report["model_path"], "--data-dir", str(shared_data_dir),
+                        "--reports-dir", str(tmp_path)])
     metric = faces.LearnedMetricScorer.load(report["descriptor_metric_path"])
     assert metric.fitted and metric.num_components == report["descriptor_components"]
     assert metric.metric == report["descriptor_metric"] == "joint_bayesian"  # the fold-8 winner is the default

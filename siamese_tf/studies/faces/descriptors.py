@@ -545,9 +545,9 @@ class FusedPairScorer:
 def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel], train_set: ImageSet,
                                 num_components: int = 400, num_pairs: int = 2000, mirror: bool = True,
                                 metric: str = "joint_bayesian") -> FusedPairScorer:
-    """The LFW winner on fold 8: ``model``'s similarity and a :class:`LearnedMetricScorer` (joint
-    Bayesian) fitted on ``train_set`` (the people the model trained on), standardised on their
-    pairs and averaged.
+    """``model``'s similarity and a :class:`LearnedMetricScorer` (joint Bayesian) fitted on
+    ``train_set`` (the people the model trained on), standardised on their pairs and averaged: the
+    LFW benchmark's scorer (two networks since 2026-12-04, chosen on validation folds 7 and 8).
 
     ``model`` is one network (parts ``"network"`` and ``"descriptor"``, half each) or a mapping of
     names to networks (an ensemble: the network half is shared equally among them, e.g.
