@@ -110,8 +110,12 @@ class L2Normalization(keras.layers.Layer):
         self.epsilon = epsilon
 
     def call(self, inputs: ArrayLike) -> tf.Tensor:
-        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(inputs), axis=self.axis, keepdims=True), self.epsilon))
-        return inputs / norm
+        # The norm in float32 whatever the layer computes in: in float16 the squares of small
+        # components underflow to 0 (and epsilon rounds to 0), so the "unit" vectors came out up to
+        # 15% longer in a half_precision_copy.
+        values = ops.cast(inputs, "float32")
+        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(values), axis=self.axis, keepdims=True), self.epsilon))
+        return ops.cast(values / norm, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape

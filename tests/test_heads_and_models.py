@@ -114,12 +114,17 @@ def test_half_precision_copy_halves_the_file_and_keeps_the_embedding(tmp_path):
 
     from siamese_tf.models import half_precision_copy
 
-    network = build_siamese_model("deepsign", "euclidean", input_shape=(40, 60, 1)).embedding
     images = np.random.default_rng(0).random((3, 40, 60, 1)).astype("float32")
-    half = half_precision_copy(network)
-    assert {w.dtype.name for w in half.get_weights()} == {"float16"}
-    np.testing.assert_allclose(np.asarray(half.predict_on_batch(images), np.float32),
-                               network.predict_on_batch(images), atol=1e-2)
+    # Seed 16: an untrained network whose small components once lost their squares to float16
+    # underflow in the unit normalisation (copy's embeddings 9-16% too long); seed 0: a typical draw.
+    for seed in (0, 16):
+        keras.utils.set_random_seed(seed)
+        network = build_siamese_model("deepsign", "euclidean", input_shape=(40, 60, 1)).embedding
+        half = half_precision_copy(network)
+        assert {w.dtype.name for w in half.get_weights()} == {"float16"}
+        embedded = np.asarray(half.predict_on_batch(images), np.float32)
+        np.testing.assert_allclose(np.linalg.norm(embedded, axis=1), 1.0, atol=2e-3)
+        np.testing.assert_allclose(embedded, network.predict_on_batch(images), atol=1e-2)
     network.save(tmp_path / "full.keras")
     half.save(tmp_path / "half.keras")
     assert os.path.getsize(tmp_path / "half.keras") < 0.6 * os.path.getsize(tmp_path / "full.keras")
