@@ -236,11 +236,10 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
         if cross_fitted is not None and name in ("fused", "descriptor_metric"):
             similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])
             if name == "fused":
-                network_parts = {part: faces.score_lfw_folds(part_scorer, images, pairs, threshold_folds)
-                                 for part, part_scorer in scorer.scorers.items() if part != "descriptor"}
-                similarities.update({fold: scorer.combine({**{part: scores[fold] for part, scores in
-                                                              network_parts.items()},
-                                                           "descriptor": cross_fitted[fold]})
+                part_scores = {part: faces.score_lfw_folds(part_scorer, images, pairs, threshold_folds)
+                               for part, part_scorer in scorer.scorers.items() if part != "descriptor"}
+                part_scores["descriptor"] = cross_fitted
+                similarities.update({fold: scorer.combine({part: scores[fold] for part, scores in part_scores.items()})
                                      for fold in threshold_folds})
             else:
                 similarities.update(cross_fitted)
