@@ -495,7 +495,9 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     assert report["fused_weights"] == {"contrastive": 0.25, "class_proxy": 0.25, "descriptor": 0.5}
     networks = report["networks"]
     assert set(networks) == {"contrastive", "class_proxy"}
-    assert report["training_seconds"] == pytest.approx(sum(part["training_seconds"] for part in networks.values()))
+    # The report rounds to 4 decimals, so the sum of the rounded parts may differ in the last digit.
+    assert report["training_seconds"] == pytest.approx(sum(part["training_seconds"] for part in networks.values()),
+                                                        abs=2e-4)
     assert report["recipe"]["minutes"] == 0.5 and networks["contrastive"]["training_seconds"] < 0.5 * 60
     # The fused scorer, each network, the two networks without the metric and the metric, beside the baselines.
     assert set(report["results"]) == {"fused", "contrastive_model", "class_proxy_model", "network_ensemble",
