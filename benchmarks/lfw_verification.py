@@ -27,7 +27,9 @@ of all training and chooses the threshold on fold K's pairs alone.
 Prints one JSON object and writes it to ``<reports dir>/lfw_verification.json``; with
 ``--save-model`` also the network (.keras, with its own detection threshold; two networks as
 ``<name>_contrastive.keras`` and ``<name>_class_proxy.keras``) and, for the fused method, the
-descriptor metric beside it (``<name>_descriptor_metric.npz``).
+descriptor metric beside it (``<name>_descriptor_metric.npz``). ``--model`` scores saved networks
+again without training (one file per network of ``--network``, in its order; the metric is refitted,
+which is deterministic): the same figures, or other scorers' settings on the same networks.
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py                   # CPU default
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/lfw_verification.py --test-fold 8 \\
@@ -129,9 +131,9 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     network_method = arguments.network if arguments.method == "fused" else arguments.method
     # "contrastive+class_proxy": an ensemble, each network trained for its share of the clock.
     network_methods = network_method.split("+")
-    if arguments.model and len(network_methods) > 1:
-        raise SystemExit(f"--model scores one saved network; --network {network_method} trains "
-                         f"{len(network_methods)}: give --network contrastive, class_proxy or pairs_l1")
+    if arguments.model and len(arguments.model) != len(network_methods):
+        raise SystemExit(f"--model gives {len(arguments.model)} saved network(s); --network {network_method} has "
+                         f"{len(network_methods)}: give one .keras file per network, in that order")
     files = faces.locate_lfw(arguments.data_dir)
     pairs = faces.read_lfw_pairs(files.pairs)
     people = faces.read_lfw_people(files.people)
@@ -172,7 +174,9 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     if arguments.model:  # score a saved model (trained on these training folds) without training again
         from siamese_tf.models import load_model
 
-        models, training = {network_method: load_model(arguments.model)}, {"model_loaded_from": arguments.model}
+        models = {method: load_model(path) for method, path in zip(network_methods, arguments.model)}
+        training = {"model_loaded_from": (arguments.model[0] if len(models) == 1 else
+                                          dict(zip(network_methods, arguments.model)))}
     else:
         share = dataclasses.replace(recipe, minutes=recipe.minutes and recipe.minutes / len(network_methods))
         models, trainings = {}, {}
@@ -318,8 +322,10 @@ def main(argv=None):
     parser.add_argument("--channels", type=int, choices=[1, 3], help="1: gray (default), 3: RGB")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--no-cross-dataset", action="store_true", help="skip the ORL cross-dataset figures")
-    parser.add_argument("--model", help="score this saved .keras model instead of training one (it must have been "
-                                        "trained on the training folds' people only)")
+    parser.add_argument("--model", nargs="+",
+                        help="score saved .keras networks instead of training (one per network of --network, in "
+                             "its order, e.g. x_contrastive.keras x_class_proxy.keras; each trained on the "
+                             "training folds' people only); the descriptor metric is fitted again (deterministic)")
     parser.add_argument("--save-model", help="write the trained model (.keras) here")
     parser.add_argument("--smoke", action="store_true", help="a seconds-long check (also SIAMESE_TF_SMOKE=1)")
     arguments = parser.parse_args(argv)

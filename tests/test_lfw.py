@@ -512,10 +512,21 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     for method, model_path in report["model_paths"].items():  # each network with its own threshold
         thresholds = load_model(model_path).thresholds
         assert thresholds["detection"] == pytest.approx(report["results"][f"{method}_model"]["threshold"], abs=1e-4)
-    with pytest.raises(SystemExit, match="--model scores one saved network; --network contrastive\\+class_proxy "
-                                         "trains 2"):
+    with pytest.raises(SystemExit, match="--model gives 1 saved network\\(s\\); --network contrastive\\+class_proxy "
+                                         "has 2"):
         benchmark.main(["--smoke", "--model", report["model_path"], "--data-dir", str(shared_data_dir),
                         "--reports-dir", str(tmp_path)])
+    # The saved ensemble scored again without training (the metric refitted: it is deterministic) gives
+    # the same figures, the networks' files in --network's order.
+    rescored_dir = tmp_path / "rescored"
+    benchmark.main(["--smoke", "--model", report["model_paths"]["contrastive"], report["model_paths"]["class_proxy"],
+                    "--data-dir", str(shared_data_dir), "--reports-dir", str(rescored_dir), "--no-cross-dataset"])
+    rescored = json.loads((rescored_dir / "lfw_verification.json").read_text())
+    assert rescored["model_loaded_from"] == report["model_paths"] and "training_seconds" not in rescored
+    for name in ("fused", "contrastive_model", "class_proxy_model", "network_ensemble", "descriptor_metric"):
+        for figure in ("accuracy", "auc", "threshold"):
+            assert rescored["results"][name][figure] == pytest.approx(report["results"][name][figure], abs=2e-4), \
+                (name, figure)
     metric = faces.LearnedMetricScorer.load(report["descriptor_metric_path"])
     assert metric.fitted and metric.num_components == report["descriptor_components"]
     assert metric.metric == report["descriptor_metric"] == "joint_bayesian"  # the fold-8 winner is the default
