@@ -10,8 +10,13 @@ person a class, normalised softmax with an additive margin); it fits a learned m
 HOG descriptors of the same people (:class:`siamese_tf.studies.faces.LearnedMetricScorer`: PCA,
 then the joint Bayesian model; about a minute) and averages their standardised similarities
 (:class:`~siamese_tf.studies.faces.FusedPairScorer`: the metric half, each network a quarter, the
-networks seeing each face and its mirror image). Each network alone, the two networks without the
-metric (``network_ensemble``) and the metric alone are scored in the same run. ``--network
+networks seeing each face and its mirror image). Since 2026-12-05 (chosen on validation folds 7 and
+8) the metric half is shared by two such metrics: one on the faces at 64x64 (LBP on 8x8 cells, HOG
+cells of 8 pixels) and a finer one at 128x128 (12x12 cells, HOG cells of 16;
+:data:`~siamese_tf.studies.faces.FINE_FACE_DESCRIPTOR`): LFW is loaded at 128x128 and the
+networks get it resized to their 64x64 (``--descriptors 64/8/8`` for the single metric). Each
+network alone, the two networks without the metrics (``network_ensemble``) and each metric alone
+(``descriptor_metric``, ``descriptor_2_metric``) are scored in the same run. ``--network
 contrastive|class_proxy|pairs_l1`` fuses one network (trained for the whole clock) with the metric
 (``contrastive`` was the default until 2026-12-04); ``--method contrastive|class_proxy|pairs_l1``
 trains one network only (``pairs_l1``: the seeds' L1 head with binary cross-entropy).
@@ -70,6 +75,27 @@ def _folds(text):
     return sorted(numbers)
 
 
+def _descriptors(arguments):
+    """``--descriptors "64/8/8,128/12/16"`` -> one FaceDescriptor per ``SIZE/GRID/HOG_CELL``."""
+    descriptors = []
+    for spec in arguments.descriptors.split(","):
+        try:
+            size, grid, hog_cell = (int(value) for value in spec.split("/"))
+            descriptors.append(faces.FaceDescriptor(grid=grid, hog_cell=hog_cell, image_size=size))
+        except ValueError as error:
+            raise SystemExit(f"--descriptors: {spec!r} is not SIZE/GRID/HOG_CELL with whole numbers ({error})") \
+                from None
+    return descriptors
+
+
+def _loading_size(arguments, recipe):
+    """The side LFW is loaded at: the largest of the networks' input and the fused method's descriptors."""
+    sizes = [max(recipe.image_size)]
+    if arguments.method == "fused":
+        sizes += [descriptor.image_size for descriptor in _descriptors(arguments)]
+    return (max(sizes), max(sizes))
+
+
 def _recipe(arguments):
     recipe = faces.ClassProxyRecipe.smoke() if arguments.smoke else faces.ClassProxyRecipe()
     overrides = {name: getattr(arguments, name) for name in ("minutes", "margin", "scale", "embedding_dim", "channels")
@@ -94,7 +120,7 @@ def run(arguments):
     started = time.perf_counter()
     # Every person of every fold, loaded once; each fold's run takes the people it needs from it
     # (a smoke run loads its few people per fold instead).
-    images = None if arguments.smoke else faces.load_lfw(files.images, image_size=recipe.image_size,
+    images = None if arguments.smoke else faces.load_lfw(files.images, image_size=_loading_size(arguments, recipe),
                                                           channels=recipe.channels)
     loading_seconds = time.perf_counter() - started
     machine = machine_description()
@@ -164,12 +190,16 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     started = time.perf_counter()
     wanted = train_people | pairs.people([test_fold, *train_folds])
     if images is None:
-        images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=recipe.channels, people=wanted)
+        images = faces.load_lfw(files.images, image_size=_loading_size(arguments, recipe), channels=recipe.channels,
+                                people=wanted)
     else:  # loaded once for every fold (--all-folds): keep the people this fold uses
         names = set(images.class_names)
         images = images.select_classes([images.class_names.index(name) for name in sorted(wanted & names)])
     loading_seconds = time.perf_counter() - started
     train_set = images.select_classes([images.class_names.index(name) for name in sorted(train_people)])
+    # The networks (and the baselines) see the faces at the recipe's size; a finer descriptor of the
+    # fused method sees them at the size loaded (the networks' copy is resized as the loader would).
+    network_images, network_train_set = images.resized(recipe.image_size), train_set.resized(recipe.image_size)
 
     if arguments.model:  # score a saved model (trained on these training folds) without training again
         from siamese_tf.models import load_model
@@ -182,9 +212,10 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
         models, trainings = {}, {}
         for method in network_methods:
             if method == "class_proxy":
-                models[method], trainings[method] = faces.train_class_proxy_model(train_set, share, verbose=2)
+                models[method], trainings[method] = faces.train_class_proxy_model(network_train_set, share, verbose=2)
             else:  # the seeds' pair recipes, same network, data and clock
-                models[method], trainings[method] = faces.train_pair_model(train_set, method, share, verbose=2)
+                models[method], trainings[method] = faces.train_pair_model(network_train_set, method, share,
+                                                                           verbose=2)
         training = (trainings[network_method] if len(network_methods) == 1 else
                     {"training_seconds": sum(part["training_seconds"] for part in trainings.values()),
                      "networks": trainings})
@@ -192,26 +223,30 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     if len(models) > 1:  # the networks without the descriptor metric, equally weighted
         scorers["network_ensemble"] = faces.FusedPairScorer(
             {method: faces.EmbeddingScorer(model) for method, model in models.items()}).fit(
-                train_set, num_pairs=200 if arguments.smoke else 2000)
+                network_train_set, num_pairs=200 if arguments.smoke else 2000)
     if arguments.method == "fused":
         started = time.perf_counter()
         components = 16 if arguments.smoke else arguments.descriptor_components
         fused = faces.fuse_with_descriptor_metric(models if len(models) > 1 else models[network_method], train_set,
                                                   components, num_pairs=200 if arguments.smoke else 2000,
-                                                  metric=arguments.descriptor_metric)
-        metric = fused.scorers["descriptor"]
+                                                  metric=arguments.descriptor_metric,
+                                                  descriptors=_descriptors(arguments))
+        # Each descriptor's metric, by its part name ("descriptor", "descriptor_2", ...).
+        metrics = {name: part for name, part in fused.scorers.items() if name.startswith("descriptor")}
         training["descriptor_metric_seconds"] = time.perf_counter() - started
         training["descriptor_components"] = components
         training["descriptor_metric"] = arguments.descriptor_metric
+        training["descriptors"] = {name: dataclasses.asdict(metric.descriptor) for name, metric in metrics.items()}
         training["fused_weights"] = fused.weights
-        scorers = {"fused": fused, **scorers, "descriptor_metric": metric}
+        scorers = {"fused": fused, **scorers, **{f"{name}_metric": metric for name, metric in metrics.items()}}
     cross_fitted = None
     if arguments.method == "fused" and not arguments.in_sample_threshold and len(threshold_folds) >= 2:
         # Threshold folds' pairs scored by metrics fitted without each fold's people: scores like strangers'.
         started = time.perf_counter()
         loaded = set(images.class_names)
         fold_people = {fold: [name for name, _ in people[fold - 1] if name in loaded] for fold in threshold_folds}
-        cross_fitted = faces.cross_fitted_fold_similarities(metric, images, pairs, fold_people)
+        cross_fitted = {name: faces.cross_fitted_fold_similarities(metric, images, pairs, fold_people)
+                        for name, metric in metrics.items()}
         training["cross_fit_seconds"] = time.perf_counter() - started
     report = {
         "benchmark": "lfw_verification",
@@ -236,30 +271,40 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     if not arguments.no_baselines:
         scorers.update(pixels=faces.PixelPairScorer(), hog=faces.HogPairScorer())
     results, fold_reports = {}, {}
+    # The fused scorer and the metrics read the faces as loaded; networks and baselines at their size.
+    loaded_size_scorers = {"fused", *(f"{name}_metric" for name in metrics)} if arguments.method == "fused" else set()
     for name, scorer in scorers.items():
-        if cross_fitted is not None and name in ("fused", "descriptor_metric"):
+        scored_images = images if name in loaded_size_scorers else network_images
+        if cross_fitted is not None and name in loaded_size_scorers:
             similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])
             if name == "fused":
                 part_scores = {part: faces.score_lfw_folds(part_scorer, images, pairs, threshold_folds)
-                               for part, part_scorer in scorer.scorers.items() if part != "descriptor"}
-                part_scores["descriptor"] = cross_fitted
+                               for part, part_scorer in scorer.scorers.items() if part not in cross_fitted}
+                part_scores.update(cross_fitted)
                 similarities.update({fold: scorer.combine({part: scores[fold] for part, scores in part_scores.items()})
                                      for fold in threshold_folds})
             else:
-                similarities.update(cross_fitted)
+                similarities.update(cross_fitted[name.removesuffix("_metric")])
             fold = faces.fold_report(similarities, {number: pairs.labels(number) for number in similarities},
                                      test_fold, threshold_folds)
         else:
-            fold = faces.lfw_fold_report(scorer, images, pairs, test_fold, threshold_folds=threshold_folds)
+            fold = faces.lfw_fold_report(scorer, scored_images, pairs, test_fold, threshold_folds=threshold_folds)
         results[name] = fold.to_dict(roc=False)
         fold_reports[name] = fold
     report["results"] = results
     if not arguments.no_cross_dataset:
         # ORL was never trained on: its central square, like LFW's centre crop, at the model's input size.
-        orl = load_identity_folders(faces.locate_face_data(arguments.data_dir), image_size=recipe.image_size,
+        orl = load_identity_folders(faces.locate_face_data(arguments.data_dir), image_size=images.image_shape[:2],
                                     channels=recipe.channels,
                                     crop=faces.central_square)
-        report["cross_dataset_orl"] = {"people": orl.num_classes, **faces.cross_dataset_report(scorers, orl)}
+        # The same pairs for both (drawn from the labels and the seed): the fused scorer and the metrics
+        # on the faces at the loaded size, the networks and baselines at theirs.
+        orl_figures = faces.cross_dataset_report({name: scorer for name, scorer in scorers.items()
+                                                  if name in loaded_size_scorers}, orl)
+        orl_figures.update(faces.cross_dataset_report({name: scorer for name, scorer in scorers.items()
+                                                       if name not in loaded_size_scorers},
+                                                      orl.resized(recipe.image_size)))
+        report["cross_dataset_orl"] = {"people": orl.num_classes, **{name: orl_figures[name] for name in scorers}}
     for method, model in models.items():
         model.thresholds["detection"] = float(results[f"{method}_model"]["threshold"])
     if arguments.save_model:
@@ -273,9 +318,11 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
                  for method in models}
         report["model_paths"] = {method: str(save_model(models[method], path)) for method, path in paths.items()}
         report["model_path"] = report["model_paths"][network_methods[0]]
-        if arguments.method == "fused":  # the descriptor part of the fused scorer, beside the network(s)
-            metric_path = network_path.with_name(network_path.stem + "_descriptor_metric.npz")
-            report["descriptor_metric_path"] = str(metric.save(metric_path))
+        if arguments.method == "fused":  # the descriptor parts of the fused scorer, beside the network(s)
+            report["descriptor_metric_paths"] = {
+                name: str(metric.save(network_path.with_name(f"{network_path.stem}_{name}_metric.npz")))
+                for name, metric in metrics.items()}
+            report["descriptor_metric_path"] = report["descriptor_metric_paths"]["descriptor"]
     if write:
         write_report(report, "lfw_verification", arguments.reports_dir)
     return report, fold_reports
@@ -315,6 +362,11 @@ def main(argv=None):
     parser.add_argument("--descriptor-metric", choices=["joint_bayesian", "wccn"], default="joint_bayesian",
                         help="how the descriptor metric compares two faces (fused method; joint_bayesian won on "
                              "fold 8)")
+    parser.add_argument("--descriptors", default="64/8/8,128/12/16",
+                        help="fused method: one learned metric per SIZE/GRID/HOG_CELL (faces resized to SIZE, "
+                             "LBP on GRIDxGRID cells, HOG cells of HOG_CELL pixels), sharing the descriptor half; "
+                             "LFW is loaded at the largest SIZE. Default: the 64x64 descriptor and the finer "
+                             "128x128 one (chosen on folds 7 and 8 on 2026-12-05; 64/8/8 alone before)")
     parser.add_argument("--margin", type=float)
     parser.add_argument("--scale", type=float)
     parser.add_argument("--embedding-dim", type=int)

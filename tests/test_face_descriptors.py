@@ -303,10 +303,43 @@ def test_fusing_several_networks_shares_the_network_half_among_them(orl_faces):
     assert fused.scorers["class_proxy"].model is second
     single = faces.fuse_with_descriptor_metric(first, train_people, num_components=40, num_pairs=200)
     assert single.weights == {"network": 0.5, "descriptor": 0.5}
-    with pytest.raises(ValueError, match=r"not 'descriptor'\) to networks, got \['descriptor'\]"):
-        faces.fuse_with_descriptor_metric({"descriptor": first}, train_people, num_components=40)
+    with pytest.raises(ValueError, match=r"not starting with 'descriptor'\) to networks, got \['descriptor_2'\]"):
+        faces.fuse_with_descriptor_metric({"descriptor_2": first}, train_people, num_components=40)
     with pytest.raises(ValueError, match=r"got \[\]"):
         faces.fuse_with_descriptor_metric({}, train_people, num_components=40)
+
+
+def test_several_descriptors_share_the_descriptor_half_each_at_its_own_size(orl_faces, tmp_path):
+    from siamese_tf import settings
+    from siamese_tf.datasets import resize_images
+    from siamese_tf.models import build_siamese_model
+
+    train_people, test_people = _split_people(orl_faces, 20)
+    settings.seed_everything(0)
+    network = build_siamese_model("small_cnn", "euclidean", (32, 32, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    coarse, fine = faces.FaceDescriptor(grid=4, hog_cell=8, image_size=32), faces.FaceDescriptor(image_size=64)
+    fused = faces.fuse_with_descriptor_metric(network, train_people, num_components=40, num_pairs=200,
+                                              descriptors=[coarse, fine])
+    assert list(fused.scorers) == ["network", "descriptor", "descriptor_2"]
+    assert fused.weights == {"network": 0.5, "descriptor": 0.25, "descriptor_2": 0.25}
+    assert fused.scorers["descriptor"].descriptor is coarse and fused.scorers["descriptor_2"].descriptor is fine
+    images = test_people.images[:6]  # 64x64: the 32x32 network and the coarse descriptor resize them
+    small = resize_images(images, (32, 32))
+    assert small.shape == (6, 32, 32, 1)
+    np.testing.assert_allclose(fused.scorers["network"].features(images), fused.scorers["network"].features(small),
+                               atol=1e-6)
+    np.testing.assert_allclose(coarse(images), faces.FaceDescriptor(grid=4, hog_cell=8)(small), atol=1e-6)
+    assert coarse(images).shape != fine(images).shape  # each its own grid
+    similarities = fused.similarity(fused.features(images), fused.features(images[::-1]))
+    assert similarities.shape == (6,) and np.all(np.isfinite(similarities))
+    # A saved metric keeps the size its descriptor resizes to.
+    loaded = faces.LearnedMetricScorer.load(fused.scorers["descriptor"].save(tmp_path / "coarse.npz"))
+    assert loaded.descriptor == coarse
+    np.testing.assert_allclose(loaded.features(images), fused.scorers["descriptor"].features(images), atol=1e-4)
+    with pytest.raises(ValueError, match="image_size must be an integer of at least 16, got 8"):
+        faces.FaceDescriptor(image_size=8)
+    with pytest.raises(ValueError, match="descriptors must be one or more FaceDescriptor"):
+        faces.fuse_with_descriptor_metric(network, train_people, num_components=40, descriptors=[])
 
 
 def test_fusion_names_what_is_wrong(orl_faces):

@@ -492,7 +492,13 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     assert report["cross_fit_seconds"] > 0
     # The default chosen on validation folds 7 and 8: two networks, each trained for half the clock.
     assert report["method"] == "fused" and report["network"] == "contrastive+class_proxy"
-    assert report["fused_weights"] == {"contrastive": 0.25, "class_proxy": 0.25, "descriptor": 0.5}
+    # Chosen on folds 7 and 8 on 2026-12-05: two descriptor metrics share the descriptor half, the default
+    # one on the faces at 64x64 and the finer one at 128x128 (LFW loaded at 128, the networks' copy resized).
+    assert report["fused_weights"] == {"contrastive": 0.25, "class_proxy": 0.25, "descriptor": 0.25,
+                                       "descriptor_2": 0.25}
+    assert {name: (descriptor["image_size"], descriptor["grid"], descriptor["hog_cell"])
+            for name, descriptor in report["descriptors"].items()} == {"descriptor": (64, 8, 8),
+                                                                        "descriptor_2": (128, 12, 16)}
     networks = report["networks"]
     assert set(networks) == {"contrastive", "class_proxy"}
     # The report rounds to 4 decimals, so the sum of the rounded parts may differ in the last digit.
@@ -501,7 +507,7 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
     assert report["recipe"]["minutes"] == 0.5 and networks["contrastive"]["training_seconds"] < 0.5 * 60
     # The fused scorer, each network, the two networks without the metric and the metric, beside the baselines.
     assert set(report["results"]) == {"fused", "contrastive_model", "class_proxy_model", "network_ensemble",
-                                      "descriptor_metric", "pixels", "hog"}
+                                      "descriptor_metric", "descriptor_2_metric", "pixels", "hog"}
     for figures in report["results"].values():
         assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["auc"] <= 1.0
         assert figures["num_pairs"] == 600 and figures["threshold_folds"] == [7, 8]
@@ -523,13 +529,17 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
                     "--data-dir", str(shared_data_dir), "--reports-dir", str(rescored_dir), "--no-cross-dataset"])
     rescored = json.loads((rescored_dir / "lfw_verification.json").read_text())
     assert rescored["model_loaded_from"] == report["model_paths"] and "training_seconds" not in rescored
-    for name in ("fused", "contrastive_model", "class_proxy_model", "network_ensemble", "descriptor_metric"):
+    for name in ("fused", "contrastive_model", "class_proxy_model", "network_ensemble", "descriptor_metric",
+                 "descriptor_2_metric"):
         for figure in ("accuracy", "auc", "threshold"):
             assert rescored["results"][name][figure] == pytest.approx(report["results"][name][figure], abs=2e-4), \
                 (name, figure)
-    metric = faces.LearnedMetricScorer.load(report["descriptor_metric_path"])
-    assert metric.fitted and metric.num_components == report["descriptor_components"]
-    assert metric.metric == report["descriptor_metric"] == "joint_bayesian"  # the fold-8 winner is the default
+    assert report["descriptor_metric_path"] == report["descriptor_metric_paths"]["descriptor"]
+    for name, metric_path in report["descriptor_metric_paths"].items():  # each metric saved with its descriptor
+        metric = faces.LearnedMetricScorer.load(metric_path)
+        assert metric.fitted and metric.num_components == report["descriptor_components"]
+        assert metric.metric == report["descriptor_metric"] == "joint_bayesian"  # the fold-8 winner is the default
+        assert metric.descriptor.image_size == report["descriptors"][name]["image_size"]
     orl = report["cross_dataset_orl"]
     assert orl["people"] == 30 and 0.0 <= orl["fused"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6
 
@@ -552,7 +562,7 @@ def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_o
     assert report["threshold_scores"] == "each scorer's own"  # fold 8's people were never fitted on
     assert report["descriptor_metric"] == "wccn"
     assert report["method"] == "fused" and report["network"] == "pairs_l1"  # fusion takes the seeds' L1 network too
-    assert set(report["results"]) == {"fused", "pairs_l1_model", "descriptor_metric"}
+    assert set(report["results"]) == {"fused", "pairs_l1_model", "descriptor_metric", "descriptor_2_metric"}
     assert all(figures["threshold_folds"] == [8] for figures in report["results"].values())
     assert report["train_people"] == 60  # the smoke run's 60 people of fold 7; fold 8's only set the threshold
     with pytest.raises(SystemExit, match="threshold fold 9 must be one of at least two training folds"):

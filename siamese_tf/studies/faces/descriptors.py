@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LBP_CODES",
+    "FINE_FACE_DESCRIPTOR",
     "METRICS",
     "EmbeddingScorer",
     "FaceDescriptor",
@@ -130,12 +131,16 @@ class FaceDescriptor:
 
     At 64x64 with the defaults: 3 x 64 cells x 59 codes + 1,764 HOG numbers = 13,092 numbers.
     The radii, grid and mirroring were chosen on LFW's fold 8 (folds 1-7 fitted).
+    ``image_size``: the side every image is resized to first (``cv2.INTER_AREA``; None: described
+    as given), so that descriptors of several sizes can share one set of images, e.g.
+    :data:`FINE_FACE_DESCRIPTOR` on 128x128 faces beside the default on the same faces at 64x64.
     """
 
     radii: tuple[int, ...] = (1, 2, 3)
     grid: int = 8
     hog_cell: int = 8
     mirror: bool = True
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         if not self.radii:
@@ -144,6 +149,8 @@ class FaceDescriptor:
             _check_whole("each radius", radius, 1)
         _check_whole("grid", self.grid, 1)
         _check_whole("hog_cell", self.hog_cell, 2)
+        if self.image_size is not None:
+            _check_whole("image_size", self.image_size, 16)
 
     def _one_side(self, gray):
         pixels = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
@@ -153,6 +160,10 @@ class FaceDescriptor:
 
     def __call__(self, images: ArrayLike) -> np.ndarray:
         """(N, D) descriptors of (N, H, W, C) images with values in [0, 1] (C = 1 or 3)."""
+        if self.image_size is not None:
+            from siamese_tf.datasets import resize_images
+
+            images = resize_images(images, (self.image_size, self.image_size))
         gray = to_gray(images)
         if len(gray) == 0:
             raise ValueError("no images to describe")
@@ -161,6 +172,11 @@ class FaceDescriptor:
             described = (described + self._one_side(np.ascontiguousarray(gray[:, :, ::-1]))) / 2
         return described
 
+
+# A second, finer descriptor for faces loaded at 128x128 (cells of about 11 pixels, HOG cells of
+# 16): fused beside the default one at 64x64 it raised the LFW benchmark's validation accuracy
+# (folds 7 and 8) from 0.914 to 0.920, AUC 0.971 to 0.973 (2026-12-05); alone it is no better.
+FINE_FACE_DESCRIPTOR = FaceDescriptor(grid=12, hog_cell=16, image_size=128)
 
 METRICS = ("joint_bayesian", "wccn")
 
@@ -389,6 +405,7 @@ class LearnedMetricScorer:
         np.savez(temporary, mean=self.mean_.astype(np.float32), projection=self.projection_.astype(np.float32),
                  radii=np.asarray(self.descriptor.radii),
                  grid=self.descriptor.grid, hog_cell=self.descriptor.hog_cell, mirror=self.descriptor.mirror,
+                 image_size=self.descriptor.image_size or 0,
                  regularization=self.regularization, metric=self.metric, num_iterations=self.num_iterations,
                  **extra)
         make_private(temporary)  # fitted on faces: personal data, like the models
@@ -402,8 +419,10 @@ class LearnedMetricScorer:
         if not path.is_file():
             raise FileNotFoundError(f"no learned metric at {str(path)!r}")
         with np.load(path) as stored:
+            # 0 (or absent, before 2026-12-05): images described at the size given.
+            image_size = int(stored["image_size"]) if "image_size" in stored else 0
             descriptor = FaceDescriptor(tuple(int(radius) for radius in stored["radii"]), int(stored["grid"]),
-                                        int(stored["hog_cell"]), bool(stored["mirror"]))
+                                        int(stored["hog_cell"]), bool(stored["mirror"]), image_size or None)
             metric = str(stored["metric"]) if "metric" in stored else "wccn"
             num_iterations = int(stored["num_iterations"]) if "num_iterations" in stored else 10
             scorer = cls(descriptor, stored["projection"].shape[1], float(stored["regularization"]), metric,
@@ -423,7 +442,9 @@ class LearnedMetricScorer:
 class EmbeddingScorer:
     """A trained :class:`~siamese_tf.models.SiameseModel`'s embedding as a ``features`` scorer:
     cosine of the embeddings; with ``mirror`` the embedding of each face is the sum of its own and
-    its mirror's unit-length embeddings (test-time flip: +0.5 points on LFW's fold 8).
+    its mirror's unit-length embeddings (test-time flip: +0.5 points on LFW's fold 8). Images of
+    another size than the network's input are resized to it first (:func:`siamese_tf.datasets.resize_images`),
+    so it can share larger images with a finer descriptor in a :class:`FusedPairScorer`.
     """
 
     def __init__(self, model: SiameseModel, mirror: bool = True, batch_size: int = 256) -> None:
@@ -434,6 +455,11 @@ class EmbeddingScorer:
 
     def features(self, images: ArrayLike) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
+        input_size = tuple(self.model.input_image_shape[:2])
+        if images.ndim == 4 and images.shape[1:3] != input_size:
+            from siamese_tf.datasets import resize_images
+
+            images = resize_images(images, input_size)
         embedded = _unit_rows(self.model.embed(images, self.batch_size))
         if self.mirror:
             embedded = embedded + _unit_rows(self.model.embed(np.ascontiguousarray(images[:, :, ::-1]),
@@ -544,7 +570,8 @@ class FusedPairScorer:
 
 def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel], train_set: ImageSet,
                                 num_components: int = 400, num_pairs: int = 2000, mirror: bool = True,
-                                metric: str = "joint_bayesian") -> FusedPairScorer:
+                                metric: str = "joint_bayesian",
+                                descriptors: Sequence[FaceDescriptor] | None = None) -> FusedPairScorer:
     """``model``'s similarity and a :class:`LearnedMetricScorer` (joint Bayesian) fitted on
     ``train_set`` (the people the model trained on), standardised on their pairs and averaged: the
     LFW benchmark's scorer (two networks since 2026-12-04, chosen on validation folds 7 and 8).
@@ -556,15 +583,25 @@ def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel]
     set). The metric is ``result.scorers["descriptor"]`` (save it with its ``save``) and the networks
     the other parts (:class:`EmbeddingScorer`; ``mirror``: with test-time flips).
     ``metric``: see :class:`LearnedMetricScorer`.
+
+    ``descriptors``: one metric per descriptor (default: one :class:`FaceDescriptor`), sharing the
+    descriptor half equally, named ``"descriptor"``, ``"descriptor_2"``, ...; the LFW benchmark fuses
+    ``(FaceDescriptor(image_size=64), FINE_FACE_DESCRIPTOR)`` on faces loaded at 128x128 (the
+    networks and the first descriptor see them resized to 64x64).
     """
     models = dict(model) if isinstance(model, Mapping) else {"network": model}
-    if not models or "descriptor" in models:
-        raise ValueError(f"give one network or a mapping of names (not 'descriptor') to networks, got "
-                         f"{sorted(models)}")
-    descriptor_metric = LearnedMetricScorer(num_components=num_components, metric=metric).fit(train_set)
+    if not models or any(name.startswith("descriptor") for name in models):
+        raise ValueError(f"give one network or a mapping of names (not starting with 'descriptor') to networks, "
+                         f"got {sorted(models)}")
+    descriptors = [FaceDescriptor()] if descriptors is None else list(descriptors)
+    if not descriptors or not all(isinstance(descriptor, FaceDescriptor) for descriptor in descriptors):
+        raise ValueError(f"descriptors must be one or more FaceDescriptor, got {descriptors!r}")
+    metrics = {("descriptor" if index == 0 else f"descriptor_{index + 1}"):
+               LearnedMetricScorer(descriptor, num_components=num_components, metric=metric).fit(train_set)
+               for index, descriptor in enumerate(descriptors)}
     parts = {name: EmbeddingScorer(network, mirror=mirror) for name, network in models.items()}
-    weights = {**{name: 0.5 / len(parts) for name in parts}, "descriptor": 0.5}
-    fused = FusedPairScorer({**parts, "descriptor": descriptor_metric}, weights=weights)
+    weights = {**{name: 0.5 / len(parts) for name in parts}, **{name: 0.5 / len(metrics) for name in metrics}}
+    fused = FusedPairScorer({**parts, **metrics}, weights=weights)
     return fused.fit(train_set, num_pairs=num_pairs)
 
 
