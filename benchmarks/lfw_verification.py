@@ -29,6 +29,7 @@ as it is): on fold 8 this moved the fused accuracy from 0.882 to 0.903. ``--in-s
 keeps the metric's own scores. ``--threshold-fold K`` instead leaves training fold K's people out
 of all training and chooses the threshold on fold K's pairs alone.
 
+Progress bars on stderr follow the long steps (training, fitting and cross-fitting the metrics, scoring).
 Prints one JSON object and writes it to ``<reports dir>/lfw_verification.json``; with
 ``--save-model`` also the network (.keras, with its own detection threshold; two networks as
 ``<name>_contrastive.keras`` and ``<name>_class_proxy.keras``) and, for the fused method, the
@@ -60,6 +61,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tqdm.auto import tqdm  # noqa: E402
+
 from siamese_tf import settings  # noqa: E402
 from siamese_tf.datasets import load_identity_folders  # noqa: E402
 from siamese_tf.reports import machine_description, write_report  # noqa: E402
@@ -75,24 +78,29 @@ def _folds(text):
     return sorted(numbers)
 
 
-def _descriptors(arguments):
-    """``--descriptors "64/8/8,128/12/16"`` -> one FaceDescriptor per ``SIZE/GRID/HOG_CELL``."""
+def _descriptors(text):
+    """``--descriptors "64/8/8,128/12/16"`` -> one FaceDescriptor per ``SIZE/GRID/HOG_CELL`` (argparse's type)."""
     descriptors = []
-    for spec in arguments.descriptors.split(","):
+    for spec in text.split(","):
         try:
             size, grid, hog_cell = (int(value) for value in spec.split("/"))
             descriptors.append(faces.FaceDescriptor(grid=grid, hog_cell=hog_cell, image_size=size))
         except ValueError as error:
-            raise SystemExit(f"--descriptors: {spec!r} is not SIZE/GRID/HOG_CELL with whole numbers ({error})") \
+            raise argparse.ArgumentTypeError(f"{spec!r} is not SIZE/GRID/HOG_CELL with whole numbers ({error})") \
                 from None
     return descriptors
+
+
+def _descriptors_text(descriptors):
+    """The ``--descriptors`` text of FaceDescriptors (the inverse of :func:`_descriptors`)."""
+    return ",".join(f"{descriptor.image_size}/{descriptor.grid}/{descriptor.hog_cell}" for descriptor in descriptors)
 
 
 def _loading_size(arguments, recipe):
     """The side LFW is loaded at: the largest of the networks' input and the fused method's descriptors."""
     sizes = [max(recipe.image_size)]
     if arguments.method == "fused":
-        sizes += [descriptor.image_size for descriptor in _descriptors(arguments)]
+        sizes += [descriptor.image_size for descriptor in arguments.descriptors]
     return (max(sizes), max(sizes))
 
 
@@ -230,7 +238,7 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
         fused = faces.fuse_with_descriptor_metric(models if len(models) > 1 else models[network_method], train_set,
                                                   components, num_pairs=200 if arguments.smoke else 2000,
                                                   metric=arguments.descriptor_metric,
-                                                  descriptors=_descriptors(arguments))
+                                                  descriptors=arguments.descriptors, progress=True)
         # Each descriptor's metric, by its part name ("descriptor", "descriptor_2", ...).
         metrics = {name: part for name, part in fused.scorers.items() if name.startswith("descriptor")}
         training["descriptor_metric_seconds"] = time.perf_counter() - started
@@ -245,7 +253,7 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
         started = time.perf_counter()
         loaded = set(images.class_names)
         fold_people = {fold: [name for name, _ in people[fold - 1] if name in loaded] for fold in threshold_folds}
-        cross_fitted = {name: faces.cross_fitted_fold_similarities(metric, images, pairs, fold_people)
+        cross_fitted = {name: faces.cross_fitted_fold_similarities(metric, images, pairs, fold_people, progress=True)
                         for name, metric in metrics.items()}
         training["cross_fit_seconds"] = time.perf_counter() - started
     report = {
@@ -273,7 +281,7 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     results, fold_reports = {}, {}
     # The fused scorer and the metrics read the faces as loaded; networks and baselines at their size.
     loaded_size_scorers = {"fused", *(f"{name}_metric" for name in metrics)} if arguments.method == "fused" else set()
-    for name, scorer in scorers.items():
+    for name, scorer in tqdm(scorers.items(), desc=f"scoring fold {test_fold}", unit="scorer"):
         scored_images = images if name in loaded_size_scorers else network_images
         if cross_fitted is not None and name in loaded_size_scorers:
             similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])
@@ -362,7 +370,7 @@ def main(argv=None):
     parser.add_argument("--descriptor-metric", choices=["joint_bayesian", "wccn"], default="joint_bayesian",
                         help="how the descriptor metric compares two faces (fused method; joint_bayesian won on "
                              "fold 8)")
-    parser.add_argument("--descriptors", default="64/8/8,128/12/16",
+    parser.add_argument("--descriptors", type=_descriptors, default=_descriptors_text(faces.LFW_FACE_DESCRIPTORS),
                         help="fused method: one learned metric per SIZE/GRID/HOG_CELL (faces resized to SIZE, "
                              "LBP on GRIDxGRID cells, HOG cells of HOG_CELL pixels), sharing the descriptor half; "
                              "LFW is loaded at the largest SIZE. Default: the 64x64 descriptor and the finer "

@@ -428,6 +428,18 @@ def test_cross_fitted_scores_come_from_a_metric_fitted_without_the_fold(lfw_fold
     assert separation(in_sample) > separation(out_of_sample) + 0.2
 
 
+def test_cross_fitting_shows_progress_only_when_asked(lfw_folds_8_and_9, capsys):
+    images, pairs, fold_people = lfw_folds_8_and_9
+    quiet = faces.cross_fitted_fold_similarities(_small_metric(), images, pairs, fold_people)
+    assert capsys.readouterr().err == ""
+    shown = faces.cross_fitted_fold_similarities(_small_metric(), images, pairs, fold_people, progress=True)
+    bar = capsys.readouterr().err
+    # one step for describing, one per fold, on stderr; the scores are the same either way
+    assert "cross-fitting FaceDescriptor(" in bar and "3/3" in bar
+    for number in (8, 9):
+        np.testing.assert_array_equal(quiet[number], shown[number])
+
+
 def test_cross_fitting_names_what_is_wrong(lfw_folds_8_and_9):
     images, pairs, fold_people = lfw_folds_8_and_9
     with pytest.raises(ValueError, match=r"two or more folds, got \[8\]"):

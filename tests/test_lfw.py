@@ -14,6 +14,7 @@ from siamese_tf import datasets, metrics
 from siamese_tf.datasets import read_image
 from siamese_tf.downloads import REGISTRY
 from siamese_tf.errors import SiameseDataError
+from siamese_tf.samplers import make_pairs
 from siamese_tf.studies import faces
 from siamese_tf.studies.faces import (
     LFW_CENTER_CROP,
@@ -432,6 +433,45 @@ def test_every_kind_of_scorer_gives_the_same_report(tmp_path):
         lfw_fold_report(pixels, image_set, pairs, test_fold=2, threshold_folds=[1, 2])
 
 
+def test_the_cross_dataset_report_describes_each_image_once_and_scores_the_drawn_pairs():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(6), 4)
+    # each person a pattern of their own, each photo of them that pattern with noise: AUC above 0.5
+    images = (rng.random((6, 16, 16, 1))[labels] + 0.8 * rng.random((24, 16, 16, 1))).astype(np.float32) / 1.8
+    image_set = datasets.ImageSet(images, labels, [f"person {label}" for label in range(6)],
+                                  [f"face{index}.png" for index in range(24)])
+    pixels = PixelPairScorer()
+    described = []
+
+    class CountingPixels:
+        def features(self, batch):
+            described.append(len(batch))
+            return pixels.features(batch)
+
+        def similarity(self, first, second):
+            return pixels.similarity(first, second)
+
+    def as_function(first, second):
+        return pixels.similarity(pixels.features(first), pixels.features(second))
+
+    report = faces.cross_dataset_report({"counted": CountingPixels(), "function": as_function}, image_set,
+                                        num_pairs=200, seed=3)
+    assert described == [24]  # 200 pairs of 24 faces: every face once, in one call
+    assert report["counted"]["auc"] == pytest.approx(report["function"]["auc"])
+    assert report["counted"]["num_pairs"] == 200
+    # the pairs are make_pairs' draw from the labels and the seed
+    (first, second), pair_labels = make_pairs(images, labels, 200, seed=3)
+    expected = metrics.roc_auc(as_function(first, second), pair_labels)
+    assert report["function"]["auc"] == pytest.approx(expected) and 0.5 < expected <= 1
+
+    class WrongRows(CountingPixels):
+        def features(self, batch):
+            return pixels.features(batch[:-1])
+
+    with pytest.raises(ValueError, match="23 rows for 24 images"):
+        faces.cross_dataset_report({"wrong": WrongRows()}, image_set, num_pairs=200)
+
+
 def test_baseline_scorers_behave():
     rng = np.random.default_rng(0)
     images = rng.random((4, 32, 32, 1)).astype(np.float32)
@@ -542,6 +582,27 @@ def test_the_lfw_benchmark_smoke_run_trains_scores_and_saves(shared_lfw, shared_
         assert metric.descriptor.image_size == report["descriptors"][name]["image_size"]
     orl = report["cross_dataset_orl"]
     assert orl["people"] == 30 and 0.0 <= orl["fused"]["auc"] <= 1.0 and orl["pixels"]["auc"] > 0.6
+
+
+def test_the_lfw_benchmark_descriptors_default_to_the_packages_and_bad_text_is_a_usage_error(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lfw_verification.py"
+    spec = importlib.util.spec_from_file_location("lfw_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    parsed = benchmark._descriptors(benchmark._descriptors_text(faces.LFW_FACE_DESCRIPTORS))
+    assert tuple(parsed) == faces.LFW_FACE_DESCRIPTORS
+    assert faces.LFW_FACE_DESCRIPTORS[1] == faces.FINE_FACE_DESCRIPTOR
+    assert benchmark._descriptors("96/10/12") == [faces.FaceDescriptor(grid=10, hog_cell=12, image_size=96)]
+    for text, words in (("64/8", "'64/8' is not SIZE/GRID/HOG_CELL"), ("64/8/8,x/8/8", "'x/8/8' is not"),
+                        ("8/8/8", "image_size must be")):
+        with pytest.raises(SystemExit) as stopped:  # argparse's usage error, before any data is read
+            benchmark.main(["--smoke", "--descriptors", text, "--data-dir", "/nowhere"])
+        assert stopped.value.code == 2
+        error = capsys.readouterr().err
+        assert "--descriptors" in error and words in error
 
 
 def test_the_lfw_benchmark_can_choose_the_threshold_on_people_it_never_trained_on(shared_lfw, shared_data_dir,

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LBP_CODES",
     "FINE_FACE_DESCRIPTOR",
+    "LFW_FACE_DESCRIPTORS",
     "METRICS",
     "EmbeddingScorer",
     "FaceDescriptor",
@@ -177,6 +178,8 @@ class FaceDescriptor:
 # 16): fused beside the default one at 64x64 it raised the LFW benchmark's validation accuracy
 # (folds 7 and 8) from 0.914 to 0.920, AUC 0.971 to 0.973 (2026-12-05); alone it is no better.
 FINE_FACE_DESCRIPTOR = FaceDescriptor(grid=12, hog_cell=16, image_size=128)
+# The LFW benchmark's fused scorer: one metric on each, sharing the descriptor half.
+LFW_FACE_DESCRIPTORS = (FaceDescriptor(image_size=64), FINE_FACE_DESCRIPTOR)
 
 METRICS = ("joint_bayesian", "wccn")
 
@@ -571,7 +574,8 @@ class FusedPairScorer:
 def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel], train_set: ImageSet,
                                 num_components: int = 400, num_pairs: int = 2000, mirror: bool = True,
                                 metric: str = "joint_bayesian",
-                                descriptors: Sequence[FaceDescriptor] | None = None) -> FusedPairScorer:
+                                descriptors: Sequence[FaceDescriptor] | None = None,
+                                progress: bool = False) -> FusedPairScorer:
     """``model``'s similarity and a :class:`LearnedMetricScorer` (joint Bayesian) fitted on
     ``train_set`` (the people the model trained on), standardised on their pairs and averaged: the
     LFW benchmark's scorer (two networks since 2026-12-04, chosen on validation folds 7 and 8).
@@ -586,8 +590,10 @@ def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel]
 
     ``descriptors``: one metric per descriptor (default: one :class:`FaceDescriptor`), sharing the
     descriptor half equally, named ``"descriptor"``, ``"descriptor_2"``, ...; the LFW benchmark fuses
-    ``(FaceDescriptor(image_size=64), FINE_FACE_DESCRIPTOR)`` on faces loaded at 128x128 (the
-    networks and the first descriptor see them resized to 64x64).
+    :data:`LFW_FACE_DESCRIPTORS` (``FaceDescriptor(image_size=64)`` and :data:`FINE_FACE_DESCRIPTOR`)
+    on faces loaded at 128x128 (the networks and the first descriptor see them resized to 64x64).
+
+    ``progress``: a progress bar over the metrics (on LFW's training folds each takes minutes).
     """
     models = dict(model) if isinstance(model, Mapping) else {"network": model}
     if not models or any(name.startswith("descriptor") for name in models):
@@ -596,9 +602,13 @@ def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel]
     descriptors = [FaceDescriptor()] if descriptors is None else list(descriptors)
     if not descriptors or not all(isinstance(descriptor, FaceDescriptor) for descriptor in descriptors):
         raise ValueError(f"descriptors must be one or more FaceDescriptor, got {descriptors!r}")
+    from tqdm.auto import tqdm
+
     metrics = {("descriptor" if index == 0 else f"descriptor_{index + 1}"):
                LearnedMetricScorer(descriptor, num_components=num_components, metric=metric).fit(train_set)
-               for index, descriptor in enumerate(descriptors)}
+               for index, descriptor in enumerate(tqdm(descriptors, desc=f"fitting descriptor metrics on "
+                                                       f"{len(train_set)} faces", unit="metric",
+                                                       disable=not progress))}
     parts = {name: EmbeddingScorer(network, mirror=mirror) for name, network in models.items()}
     weights = {**{name: 0.5 / len(parts) for name in parts}, **{name: 0.5 / len(metrics) for name in metrics}}
     fused = FusedPairScorer({**parts, **metrics}, weights=weights)
@@ -606,7 +616,8 @@ def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel]
 
 
 def cross_fitted_fold_similarities(metric: LearnedMetricScorer, image_set: ImageSet, pairs: LFWPairs,
-                                   fold_people: Mapping[int, Collection[str]]) -> dict[int, np.ndarray]:
+                                   fold_people: Mapping[int, Collection[str]], progress: bool = False
+                                   ) -> dict[int, np.ndarray]:
     """Each fold's pair similarities from a metric fitted without that fold's people.
 
     A learned metric scores the pairs of the people it was fitted on far better than strangers'
@@ -624,6 +635,8 @@ def cross_fitted_fold_similarities(metric: LearnedMetricScorer, image_set: Image
         image_set: images of every person of ``fold_people`` (:func:`load_lfw`).
         pairs: the folds' pairs (:func:`read_lfw_pairs`).
         fold_people: two or more folds, each to the names of its people.
+        progress: a progress bar over the folds (describing, then one fit per fold: minutes each
+            on LFW's training folds).
 
     Returns:
         fold number -> similarities of its pairs (in the pairs file's order).
@@ -654,19 +667,27 @@ def cross_fitted_fold_similarities(metric: LearnedMetricScorer, image_set: Image
     wanted = np.flatnonzero(np.isin(image_set.labels, [index[name] for name in seen]))
     rows = np.full(len(image_set), -1)
     rows[wanted] = np.arange(len(wanted))
-    described = metric.descriptor(image_set.images[wanted])
-    fold_of_image = np.array([seen[image_set.class_names[label]] for label in image_set.labels[wanted]])
+    from tqdm.auto import tqdm
+
+    # One step for describing every image, then one per fold (a fit and its fold's pairs).
     result = {}
-    for number in folds:
-        first, second, _ = fold_pair_indices(image_set, pairs, number)
-        outside = sorted({image_set.class_names[image_set.labels[i]] for i in np.concatenate([first, second])}
-                         - set(folds[number]))
-        if outside:
-            raise ValueError(f"fold {number}'s pairs name people outside its people list, e.g. {outside[:3]}")
-        fitting = fold_of_image != number
-        fold_metric = LearnedMetricScorer(metric.descriptor, metric.num_components, metric.regularization,
-                                          metric.metric, metric.num_iterations)
-        fold_metric.fit_descriptors(described[fitting], image_set.labels[wanted][fitting])
-        result[number] = np.asarray(fold_metric.similarity(fold_metric.features_of_descriptors(described[rows[first]]),
-                                                           fold_metric.features_of_descriptors(described[rows[second]])))
+    with tqdm(total=len(folds) + 1, desc=f"cross-fitting {metric.descriptor}", unit="step",
+              disable=not progress) as bar:
+        described = metric.descriptor(image_set.images[wanted])
+        bar.update()
+        fold_of_image = np.array([seen[image_set.class_names[label]] for label in image_set.labels[wanted]])
+        for number in folds:
+            first, second, _ = fold_pair_indices(image_set, pairs, number)
+            outside = sorted({image_set.class_names[image_set.labels[i]] for i in np.concatenate([first, second])}
+                             - set(folds[number]))
+            if outside:
+                raise ValueError(f"fold {number}'s pairs name people outside its people list, e.g. {outside[:3]}")
+            fitting = fold_of_image != number
+            fold_metric = LearnedMetricScorer(metric.descriptor, metric.num_components, metric.regularization,
+                                              metric.metric, metric.num_iterations)
+            fold_metric.fit_descriptors(described[fitting], image_set.labels[wanted][fitting])
+            first_features = fold_metric.features_of_descriptors(described[rows[first]])
+            second_features = fold_metric.features_of_descriptors(described[rows[second]])
+            result[number] = np.asarray(fold_metric.similarity(first_features, second_features))
+            bar.update()
     return result
