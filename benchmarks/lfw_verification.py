@@ -61,8 +61,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tqdm.auto import tqdm  # noqa: E402
-
 from siamese_tf import settings  # noqa: E402
 from siamese_tf.datasets import load_identity_folders  # noqa: E402
 from siamese_tf.reports import machine_description, write_report  # noqa: E402
@@ -281,7 +279,7 @@ def run_fold(arguments, test_fold=None, images=None, write=True):
     results, fold_reports = {}, {}
     # The fused scorer and the metrics read the faces as loaded; networks and baselines at their size.
     loaded_size_scorers = {"fused", *(f"{name}_metric" for name in metrics)} if arguments.method == "fused" else set()
-    for name, scorer in tqdm(scorers.items(), desc=f"scoring fold {test_fold}", unit="scorer"):
+    for name, scorer in settings.progress_bar(scorers.items(), desc=f"scoring fold {test_fold}", unit="scorer"):
         scored_images = images if name in loaded_size_scorers else network_images
         if cross_fitted is not None and name in loaded_size_scorers:
             similarities = faces.score_lfw_folds(scorer, images, pairs, [test_fold])

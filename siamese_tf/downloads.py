@@ -147,8 +147,6 @@ def _source(name):
 
 def _fetch(url, destination_folder, filename, progress, timeout):
     """Stream ``url`` into a temporary file in ``destination_folder``; return (temp path, sha256)."""
-    from tqdm.auto import tqdm
-
     handle, temporary = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=destination_folder)
     digest = hashlib.sha256()
     try:
@@ -161,7 +159,8 @@ def _fetch(url, destination_folder, filename, progress, timeout):
         with os.fdopen(handle, "wb") as output, response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
+            with settings.progress_bar(total=total, unit="B", unit_scale=True, desc=filename,
+                                       disable=not progress) as bar:
                 for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
                     output.write(chunk)
                     digest.update(chunk)

@@ -35,6 +35,7 @@ __all__ = [
     "make_private",
     "models_dir",
     "pick",
+    "progress_bar",
     "progress_verbosity",
     "reports_dir",
     "seed_everything",
@@ -67,6 +68,38 @@ def progress_verbosity(verbose: str | int = "auto") -> int:
     in_notebook = "ipykernel" in sys.modules
     interactive = bool(getattr(sys.stdout, "isatty", lambda: False)())
     return 1 if (in_notebook or interactive) else 2
+
+
+class _LinePerUpdate:
+    """A stream for tqdm in a log file: each update on a line of its own instead of a carriage-return
+    overwrite (which a file keeps, piling every update onto one line)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").rstrip()
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(iterable=None, *, desc: str, unit: str = "it", total: int | None = None, disable: bool = False,
+                 **options):
+    """A tqdm progress bar on stderr for long work: live in a terminal or a notebook; in a file or a
+    pipe (a log), one plain line at most every 30 seconds and at the end, so logs stay readable.
+    ``options`` go to tqdm (e.g. ``unit_scale=True`` for bytes)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    in_notebook = "ipykernel" in sys.modules
+    if in_notebook or bool(getattr(sys.stderr, "isatty", lambda: False)()):
+        return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, **options)
+    return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, file=_LinePerUpdate(sys.stderr),
+                mininterval=30, ascii=True, dynamic_ncols=False, ncols=100, **options)
 
 
 def smoke_mode() -> bool:

@@ -435,7 +435,7 @@ def test_cross_fitting_shows_progress_only_when_asked(lfw_folds_8_and_9, capsys)
     shown = faces.cross_fitted_fold_similarities(_small_metric(), images, pairs, fold_people, progress=True)
     bar = capsys.readouterr().err
     # one step for describing, one per fold, on stderr; the scores are the same either way
-    assert "cross-fitting FaceDescriptor(" in bar and "3/3" in bar
+    assert f"cross-fitting the metric (as given, grid {_small_metric().descriptor.grid})" in bar and "3/3" in bar
     for number in (8, 9):
         np.testing.assert_array_equal(quiet[number], shown[number])
 

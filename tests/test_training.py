@@ -296,3 +296,29 @@ def test_progress_bars_turn_into_one_line_per_epoch_when_output_goes_to_a_file(m
     assert progress_verbosity(0) == 0 and progress_verbosity(2) == 2
     with pytest.raises(ValueError, match="verbose must be 'auto', 0, 1 or 2, got 'loud'"):
         progress_verbosity("loud")
+
+
+def test_progress_bars_of_long_steps_write_plain_lines_to_a_log_and_live_bars_to_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from siamese_tf.settings import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    for stream, live in ((io.StringIO(), False), (Terminal(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert list(progress_bar(range(3), desc="cross-fitting", unit="fold")) == [0, 1, 2]
+        written = stream.getvalue()
+        assert "cross-fitting" in written and "3/3" in written
+        # a log gets whole lines (the first and the last here: at most one every 30 seconds between),
+        # a terminal the carriage-return updates of a live bar
+        assert ("\r" in written) == live
+        if not live:
+            lines = written.splitlines()
+            assert written.endswith("\n") and len(lines) == 2 and "0/3" in lines[0] and "3/3" in lines[1]
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert list(progress_bar(range(2), desc="quiet", disable=True)) == [0, 1] and sys.stderr.getvalue() == ""

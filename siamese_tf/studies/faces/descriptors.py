@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamese_tf.errors import SiameseDataError
-from siamese_tf.settings import make_private
+from siamese_tf.settings import make_private, progress_bar
 from siamese_tf.studies.faces.evaluation import HogPairScorer, check_pair_features, to_gray
 
 if TYPE_CHECKING:
@@ -602,13 +602,11 @@ def fuse_with_descriptor_metric(model: SiameseModel | Mapping[str, SiameseModel]
     descriptors = [FaceDescriptor()] if descriptors is None else list(descriptors)
     if not descriptors or not all(isinstance(descriptor, FaceDescriptor) for descriptor in descriptors):
         raise ValueError(f"descriptors must be one or more FaceDescriptor, got {descriptors!r}")
-    from tqdm.auto import tqdm
-
     metrics = {("descriptor" if index == 0 else f"descriptor_{index + 1}"):
                LearnedMetricScorer(descriptor, num_components=num_components, metric=metric).fit(train_set)
-               for index, descriptor in enumerate(tqdm(descriptors, desc=f"fitting descriptor metrics on "
-                                                       f"{len(train_set)} faces", unit="metric",
-                                                       disable=not progress))}
+               for index, descriptor in enumerate(progress_bar(descriptors, desc=f"fitting descriptor metrics on "
+                                                               f"{len(train_set)} faces", unit="metric",
+                                                               disable=not progress))}
     parts = {name: EmbeddingScorer(network, mirror=mirror) for name, network in models.items()}
     weights = {**{name: 0.5 / len(parts) for name in parts}, **{name: 0.5 / len(metrics) for name in metrics}}
     fused = FusedPairScorer({**parts, **metrics}, weights=weights)
@@ -667,12 +665,12 @@ def cross_fitted_fold_similarities(metric: LearnedMetricScorer, image_set: Image
     wanted = np.flatnonzero(np.isin(image_set.labels, [index[name] for name in seen]))
     rows = np.full(len(image_set), -1)
     rows[wanted] = np.arange(len(wanted))
-    from tqdm.auto import tqdm
-
     # One step for describing every image, then one per fold (a fit and its fold's pairs).
     result = {}
-    with tqdm(total=len(folds) + 1, desc=f"cross-fitting {metric.descriptor}", unit="step",
-              disable=not progress) as bar:
+    descriptor = metric.descriptor
+    size = f"{descriptor.image_size}px" if descriptor.image_size else "as given"
+    with progress_bar(total=len(folds) + 1, desc=f"cross-fitting the metric ({size}, grid {descriptor.grid})",
+                      unit="step", disable=not progress) as bar:
         described = metric.descriptor(image_set.images[wanted])
         bar.update()
         fold_of_image = np.array([seen[image_set.class_names[label]] for label in image_set.labels[wanted]])
