@@ -20,9 +20,12 @@ import random
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = [
     "DATA_DIR_VARIABLE",
@@ -86,8 +89,8 @@ class _LinePerUpdate:
         self.stream.flush()
 
 
-def progress_bar(iterable=None, *, desc: str, unit: str = "it", total: int | None = None, disable: bool = False,
-                 **options):
+def progress_bar(iterable: Iterable | None = None, *, desc: str, unit: str = "it", total: int | None = None,
+                 disable: bool = False, **options: Any) -> tqdm:
     """A tqdm progress bar on stderr for long work: live in a terminal or a notebook; in a file or a
     pipe (a log), one plain line at most every 30 seconds and at the end, so logs stay readable.
     ``options`` go to tqdm (e.g. ``unit_scale=True`` for bytes)."""
