@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike  # noqa: E402
 
 from siamese_tf.datasets import IGNORED_NAMES, check_image_size, decode_image_bytes, natural_sort_key  # noqa: E402
 from siamese_tf.errors import CameraUnavailableError, SiameseDataError  # noqa: E402
-from siamese_tf.settings import write_private_atomic  # noqa: E402
+from siamese_tf.settings import progress_bar, write_private_atomic  # noqa: E402
 
 __all__ = [
     "CAMERA_TIMEOUT_MS",
@@ -342,8 +342,6 @@ def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: st
         SiameseDataError: the source gave no frame at all.
         KeyboardInterrupt: Ctrl-C; its ``saved`` attribute lists the images written before it.
     """
-    from tqdm.auto import tqdm
-
     if not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
     if not isinstance(every_nth, (int, np.integer)) or every_nth < 1:
@@ -359,8 +357,8 @@ def capture_images(source: FrameSource | int | str | os.PathLike, output_dir: st
     frames = source if isinstance(source, FrameSource) else FrameSource(source)
     saved = []
     try:
-        with frames, tqdm(total=count, desc=f"capturing into {output_dir}", unit="image",
-                          disable=not progress) as bar:
+        with frames, progress_bar(total=count, desc=f"capturing into {output_dir}", unit="image",
+                                  disable=not progress) as bar:
             for frame_number, frame in enumerate(frames):
                 if frame_number % every_nth:
                     continue

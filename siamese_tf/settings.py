@@ -101,8 +101,11 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str, unit: str = "it
     in_notebook = "ipykernel" in sys.modules
     if in_notebook or bool(getattr(sys.stderr, "isatty", lambda: False)()):
         return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, **options)
+    # A log line at most every 30 seconds, whatever refresh the caller asked of a live bar.
+    options["mininterval"] = max(30.0, float(options.get("mininterval", 0.0)))
+    options = {"ascii": True, "ncols": 100, **options}
     return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, file=_LinePerUpdate(sys.stderr),
-                mininterval=30, ascii=True, dynamic_ncols=False, ncols=100, **options)
+                **options)
 
 
 def smoke_mode() -> bool:

@@ -320,5 +320,9 @@ def test_progress_bars_of_long_steps_write_plain_lines_to_a_log_and_live_bars_to
         if not live:
             lines = written.splitlines()
             assert written.endswith("\n") and len(lines) == 2 and "0/3" in lines[0] and "3/3" in lines[1]
+    # a caller's faster refresh (for a live bar) does not flood a log
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert list(progress_bar(range(50), desc="CAPTCHAs", mininterval=0.0)) == list(range(50))
+    assert len(sys.stderr.getvalue().splitlines()) == 2
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert list(progress_bar(range(2), desc="quiet", disable=True)) == [0, 1] and sys.stderr.getvalue() == ""

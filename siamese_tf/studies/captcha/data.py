@@ -360,9 +360,9 @@ def generate_captcha_dataset(output_dir: str | os.PathLike, scale: float = 1.0, 
     rows = []
     iterator = plan
     if progress:
-        from tqdm.auto import tqdm
+        from siamese_tf.settings import progress_bar
 
-        iterator = tqdm(plan, desc="CAPTCHAs", unit="img", mininterval=1.0)
+        iterator = progress_bar(plan, desc="CAPTCHAs", unit="img", mininterval=1.0)
     for split in {row[0] for row in plan}:
         (output_dir / split).mkdir(parents=True, exist_ok=True)
     for split, image_number, character, label, level, font in iterator:

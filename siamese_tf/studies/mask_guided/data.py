@@ -456,7 +456,7 @@ def generate_chairlift_data(num_domains: int = 12, train_per_domain: int = 100, 
     if len(image_size) != 2 or min(image_size) < 8:
         raise ValueError(f"image_size must be (height, width) of at least 8 pixels, got {image_size!r}")
     _check_count(seed, "seed", allow_zero=True)
-    from tqdm.auto import tqdm
+    from siamese_tf.settings import progress_bar
 
     domains = [make_domain(seed * 1000 + first_domain + k) for k in range(num_domains)]
     masks = np.stack([
@@ -467,7 +467,7 @@ def generate_chairlift_data(num_domains: int = 12, train_per_domain: int = 100, 
     collected = {split: ([], [], []) for split in SPLITS}
     index_rows = []
     total = num_domains * sum(counts.values())
-    with tqdm(total=total, desc="chairlift images", unit="image", disable=not progress) as bar:
+    with progress_bar(total=total, desc="chairlift images", unit="image", disable=not progress) as bar:
         for domain_id, domain in enumerate(domains):
             for split_number, split in enumerate(SPLITS):
                 rng = np.random.default_rng([domain.seed, split_number, 104729])
