@@ -262,15 +262,12 @@ def score_lfw_folds(scorer: PairScorer, image_set: ImageSet, pairs: LFWPairs,
     indices = {number: fold_pair_indices(image_set, pairs, fold=number) for number in numbers}
     result = {}
     if hasattr(scorer, "features") and hasattr(scorer, "similarity"):
-        used = np.unique(np.concatenate([np.concatenate([first, second]) for first, second, _ in indices.values()]))
-        features = np.asarray(scorer.features(image_set.images[used]))
-        if len(features) != len(used):
-            raise ValueError(f"{type(scorer).__name__}.features returned {len(features)} rows for {len(used)} images")
-        row_of = np.full(len(image_set), -1, dtype=np.int64)
-        row_of[used] = np.arange(len(used))
+        features_of = _features_once(scorer, image_set.images,
+                                     np.concatenate([np.concatenate([first, second]) for first, second, _ in
+                                                     indices.values()]))
         for number, (first, second, _) in indices.items():
             result[number] = _check_similarities(
-                scorer.similarity(features[row_of[first]], features[row_of[second]]), len(first), scorer)
+                scorer.similarity(features_of(first), features_of(second)), len(first), scorer)
         return result
     function = _pair_function(scorer)
     for number, (first, second, _) in indices.items():
@@ -280,6 +277,18 @@ def score_lfw_folds(scorer: PairScorer, image_set: ImageSet, pairs: LFWPairs,
                   for start in range(0, len(first), batch_size)]
         result[number] = np.concatenate(chunks) if chunks else np.zeros(0)
     return result
+
+
+def _features_once(scorer, images, indices):
+    """Features of each distinct image among ``indices`` (computed once, in one call), and a function
+    from image indices to their rows: a pair list names most images many times."""
+    used = np.unique(indices)
+    features = np.asarray(scorer.features(images[used]))
+    if len(features) != len(used):
+        raise ValueError(f"{type(scorer).__name__}.features returned {len(features)} rows for {len(used)} images")
+    row_of = np.full(len(images), -1, dtype=np.int64)
+    row_of[used] = np.arange(len(used))
+    return lambda image_indices: features[row_of[image_indices]]
 
 
 def _pair_function(scorer):
@@ -304,17 +313,11 @@ def cross_dataset_report(scorers: Mapping[str, PairScorer], image_set: ImageSet,
 
     # The pairs as indices (the same pairs make_pairs draws from the labels and the seed).
     (first, second), labels = make_pairs(np.arange(len(image_set)), image_set.labels, num_pairs, seed=seed)
-    used = np.unique(np.concatenate([first, second]))
-    row_of = np.full(len(image_set), -1, dtype=np.int64)
-    row_of[used] = np.arange(len(used))
     report = {}
     for name, scorer in scorers.items():
         if hasattr(scorer, "features") and hasattr(scorer, "similarity"):
-            features = np.asarray(scorer.features(image_set.images[used]))
-            if len(features) != len(used):
-                raise ValueError(f"{type(scorer).__name__}.features returned {len(features)} rows for {len(used)} "
-                                 f"images")
-            similarities = scorer.similarity(features[row_of[first]], features[row_of[second]])
+            features_of = _features_once(scorer, image_set.images, np.concatenate([first, second]))
+            similarities = scorer.similarity(features_of(first), features_of(second))
         else:
             similarities = _pair_function(scorer)(image_set.images[first], image_set.images[second])
         similarities = _check_similarities(similarities, len(first), scorer)
