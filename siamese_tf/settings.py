@@ -68,9 +68,15 @@ def progress_verbosity(verbose: str | int = "auto") -> int:
         return verbose
     import sys
 
-    in_notebook = "ipykernel" in sys.modules
-    interactive = bool(getattr(sys.stdout, "isatty", lambda: False)())
-    return 1 if (in_notebook or interactive) else 2
+    return 1 if _live_display(sys.stdout) else 2
+
+
+def _live_display(stream) -> bool:
+    """Whether output on ``stream`` is seen live (a notebook, or a terminal) rather than kept in a
+    file or a pipe, where carriage-return updates pile up."""
+    import sys
+
+    return "ipykernel" in sys.modules or bool(getattr(stream, "isatty", lambda: False)())
 
 
 class _LinePerUpdate:
@@ -98,8 +104,7 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str, unit: str = "it
 
     from tqdm.auto import tqdm
 
-    in_notebook = "ipykernel" in sys.modules
-    if in_notebook or bool(getattr(sys.stderr, "isatty", lambda: False)()):
+    if _live_display(sys.stderr):
         return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, **options)
     # A log line at most every 30 seconds, whatever refresh the caller asked of a live bar.
     options["mininterval"] = max(30.0, float(options.get("mininterval", 0.0)))
