@@ -59,6 +59,18 @@ def test_lbp_histograms_want_gray_images():
 
 # --- the descriptor ----------------------------------------------------------------------------------------
 
+def test_descriptor_in_threads_equals_each_face_alone(orl_faces, monkeypatch):
+    from siamese_tf.studies.faces import descriptors
+
+    images = orl_faces.images[:48]
+    descriptor = faces.FaceDescriptor()
+    alone = np.concatenate([descriptor(image[None]) for image in images])
+    monkeypatch.setattr(descriptors, "DESCRIBE_THREADS", 3)  # 48 faces: three slices in three threads
+    threaded = descriptor(images)
+    np.testing.assert_array_equal(threaded, alone)
+    assert len({row.tobytes() for row in threaded}) == 48  # every row written, each its own face
+
+
 def test_face_descriptor_size_and_mirroring(orl_faces):
     images = orl_faces.images[:3]
     mirrored = np.ascontiguousarray(images[:, :, ::-1])
