@@ -92,3 +92,26 @@ def test_cosine_proxies_need_two_classes():
 
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2, got 1"):
         CosineProxies(1)
+
+
+def test_cosines_of_small_float16_components_are_measured_in_float32():
+    from siamese_tf.distances import cosine_distance, pairwise_cosine, unit_vectors
+    from siamese_tf.layers import CosineProxies
+
+    # 64 components of 2e-4: their squares underflow in float16, so a float16 length was 0 or
+    # badly rounded (a vector came out 0.33 away from itself).
+    small = np.full((2, 64), 2e-4, np.float16)
+    small[1, :32] = -2e-4
+    assert keras.backend.standardize_dtype(unit_vectors(small).dtype) == "float16"
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(unit_vectors(small), np.float32), axis=1), 1.0, atol=2e-3)
+    np.testing.assert_allclose(np.asarray(cosine_distance(small, small), np.float32), [0.0, 0.0], atol=2e-3)
+    np.testing.assert_allclose(np.asarray(pairwise_cosine(small, small), np.float32), [[0, 1], [1, 0]], atol=2e-3)
+    half, full = CosineProxies(3, dtype="float16"), CosineProxies(3)
+    half.build((None, 64))
+    full.build((None, 64))
+    proxies = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    half.proxies.assign(proxies)
+    full.proxies.assign(proxies)
+    np.testing.assert_allclose(np.asarray(half(small), np.float32), np.asarray(full(small.astype(np.float32))),
+                               atol=5e-3)
+    np.testing.assert_array_equal(np.asarray(unit_vectors(np.zeros((1, 4), np.float32))), np.zeros((1, 4)))
