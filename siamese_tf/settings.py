@@ -106,8 +106,10 @@ def progress_bar(iterable: Iterable | None = None, *, desc: str, unit: str = "it
 
     if _live_display(sys.stderr):
         return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, **options)
-    # A log line at most every 30 seconds, whatever refresh the caller asked of a live bar.
+    # A log line at most every 30 seconds, whatever refresh the caller asked of a live bar; tqdm's
+    # monitor thread also redraws a bar idle for maxinterval (10 s by default), so that goes up too.
     options["mininterval"] = max(30.0, float(options.get("mininterval", 0.0)))
+    options["maxinterval"] = max(options["mininterval"], float(options.get("maxinterval", 0.0)))
     options = {"ascii": True, "ncols": 100, **options}
     return tqdm(iterable, desc=desc, unit=unit, total=total, disable=disable, file=_LinePerUpdate(sys.stderr),
                 **options)

@@ -324,5 +324,9 @@ def test_progress_bars_of_long_steps_write_plain_lines_to_a_log_and_live_bars_to
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert list(progress_bar(range(50), desc="CAPTCHAs", mininterval=0.0)) == list(range(50))
     assert len(sys.stderr.getvalue().splitlines()) == 2
+    # nor does tqdm's monitor thread, which redraws a bar idle for maxinterval seconds (a line every
+    # 10-20 s in a log of 15-second steps before)
+    with progress_bar(total=8, desc="cross-fitting", maxinterval=5.0) as bar:
+        assert bar.mininterval >= 30 and bar.maxinterval >= 30
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert list(progress_bar(range(2), desc="quiet", disable=True)) == [0, 1] and sys.stderr.getvalue() == ""
