@@ -8,6 +8,9 @@ Prints one JSON object:
   the same network and machine: median step time, pairs scored per second, images embedded per
   second, the pairs/s ratio, and the share of the matmul peak that training reaches (FLOPs of
   the embedding network, forward + backward = 3 x forward, counted per layer).
+- ``batch_norm``: training steps with Keras's batch normalisation against the fused kernel of
+  :class:`siamese_tf.layers.FusedBatchNormalization` (the package's default), on the Omniglot conv4
+  recipe and the LFW face network, alternating in one run: median step, share of the matmul peak.
 - ``l1_matching``: L1-sigmoid head against a 6,763-template library (D = 256): numpy,
   ``heads.score_library``, :func:`siamese_tf.indexes.l1_head_scores` with and without XLA,
   :class:`siamese_tf.indexes.L1HeadScorer` on FAISS (exact) and an ``ExactIndex`` top-10 search.
@@ -47,7 +50,7 @@ from siamese_tf.reports import machine_description  # noqa: E402
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches  # noqa: E402
 from siamese_tf.training import compile_siamese, train_siamese  # noqa: E402
 
-SECTIONS = ("matmul", "pipeline", "training", "l1_matching", "indexes")
+SECTIONS = ("matmul", "pipeline", "batch_norm", "training", "l1_matching", "indexes")
 
 
 def log(message):
@@ -288,6 +291,70 @@ def pipeline_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
         make, build_model, sources, steps, rounds, 1 if smoke else 3, batch_size * (batch_size - 1) // 2, batch_size,
         peak_gflops, result["batch"], "conv4")
     result["forward_mflops_per_image"] = round(flops_per_image / 1e6, 2)
+    return result
+
+
+def batch_norm_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
+    """Keras's batch normalisation against the fused kernel (``FusedBatchNormalization.use_fused_kernel``)
+    on the same tf.data batches and networks: Omniglot conv4 (28x28, P=32 x K=4, neighbourhood loss)
+    and the LFW face network (the class-proxy recipe's small CNN, 64x64, 64 pairs, contrastive loss
+    on a Euclidean head), each alternating the two ``rounds`` times; the ratio is Keras's step over
+    the fused one."""
+    from siamese_tf.layers import FusedBatchNormalization
+    from siamese_tf.pipelines import ClassBalancedPipeline, PairPipeline
+    from siamese_tf.studies import faces, omniglot
+
+    data = omniglot.load_background_small(None, image_size=(28, 28), invert=True,
+                                          max_images_per_class=4 if smoke else None)
+    train_set = omniglot.add_rotations(omniglot.split_alphabets(data)[0])
+    classes_per_batch, images_per_class = (8, 4) if smoke else (32, 4)
+    files = faces.locate_lfw(None)
+    people = faces.read_lfw_people(files.people)
+    recipe = faces.ClassProxyRecipe()
+    face_images = faces.load_lfw(files.images, image_size=recipe.image_size, channels=1,
+                                 people={name for name, _ in people[0]})
+    pairs_per_step = 8 if smoke else 64
+
+    def conv4():
+        model = omniglot.build_conv4_model((28, 28, 1))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=omniglot.NeighbourhoodLoss())
+        batches = ClassBalancedPipeline(train_set.images, train_set.labels, classes_per_batch, images_per_class,
+                                        steps_per_epoch=steps + 4, seed=seed, augment=omniglot.conv4_augmenter())
+        return model, batches, classes_per_batch * images_per_class
+
+    def face_network():
+        model = build_siamese_model(recipe.embedding, "euclidean", (*recipe.image_size, 1),
+                                    embedding_dim=recipe.embedding_dim, filters=tuple(recipe.filters), normalize=True)
+        batches = PairPipeline(face_images.images, face_images.labels, pairs_per_epoch=pairs_per_step * (steps + 4),
+                               batch_size=pairs_per_step, seed=seed, augment=Augmenter())
+        return compile_siamese(model, mode="pairs"), batches, 2 * pairs_per_step
+
+    result = {}
+    for label, build in (("conv4 (Omniglot, 28x28, 128 images)", conv4),
+                         (f"face network (LFW, 64x64, {2 * pairs_per_step} images)", face_network)):
+        step_times = {"keras": [], "fused": []}
+        flops_per_image = images_per_step = None
+        for _ in range(rounds):
+            for kind in step_times:
+                log(f"[batch_norm] {label}: {kind}")
+                FusedBatchNormalization.use_fused_kernel = kind == "fused"
+                keras.utils.set_random_seed(0)
+                model, batches, images_per_step = build()
+                flops_per_image = flops_per_image or forward_flops(model.embedding)
+                timer = StepTimer()
+                model.fit(batches.dataset(), epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+                step_times[kind].append(float(np.median(np.diff(timer.ends)[3:])))
+        FusedBatchNormalization.use_fused_kernel = True
+        figures = {}
+        for kind, times in step_times.items():
+            step = float(np.median(times))
+            achieved = images_per_step * 3 * flops_per_image / step / 1e9
+            figures[kind] = {"median_step_seconds": round(step, 4),
+                             "step_seconds_per_round": [round(t, 4) for t in times],
+                             "images_per_second": round(images_per_step / step, 1),
+                             "share_of_matmul_peak": round(achieved / peak_gflops, 3) if peak_gflops else None}
+        figures["speedup"] = round(figures["keras"]["median_step_seconds"] / figures["fused"]["median_step_seconds"], 2)
+        result[label] = figures
     return result
 
 
@@ -603,7 +670,7 @@ def main(argv=None):
             args.output.write_text(json.dumps(report, indent=2) + "\n")
 
     peak = None
-    if "matmul" in args.sections or "training" in args.sections or "pipeline" in args.sections:
+    if {"matmul", "training", "pipeline", "batch_norm"} & set(args.sections):
         log("[matmul]")
         report["matmul"] = matmul_peak((256, 512) if args.smoke else (1024, 2048), 3 if args.smoke else 7)
         peak = report["matmul"]["peak_gflops"]
@@ -613,6 +680,10 @@ def main(argv=None):
         save_partial()
         report["pipeline_face_pairs"] = face_pair_throughput(peak, smoke=args.smoke, steps=3 if args.smoke else 30,
                                                              rounds=1 if args.smoke else 3)
+        save_partial()
+    if "batch_norm" in args.sections:
+        report["batch_norm"] = batch_norm_throughput(peak, smoke=args.smoke, steps=3 if args.smoke else 40,
+                                                     rounds=1 if args.smoke else 3)
         save_partial()
     if "training" in args.sections:
         steps, warmup = (3, 1) if args.smoke else (args.steps, 3)

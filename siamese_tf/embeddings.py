@@ -20,7 +20,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from siamese_tf.layers import L2Normalization
+from siamese_tf.layers import FusedBatchNormalization, L2Normalization
 
 __all__ = [
     "EMBEDDINGS",
@@ -81,7 +81,7 @@ def small_cnn_embedding(input_shape: tuple[int, int, int] = (64, 64, 1), embeddi
     x = inputs
     for width in filters:
         x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=batch_norm_momentum)(x)
+        x = FusedBatchNormalization(momentum=batch_norm_momentum)(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.GlobalAveragePooling2D()(x)

@@ -36,6 +36,20 @@ def test_the_pipeline_section_compares_both_engines_on_the_same_batches(shared_d
     assert json.loads(capsys.readouterr().out)["pipeline"]["batch"] == "P=8 x K=4"
 
 
+def test_the_batch_norm_section_times_keras_and_the_fused_kernel_and_restores_the_default(shared_data_dir,
+                                                                                            monkeypatch):
+    from siamese_tf.layers import FusedBatchNormalization
+
+    monkeypatch.setenv("SIAMESE_TF_DATA_DIR", str(shared_data_dir))
+    report = load_benchmark("throughput").main(["--smoke", "--sections", "batch_norm"])
+    assert len(report["batch_norm"]) == 2  # conv4 and the face network
+    for figures in report["batch_norm"].values():
+        keras_step, fused_step = figures["keras"]["median_step_seconds"], figures["fused"]["median_step_seconds"]
+        assert keras_step > 0 and fused_step > 0 and figures["fused"]["share_of_matmul_peak"] > 0
+        assert figures["speedup"] == pytest.approx(keras_step / fused_step, abs=0.01)
+    assert FusedBatchNormalization.use_fused_kernel is True
+
+
 @pytest.mark.parametrize("extra", [["--loss", "proxies"], ["--pipeline", "python", "--train-on-all"]])
 def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp_path, extra):
     report = load_benchmark("omniglot_one_shot").main(["--smoke", "--data-dir", str(shared_data_dir),

@@ -115,3 +115,51 @@ def test_cosines_of_small_float16_components_are_measured_in_float32():
     np.testing.assert_allclose(np.asarray(half(small), np.float32), np.asarray(full(small.astype(np.float32))),
                                atol=5e-3)
     np.testing.assert_array_equal(np.asarray(unit_vectors(np.zeros((1, 4), np.float32))), np.zeros((1, 4)))
+
+
+
+def test_fused_batch_normalization_trains_like_keras_batch_normalization(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from siamese_tf.layers import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    batch = tf.constant(rng.normal(2.0, 3.0, size=(8, 5, 5, 4)).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(8, 5, 5, 4)).astype(np.float32))  # d(loss)/d(outputs)
+    gamma, beta = rng.uniform(0.5, 2.0, 4).astype(np.float32), np.arange(4, dtype=np.float32)
+    calls = []
+    kernel = tf.compat.v1.nn.fused_batch_norm
+    monkeypatch.setattr(tf.compat.v1.nn, "fused_batch_norm",
+                        lambda *args, **kwargs: calls.append(1) or kernel(*args, **kwargs))
+    results = {}
+    for name, layer in (("fused", FusedBatchNormalization(momentum=0.9)),
+                        ("keras", keras.layers.BatchNormalization(momentum=0.9))):
+        layer.build(batch.shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+        with tf.GradientTape() as tape:
+            tape.watch(batch)
+            loss = tf.reduce_sum(layer(batch, training=True) * upstream)
+        gradients = tape.gradient(loss, [batch, layer.gamma, layer.beta])
+        results[name] = [layer(batch, training=True).numpy(), *[gradient.numpy() for gradient in gradients],
+                         layer.moving_mean.numpy(), layer.moving_variance.numpy(), layer(batch, training=False).numpy()]
+        if name == "fused":
+            assert len(calls) == 2  # both training calls took the fused kernel, inference did not
+    for fused_values, keras_values in zip(results["fused"], results["keras"]):
+        np.testing.assert_allclose(fused_values, keras_values, rtol=1e-4, atol=1e-4)
+    # by hand: one training call moves the moving mean a tenth of the way to the batch mean
+    np.testing.assert_allclose(results["fused"][4], 0.19 * batch.numpy().mean(axis=(0, 1, 2)), rtol=1e-4)
+
+
+def test_fused_batch_normalization_falls_back_to_keras_and_round_trips(tmp_path):
+    from siamese_tf.layers import FusedBatchNormalization
+
+    flat = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)  # 2-D: not the fused case
+    fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
+    np.testing.assert_allclose(np.asarray(fused(flat, training=True)), np.asarray(plain(flat, training=True)),
+                               rtol=1e-5, atol=1e-5)
+    model = keras.Sequential([keras.Input((4, 4, 2)), FusedBatchNormalization(momentum=0.8, name="bn")])
+    model.save(tmp_path / "bn.keras")
+    restored = keras.saving.load_model(tmp_path / "bn.keras")
+    assert isinstance(restored.get_layer("bn"), FusedBatchNormalization)
+    assert restored.get_layer("bn").get_config() == model.get_layer("bn").get_config()

@@ -10,6 +10,7 @@ import keras
 from keras import layers
 
 from siamese_tf.embeddings import check_input_shape, register_embedding
+from siamese_tf.layers import FusedBatchNormalization
 from siamese_tf.studies.captcha.data import CROP_SIZE
 
 __all__ = [
@@ -51,7 +52,7 @@ def cnn11_classifier(num_classes: int, input_shape: tuple[int, int, int] = (CROP
     for width in filters:
         for _ in range(2):
             x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
+            x = FusedBatchNormalization()(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
@@ -71,11 +72,11 @@ def _bottleneck_unit(x, width, stride, name):
     shortcut = x
     if stride != 1 or x.shape[-1] != out_channels:
         shortcut = layers.Conv2D(out_channels, 1, strides=stride, use_bias=False, name=f"{name}_shortcut")(x)
-        shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+        shortcut = FusedBatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
     for position, (filters, kernel, step) in enumerate(((width, 1, 1), (width, 3, stride), (out_channels, 1, 1))):
         x = layers.Conv2D(filters, kernel, strides=step, padding="same", use_bias=False,
                           name=f"{name}_conv{position + 1}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{position + 1}")(x)
+        x = FusedBatchNormalization(name=f"{name}_bn{position + 1}")(x)
         if position < 2:
             x = layers.Activation("relu", name=f"{name}_relu{position + 1}")(x)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
@@ -102,7 +103,7 @@ def siamese_ccr_embedding(input_shape: tuple[int, int, int] = (44, 44, 1), units
         raise ValueError(f"widths must be four positive integers, got {widths!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = FusedBatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
     for stage, width in enumerate(widths):
         for unit in range(units_per_stage):

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from siamese_tf.embeddings import check_input_shape, register_embedding
-from siamese_tf.layers import L2Normalization
+from siamese_tf.layers import FusedBatchNormalization, L2Normalization
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -103,7 +103,7 @@ def _fire_block(x, squeeze, expand, name, batch_norm_momentum=0.99):
     expand_1x1 = layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(squeezed)
     expand_3x3 = layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(squeezed)
     x = layers.Concatenate(name=f"{name}_concat")([expand_1x1, expand_3x3])
-    return layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn")(x)
+    return FusedBatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn")(x)
 
 
 # (squeeze, expand) per Fire block; "pool" marks a 3x3/2 max pooling.
@@ -130,7 +130,7 @@ def deepsign_embedding(input_shape: tuple[int, int, int] = (155, 220, 1), embedd
         raise ValueError(f"embedding_dim must be a positive integer, got {embedding_dim!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(64, 3, strides=2, activation="relu", name="conv1")(inputs)
-    x = layers.BatchNormalization(momentum=batch_norm_momentum, name="conv1_bn")(x)
+    x = FusedBatchNormalization(momentum=batch_norm_momentum, name="conv1_bn")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     fire_number = 0
     for step in fire_plan:
