@@ -182,7 +182,7 @@ def _mode_figures(step_seconds, measured, pairs_per_step, images_per_step, flops
         "batch": batch,
         "median_step_seconds": round(step_seconds, 4),
         "steps_measured": measured,
-        "pairs_per_second": round(pairs_per_step / step_seconds, 1),
+        "pairs_per_second": round(pairs_per_step / step_seconds, 1) if pairs_per_step else None,
         "images_per_second": round(images_per_step / step_seconds, 1),
         "achieved_gflops": round(achieved_gflops, 2),
         "share_of_matmul_peak": round(achieved_gflops / peak_gflops, 3) if peak_gflops else None,
@@ -347,12 +347,9 @@ def batch_norm_throughput(peak_gflops, smoke=False, steps=40, rounds=3, seed=0):
         FusedBatchNormalization.use_fused_kernel = True
         figures = {}
         for kind, times in step_times.items():
-            step = float(np.median(times))
-            achieved = images_per_step * 3 * flops_per_image / step / 1e9
-            figures[kind] = {"median_step_seconds": round(step, 4),
-                             "step_seconds_per_round": [round(t, 4) for t in times],
-                             "images_per_second": round(images_per_step / step, 1),
-                             "share_of_matmul_peak": round(achieved / peak_gflops, 3) if peak_gflops else None}
+            figures[kind] = _mode_figures(float(np.median(times)), steps * rounds, None, images_per_step,
+                                          flops_per_image, peak_gflops, label)
+            figures[kind]["step_seconds_per_round"] = [round(value, 4) for value in times]
         figures["speedup"] = round(figures["keras"]["median_step_seconds"] / figures["fused"]["median_step_seconds"], 2)
         result[label] = figures
     return result
