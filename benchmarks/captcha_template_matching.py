@@ -61,7 +61,7 @@ def run(arguments):
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
                            cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
-                           augment=arguments.augment,
+                           augment=arguments.augment, minutes=arguments.minutes,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
     if arguments.model:
@@ -194,6 +194,9 @@ def main(argv=None):
     parser.add_argument("--mining-rounds", type=int, default=2)
     parser.add_argument("--mining-epochs", type=int, default=2)
     parser.add_argument("--steps-per-epoch", type=int, default=50)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock budget of all rounds (each round its share of the epochs); the epochs cap "
+                             "each round")
     parser.add_argument("--baseline-epochs", type=int, default=15)
     parser.add_argument("--timing-queries", type=int, default=256)
     parser.add_argument("--model", default=None, help="evaluate this trained .keras model instead of training")

@@ -447,16 +447,20 @@ class TimeLimit(TimeBudget):
 
 
 def build_proxy_trainer(embedding: keras.Model, num_classes: int,
-                        augmentation: keras.Layer | None = None) -> keras.Model:
+                        augmentation: keras.Layer | None = None,
+                        input_shape: Sequence[int] | None = None) -> keras.Model:
     """``images -> cosines to every class proxy``: the training model of class-proxy losses.
 
     ``augmentation`` (e.g. Keras preprocessing layers, active only in training) runs inside the
     graph before ``embedding``; a :class:`~siamese_tf.layers.CosineProxies` head holds one
     learned vector per class. After training, ``embedding`` alone is the verification network.
+    ``input_shape``: of the training images, when ``augmentation`` changes their size (e.g. a
+    random 44x44 crop of 48x48 CAPTCHAs); default: ``embedding``'s input shape.
     """
     from siamese_tf.layers import CosineProxies
 
-    inputs = keras.Input(shape=tuple(embedding.input_shape[1:]), name="image")
+    shape = tuple(embedding.input_shape[1:]) if input_shape is None else tuple(int(size) for size in input_shape)
+    inputs = keras.Input(shape=shape, name="image")
     features = embedding(augmentation(inputs) if augmentation is not None else inputs)
     return keras.Model(inputs, CosineProxies(num_classes, name="proxies")(features), name="proxy_trainer")
 
@@ -518,7 +522,8 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
         images: (N, H, W, C) float32 in [0, 1]; labels: (N,) class ids ``0..C-1``.
         num_epochs, batch_size, learning_rate: the schedule.
         scale, margin: of :class:`~siamese_tf.losses.AdditiveMarginSoftmaxLoss`.
-        augmentation: optional in-graph augmentation layer(s).
+        augmentation: optional in-graph augmentation layer(s); it may change the images' size to
+            ``embedding``'s input (e.g. ``keras.layers.RandomCrop``).
         minutes: wall-clock budget; None for none.
     """
     from siamese_tf.losses import AdditiveMarginSoftmaxLoss
@@ -535,7 +540,7 @@ def train_with_class_proxies(embedding: keras.Model, images: ArrayLike, labels: 
     if labels.min() < 0 or num_classes < 2:
         raise ValueError(f"labels must be class ids 0..C-1 with at least 2 classes, got {labels.min()}..{labels.max()}")
     steps_per_epoch = len(images) // batch_size
-    trainer = build_proxy_trainer(embedding, num_classes, augmentation)
+    trainer = build_proxy_trainer(embedding, num_classes, augmentation, input_shape=images.shape[1:])
     # A time budget anneals by the clock (TimeLimit); otherwise one cosine over the epochs.
     rate = learning_rate if minutes is not None else cosine_decay_schedule(learning_rate,
                                                                          num_epochs * steps_per_epoch)

@@ -165,6 +165,30 @@ def test_training_runs_random_then_hard_negative_rounds():
     assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
 
 
+@pytest.mark.parametrize("minutes", [0, -1.0, True, "5"])
+def test_config_rejects_a_time_budget_that_is_not_positive(minutes):
+    with pytest.raises(ValueError, match=f"minutes must be a positive number.*{minutes!r}"):
+        captcha.CCRConfig(minutes=minutes)
+
+
+def test_time_budget_stops_the_rounds_by_the_clock_in_proportion_to_their_epochs():
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(6), 4)
+    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    # Epoch caps far beyond what 9 seconds can run: only the clock can end these rounds.
+    config = captcha.CCRConfig(head="euclidean", random_epochs=2000, mining_rounds=1, mining_epochs=1000,
+                               steps_per_epoch=10, classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4),
+                               embedding_dim=8, top_k=2, minutes=0.15)
+    _, report = captcha.train_siamese_ccr(images, labels, config)
+    random_round, mining_round = report["rounds"]
+    assert random_round["stopped_for_time"] and mining_round["stopped_for_time"]
+    assert 0 < random_round["steps"] < 2000 * 10 and 0 < mining_round["steps"] < 1000 * 10
+    # The random round has two thirds of the epochs, so about two thirds of the 9 seconds.
+    assert 4.0 < random_round["seconds"] < 9.0
+    assert sum(round_["seconds"] for round_ in report["rounds"]) < 9.0 + 3.0
+    assert report["skipped_rounds"] == 0
+
+
 def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(6), 4)

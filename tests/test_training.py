@@ -196,6 +196,25 @@ def test_class_proxy_training_separates_classes_and_checks_its_input():
         TimeLimit(0)
 
 
+def test_class_proxy_training_takes_larger_images_cropped_in_the_graph():
+    from siamese_tf.embeddings import get_embedding
+    from siamese_tf.training import build_proxy_trainer, train_with_class_proxies
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 8)
+    images = rng.random((32, 20, 20, 1), dtype=np.float32)
+    embedding = get_embedding("small_cnn", (16, 16, 1), embedding_dim=8, filters=(8, 8, 8, 8))
+    crop = keras.layers.RandomCrop(16, 16, seed=0)
+    trainer = build_proxy_trainer(embedding, 4, crop, input_shape=(20, 20, 1))
+    assert tuple(trainer.input_shape[1:]) == (20, 20, 1) and tuple(trainer.output_shape) == (None, 4)
+    history = train_with_class_proxies(embedding, images, labels, num_epochs=2, batch_size=8, augmentation=crop,
+                                       verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    # Without a crop the 20x20 images do not fit the 16x16 network.
+    with pytest.raises(ValueError):
+        train_with_class_proxies(embedding, images, labels, num_epochs=1, batch_size=8, verbose=0)
+
+
 def test_time_limit_anneals_by_the_clock_and_stops(monkeypatch):
     from siamese_tf import training
 

@@ -271,6 +271,12 @@ class CCRConfig:
     ``cosine_decay`` anneals the learning rate to 5% of ``learning_rate`` along one cosine over
     every step of every round (:meth:`total_steps`); the default keeps it constant, as the paper.
 
+    ``minutes``: a wall-clock budget for all rounds together (None: the epochs alone). Each round
+    gets the time still left in proportion to its share of the epochs still to run, and stops when
+    that is spent (or at its last epoch), so the rounds keep their proportions on any machine; a
+    round whose turn comes after the budget is spent is skipped. The cosine decay follows the
+    steps, not the clock.
+
     ``augment`` (in-batch mode) adds a random affine warp to every 44x44 training crop on top of
     the paper's random crop (:func:`captcha_augmenter`: strength 1.0 is rotation 5 degrees, scale
     10%, shear 0.1; never mirrored); 0 (default) keeps the crop alone.
@@ -294,6 +300,7 @@ class CCRConfig:
     augment: float = 0.0
     head: str = "l1"
     loss: str | None = None
+    minutes: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -316,6 +323,9 @@ class CCRConfig:
             raise ValueError(f"augment must be a number >= 0, got {self.augment!r}")
         if self.augment and self.mode != "in_batch":
             raise ValueError(f"augment={self.augment!r} needs mode='in_batch' (the tf.data engine's batches)")
+        if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
+                                         or not self.minutes > 0):
+            raise ValueError(f"minutes must be a positive number of minutes or None, got {self.minutes!r}")
         for name in ("mining_rounds", "mining_epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
@@ -380,33 +390,51 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
         model: continue training this model instead of building one.
 
     Returns:
-        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``batches`` (the batch
-        source's class name), ``pairs_per_second`` (pairs scored per second of training) and the
-        ``confusers`` of the last mining round.
+        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``steps``,
+        ``stopped_for_time`` (with ``config.minutes``), ``batches`` (the batch source's class name),
+        ``pairs_per_second`` (pairs scored per second of training) and the ``confusers`` of the last
+        mining round; ``skipped_rounds`` counts rounds the time budget left no time for.
     """
+    from siamese_tf.training import TimeBudget
+
     config = config or CCRConfig()
     train_images = check_images(train_images, "train_images")
     train_labels = np.asarray(train_labels).reshape(-1)
     model = model or build_siamese_ccr(config)
-    report = {"rounds": [], "confusers": None}
+    report = {"rounds": [], "confusers": None, "skipped_rounds": 0}
     confusers = None
+    epochs_left = config.random_epochs + config.mining_rounds * config.mining_epochs
+    budget_seconds = None if config.minutes is None else 60.0 * config.minutes
+    run_started = time.perf_counter()
     for round_number in range(1 + config.mining_rounds):
-        if round_number > 0:
-            confusers = confusable_classes(model, train_images, train_labels, config.top_k)
         epochs = config.random_epochs if round_number == 0 else config.mining_epochs
         if epochs == 0:
             continue
+        round_budget = None
+        if budget_seconds is not None:
+            seconds_left = budget_seconds - (time.perf_counter() - run_started)
+            if seconds_left <= 0:
+                report["skipped_rounds"] += 1
+                continue
+            # The time left shared by the epochs left: mining and recalibration overheads come out of it.
+            round_budget = TimeBudget(seconds_left * epochs / epochs_left / 60.0)
+        epochs_left -= epochs
+        if round_number > 0:
+            confusers = confusable_classes(model, train_images, train_labels, config.top_k)
         batches = _batches(train_images, train_labels, config, config.seed + 1000 * round_number, confusers)
         started = time.perf_counter()
-        history = train_siamese(model, batches, epochs, verbose=verbose)
+        history = train_siamese(model, batches, epochs, verbose=verbose,
+                                callbacks=[round_budget] if round_budget is not None else ())
         recalibrate_batch_norm(model.embedding, train_images, CROP_SIZE, seed=config.seed + round_number)
         seconds = time.perf_counter() - started
+        steps = round_budget.steps if round_budget is not None else batches.steps_per_epoch * epochs
         pairs_per_step = batches.pairs_per_batch if config.mode == "in_batch" else config.pairs_batch_size
         report["rounds"].append({
             "round": round_number, "kind": "random" if round_number == 0 else "hard_negatives",
-            "epochs": epochs, "batches": type(batches).__name__,
+            "epochs": len(history.history["loss"]), "steps": steps, "batches": type(batches).__name__,
             "losses": [float(v) for v in history.history["loss"]], "seconds": seconds,
-            "pairs_per_second": pairs_per_step * batches.steps_per_epoch * epochs / seconds,
+            "stopped_for_time": bool(round_budget is not None and round_budget.stopped_for_time),
+            "pairs_per_second": pairs_per_step * steps / seconds,
         })
     report["confusers"] = confusers
     return model, report
