@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -48,6 +49,34 @@ def test_the_batch_norm_section_times_keras_and_the_fused_kernel_and_restores_th
         assert keras_step > 0 and fused_step > 0 and figures["fused"]["share_of_matmul_peak"] > 0
         assert figures["speedup"] == pytest.approx(keras_step / fused_step, abs=0.01)
     assert FusedBatchNormalization.use_fused_kernel is True
+
+
+@pytest.mark.parametrize("method", ["conv4", "koch"])
+def test_the_omniglot_benchmark_keeps_the_best_epoch_on_episodes_it_does_not_report(shared_data_dir, monkeypatch,
+                                                                                  method):
+    from siamese_tf.studies import omniglot
+
+    watched, scored = [], []
+    trainer = "train_conv4" if method == "conv4" else "train_koch"
+    original_train, original_evaluate = getattr(omniglot, trainer), omniglot.evaluate_episodes
+
+    def recording_train(model, train_set, validation_set, validation_episodes, **config):
+        watched.append(validation_episodes)
+        return original_train(model, train_set, validation_set, validation_episodes, **config)
+
+    def recording_evaluate(scorer, images, episodes, **options):
+        scored.append(episodes)
+        return original_evaluate(scorer, images, episodes, **options)
+
+    monkeypatch.setattr(omniglot, trainer, recording_train)
+    monkeypatch.setattr(omniglot, "evaluate_episodes", recording_evaluate)
+    report = load_benchmark("omniglot_one_shot").main(["--smoke", "--method", method,
+                                                       "--data-dir", str(shared_data_dir)])
+    assert len(watched) == 1 and len(scored) >= 3
+    for episodes in scored:
+        assert episodes is not watched[0]
+        assert not np.array_equal(episodes.query_indices, watched[0].query_indices)
+    assert "never saw" in report["selection_episodes"] and report["selection_accuracy_per_epoch"]
 
 
 @pytest.mark.parametrize("extra", [["--loss", "proxies"], ["--pipeline", "python", "--train-on-all"]])
