@@ -175,17 +175,18 @@ def test_time_budget_stops_the_rounds_by_the_clock_in_proportion_to_their_epochs
     rng = np.random.default_rng(3)
     labels = np.repeat(np.arange(6), 4)
     images = rng.random((24, 48, 48, 1), dtype=np.float32)
-    # Epoch caps far beyond what 9 seconds can run: only the clock can end these rounds.
+    # Epoch caps far beyond what 18 seconds can run: only the clock can end these rounds.
     config = captcha.CCRConfig(head="euclidean", random_epochs=2000, mining_rounds=1, mining_epochs=1000,
                                steps_per_epoch=10, classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4),
-                               embedding_dim=8, top_k=2, minutes=0.15)
+                               embedding_dim=8, top_k=2, minutes=0.3)
     _, report = captcha.train_siamese_ccr(images, labels, config)
     random_round, mining_round = report["rounds"]
     assert random_round["stopped_for_time"] and mining_round["stopped_for_time"]
     assert 0 < random_round["steps"] < 2000 * 10 and 0 < mining_round["steps"] < 1000 * 10
-    # The random round has two thirds of the epochs, so about two thirds of the 9 seconds.
-    assert 4.0 < random_round["seconds"] < 9.0
-    assert sum(round_["seconds"] for round_ in report["rounds"]) < 9.0 + 3.0
+    # The random round has two thirds of the epochs, so about two thirds (12 s) of the 18 seconds;
+    # the slack covers the first step's tracing and the recalibration on a busy machine.
+    assert 8.0 < random_round["seconds"] < 18.0
+    assert sum(round_["seconds"] for round_ in report["rounds"]) < 18.0 + 6.0
     assert report["skipped_rounds"] == 0
 
 
