@@ -410,31 +410,30 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
         epochs = config.random_epochs if round_number == 0 else config.mining_epochs
         if epochs == 0:
             continue
-        round_budget = None
+        round_minutes = None  # without a budget the round's TimeBudget only counts its steps
         if budget_seconds is not None:
             seconds_left = budget_seconds - (time.perf_counter() - run_started)
             if seconds_left <= 0:
                 report["skipped_rounds"] += 1
                 continue
             # The time left shared by the epochs left: mining and recalibration overheads come out of it.
-            round_budget = TimeBudget(seconds_left * epochs / epochs_left / 60.0)
+            round_minutes = seconds_left * epochs / epochs_left / 60.0
+        round_budget = TimeBudget(round_minutes)
         epochs_left -= epochs
         if round_number > 0:
             confusers = confusable_classes(model, train_images, train_labels, config.top_k)
         batches = _batches(train_images, train_labels, config, config.seed + 1000 * round_number, confusers)
         started = time.perf_counter()
-        history = train_siamese(model, batches, epochs, verbose=verbose,
-                                callbacks=[round_budget] if round_budget is not None else ())
+        history = train_siamese(model, batches, epochs, verbose=verbose, callbacks=[round_budget])
         recalibrate_batch_norm(model.embedding, train_images, CROP_SIZE, seed=config.seed + round_number)
         seconds = time.perf_counter() - started
-        steps = round_budget.steps if round_budget is not None else batches.steps_per_epoch * epochs
         pairs_per_step = batches.pairs_per_batch if config.mode == "in_batch" else config.pairs_batch_size
         report["rounds"].append({
             "round": round_number, "kind": "random" if round_number == 0 else "hard_negatives",
-            "epochs": len(history.history["loss"]), "steps": steps, "batches": type(batches).__name__,
+            "epochs": len(history.history["loss"]), "steps": round_budget.steps, "batches": type(batches).__name__,
             "losses": [float(v) for v in history.history["loss"]], "seconds": seconds,
-            "stopped_for_time": bool(round_budget is not None and round_budget.stopped_for_time),
-            "pairs_per_second": pairs_per_step * steps / seconds,
+            "stopped_for_time": round_budget.stopped_for_time,
+            "pairs_per_second": pairs_per_step * round_budget.steps / seconds,
         })
     report["confusers"] = confusers
     return model, report
