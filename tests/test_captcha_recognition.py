@@ -234,3 +234,20 @@ def test_batch_norm_recalibration_sets_the_statistics_of_the_data():
     np.testing.assert_allclose(np.asarray(batch_norm.moving_variance), images.var(axis=(0, 1, 2)), rtol=1e-3)
     # ... and the layer keeps its momentum.
     assert batch_norm.momentum == 0.99
+
+
+def test_batch_norm_recalibration_pools_the_statistics_of_its_batches():
+    inputs = keras.Input((4, 4, 2))
+    network = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.99)(inputs))
+    batch_norm = network.layers[-1]
+    rng = np.random.default_rng(1)
+    # Batches of 16, 16 and 8 with very different means: the variance must include their spread.
+    images = np.concatenate([rng.normal(0.0, 1.0, (16, 4, 4, 2)), rng.normal(5.0, 1.0, (16, 4, 4, 2)),
+                             rng.normal(-3.0, 0.5, (8, 4, 4, 2))]).astype(np.float32)
+    assert captcha.recalibrate_batch_norm(network, images, batch_size=16) == 1
+    np.testing.assert_allclose(np.asarray(batch_norm.moving_mean), images.mean(axis=(0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(batch_norm.moving_variance), images.var(axis=(0, 1, 2)), rtol=1e-3)
+    assert batch_norm.momentum == 0.99
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {bad!r}"):
+            captcha.recalibrate_batch_norm(network, images, batch_size=bad)
