@@ -15,10 +15,10 @@
 # 5. look at one 20-way trial: the query, the support set and the model's scores; then score the
 #    layout sample of Lake's official runs.
 #
-# **Run times** (2 CPU cores shared with other jobs): full run about 20 minutes (Koch 2-3 min, conv4
-# 8 min, the rest loading, model building and evaluation); smoke mode (`SIAMESE_TF_SMOKE=1`, used by CI)
-# under a minute. The full run here trains much shorter than `benchmarks/omniglot_one_shot.py` (24
-# minutes), so its accuracy is lower; the benchmark's figures are quoted at the end.
+# **Run times** (2 CPU cores): full run about 11 minutes (Koch 2 min, conv4 8 min, the rest loading,
+# model building and evaluation); smoke mode (`SIAMESE_TF_SMOKE=1`, used by CI) under a minute. The
+# benchmark `benchmarks/omniglot_one_shot.py` trains the same conv4 recipe; its figures are quoted at
+# the end.
 #
 # Label convention: **1 = same character**, 0 = different.
 
@@ -114,8 +114,8 @@ plots.plot_pairs(first_images, second_images, labels=pair_labels, max_pairs=6)
 # The Koch network: four convolutional layers and a 4096-unit sigmoid layer; the head scores a pair
 # with `sigmoid(w · |a - b| + b)`. At 105x105 it has 38.95 M parameters and trains at about 13 pairs
 # per second on this CPU, so here we train it briefly at a reduced size with Adam (the paper's SGD
-# with momentum schedule is `optimizer="sgd"`), stopping on 20-way accuracy of the held-out
-# alphabets. This is a demonstration of the recipe, not a trained model.
+# with momentum schedule is `optimizer="sgd"`), stopping on the 20-way accuracy of held-out
+# episodes other than those we report. This is a demonstration of the recipe, not a trained model.
 
 # %%
 full_koch = omniglot.build_koch_model((105, 105, 1))
@@ -123,15 +123,18 @@ print(f"Koch et al. at 105x105: {full_koch.embedding.count_params() + full_koch.
 del full_koch
 koch_model = omniglot.build_koch_model((KOCH_SIDE, KOCH_SIDE, 1), padding="same")
 koch_episodes = omniglot.sample_one_shot_episodes(koch_held, N_WAY, VALIDATION_EPISODES, seed=1000)
+# Early stopping watches other episodes (seed 3000) than the ones we report, so the reported
+# accuracy is not the luckiest epoch's.
+koch_selection = omniglot.sample_one_shot_episodes(koch_held, N_WAY, VALIDATION_EPISODES, seed=3000)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 history, koch_one_shot, koch_budget = omniglot.train_koch(
-    koch_model, koch_train, koch_held, koch_episodes, num_epochs=settings.pick(1000, 1),
+    koch_model, koch_train, koch_held, koch_selection, num_epochs=settings.pick(1000, 1),
     base_pairs_per_epoch=KOCH_BASE_PAIRS, distortions_per_pair=8, batch_size=32, learning_rate=1e-4,
     patience=10, minutes=KOCH_MINUTES, seed=SEED)
-print(f"{koch_budget.steps} steps in {koch_budget.elapsed_seconds:.0f} s; held-out {N_WAY}-way accuracy per epoch:",
-      np.round(koch_one_shot.history, 3))
+print(f"{koch_budget.steps} steps in {koch_budget.elapsed_seconds:.0f} s; {N_WAY}-way accuracy per epoch "
+      "on the selection episodes:", np.round(koch_one_shot.history, 3))
 
 # %% [markdown]
 # Verification first: how well does it separate same from different pairs of the held-out alphabets?
@@ -153,12 +156,14 @@ print(f"held-out {N_WAY}-way one-shot accuracy: {koch_result['accuracy']:.3f} (c
 # set (one image per character), a second drawer the `N_WAY` queries. A query is right when its own
 # character's support image has the unique highest similarity. The episodes are seeded, so every
 # method is compared on the same tasks. Nearest neighbour on raw pixels is the floor (about 20% on
-# the official runs).
+# the official runs). Training keeps the epoch that does best on a third set of episodes
+# (`selection`, seed 3000), never on the ones we report.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 episodes = omniglot.sample_one_shot_episodes(held_out, N_WAY, VALIDATION_EPISODES, seed=1000)
 across = omniglot.sample_one_shot_episodes(held_out, N_WAY, VALIDATION_EPISODES, seed=2000, within_alphabet=False)
+selection = omniglot.sample_one_shot_episodes(held_out, N_WAY, VALIDATION_EPISODES, seed=3000)  # to pick the epoch
 assert episodes.support_indices.shape == (VALIDATION_EPISODES, N_WAY)
 np.testing.assert_array_equal(held_out.labels[episodes.query_indices], held_out.labels[episodes.support_indices])
 pixels = omniglot.evaluate_episodes(omniglot.PixelScorer(), held_out.images, episodes)
@@ -185,14 +190,14 @@ conv4 = omniglot.build_conv4_model((28, 28, 1))
 # %%
 # NBVAL_IGNORE_OUTPUT
 history, one_shot, budget = omniglot.train_conv4(
-    conv4, rotated_train, held_out, episodes, num_epochs=CONV4_EPOCHS, steps_per_epoch=CONV4_STEPS_PER_EPOCH,
+    conv4, rotated_train, held_out, selection, num_epochs=CONV4_EPOCHS, steps_per_epoch=CONV4_STEPS_PER_EPOCH,
     classes_per_batch=settings.pick(64, 4), images_per_class=2, learning_rate=2e-3, minutes=CONV4_MINUTES, seed=SEED)
 print(f"{budget.steps} steps in {budget.elapsed_seconds:.0f} s; best epoch {one_shot.best_epoch + 1}")
 figure, axis = plt.subplots(figsize=(5, 3))
 axis.plot(np.arange(1, len(one_shot.history) + 1), one_shot.history, marker="o")
 axis.axhline(pixels["accuracy"], color="gray", linestyle="--", label="raw pixels")
 axis.set_xlabel("epoch")
-axis.set_ylabel(f"held-out {N_WAY}-way accuracy")
+axis.set_ylabel(f"{N_WAY}-way accuracy (selection episodes)")
 axis.legend()
 figure.tight_layout()
 
@@ -255,19 +260,24 @@ print([run.name for run in runs], runs[0].support_images.shape, runs[0].query_im
 # ## What we reached
 #
 # Held-out alphabets (Balinese, Early_Aramaic; never trained on), the same fixed 40 episodes x 20
-# queries = 800 tasks (seed 1000), 20-way within one alphabet. All runs on this 2-core CPU while
-# about five other jobs shared it (load average about 25), so step counts are low.
+# queries = 800 tasks (seed 1000), 20-way within one alphabet; each training run kept the epoch that
+# did best on another 800 tasks (seed 3000). Stored outputs: full run of 2026-12-05 on 2 CPU cores
+# with nothing else running.
 #
 # | model | training | held-out 20-way (within) | across alphabets |
 # |---|---|---|---|
 # | raw pixels, nearest neighbour | none | 19.2% | |
-# | Koch network at 48x48 (this notebook) | 2 min, 5 steps | 11.6% | |
-# | conv4, this notebook | 8 min, 179 steps | 55.2% | 69.5% |
-# | conv4, `benchmarks/omniglot_one_shot.py` (default) | 24 min, 612 steps | **60.5%** | 72.9% |
+# | Koch network at 48x48 (this notebook) | 2 min, 185 steps | 12.8% | |
+# | conv4, this notebook | 8 min, 9,557 steps | **65.3%** | 77.8% |
+# | conv4, `benchmarks/omniglot_one_shot.py --minutes 5`, seeds 0 / 1 | 5 min, ~6,300 | 63.3% / 74.1% | 78.5% / 77.3% |
 #
-# What moved it: batch-norm momentum 0.9 instead of 0.99 (with 0.99 and under 100 steps the
-# evaluation statistics were still mostly their initial values: 25.5% after 87 steps with 0.99, 53.8%
-# after 146 steps with 0.9, both 8-10 minute runs);
+# (The benchmark's seed 1 draws other episodes, hence its higher figure.) Until 2026-12-05 the epoch
+# was chosen on the reported episodes themselves, which flattered them by 2-3 points (benchmark,
+# same seeds: 65.8% / 76.4% that way); the figures above do not.
+#
+# What moved it (earlier runs, on the older engine): batch-norm momentum 0.9 instead of 0.99 (with
+# 0.99 and under 100 steps the evaluation statistics were still mostly their initial values: 25.5%
+# after 87 steps with 0.99, 53.8% after 146 steps with 0.9, both 8-10 minute runs);
 # 64 filters beat 32 (53.8% vs 48.6% in 8 minutes, though 32 filters ran twice the steps). The
 # issue's bar (95.5% on Lake's official runs, which use the evaluation alphabets) cannot be measured
 # here; the held-out number is a harder, different test and must not be read as the official one.
