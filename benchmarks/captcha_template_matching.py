@@ -64,6 +64,7 @@ def run(arguments):
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
                            cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
+                           images_per_class=arguments.images_per_class,
                            augment=arguments.augment, minutes=arguments.minutes,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
@@ -187,6 +188,7 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--cosine-decay", type=int, default=0, help="1: one cosine learning-rate decay over all rounds")
     parser.add_argument("--classes-per-batch", type=int, default=16, help="in-batch: characters per batch (P)")
+    parser.add_argument("--images-per-class", type=int, default=4, help="in-batch: images of each character (K)")
     parser.add_argument("--augment", type=float, default=0.0,
                         help="random affine warp of the training crops (captcha.captcha_augmenter strength; 0: crop "
                              "only, as the paper)")
