@@ -138,6 +138,8 @@ def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_
     fonts = {row.split(",")[-1] for row in (tmp_path / "captchas" / "index.csv").read_text().splitlines()[1:]}
     assert fonts == {"WenQuanYi Micro Hei"}  # every image of every split
     assert 0.0 <= report["results"]["few_shot_test_a"]["top_1"] <= 1.0
+    # The default batches, chosen on the validation render: 32 characters x 2 images.
+    assert (report["config"]["classes_per_batch"], report["config"]["images_per_class"]) == (32, 2)
 
 
 def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scores_the_tests(tmp_path):
