@@ -84,25 +84,25 @@ def recalibrate_batch_norm(network: keras.Model, images: ArrayLike, crop_size: i
         images = center_crop(images, crop_size)
     batch_norms = [layer for layer in _all_layers(network) if isinstance(layer, layers.BatchNormalization)]
     saved = [layer.momentum for layer in batch_norms]
-    # Per layer: images seen, and the image-weighted sums of batch means and of mean² + variance
-    # (every image of a batch has the same number of positions at a given layer).
-    sums = [[0, 0.0, 0.0] for _ in batch_norms]
+    # Per layer, image-weighted sums of the batch means and of mean² + variance (every image of a
+    # batch has the same number of positions at a given layer).
+    sums_of_means = [0.0] * len(batch_norms)
+    sums_of_squares = [0.0] * len(batch_norms)
     try:
         for layer in batch_norms:
             layer.momentum = 0.0  # the moving statistics become each batch's own
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
             network(batch, training=True)
-            for layer, total in zip(batch_norms, sums):
+            for position, layer in enumerate(batch_norms):
                 mean = np.asarray(layer.moving_mean, dtype=np.float64)
                 variance = np.asarray(layer.moving_variance, dtype=np.float64)
-                total[0] += len(batch)
-                total[1] = total[1] + len(batch) * mean
-                total[2] = total[2] + len(batch) * (variance + mean**2)
-        for layer, (count, sum_of_means, sum_of_squares) in zip(batch_norms, sums):
-            mean = sum_of_means / count
+                sums_of_means[position] += len(batch) * mean
+                sums_of_squares[position] += len(batch) * (variance + mean**2)
+        for layer, sum_of_means, sum_of_squares in zip(batch_norms, sums_of_means, sums_of_squares):
+            mean = sum_of_means / len(images)
             # Law of total variance: the batches' variances plus the spread of their means.
-            variance = np.maximum(sum_of_squares / count - mean**2, 0.0)
+            variance = np.maximum(sum_of_squares / len(images) - mean**2, 0.0)
             layer.moving_mean.assign(mean.astype(np.float32))
             layer.moving_variance.assign(variance.astype(np.float32))
     finally:
