@@ -312,7 +312,8 @@ else:
 #   in 56 minutes, 2026-12-05): 85.8% few-shot and 84.9% one-shot top-1 (top-10 99.3% / 98.9%), up from
 #   63.4% / 61.8% after 3,500 steps. The training loss there levels off (random round: 0.037 after 60
 #   epochs, 0.01-0.02 from epoch 100 on). Batches of 32 characters x 2 images instead of 16 x 4 (the same 64
-#   crops a step, chosen on a validation render) then reached 94.05% / 92.66% in the same 17,500 steps.
+#   crops a step, chosen on a validation render) then reached 94.05% / 92.66% in the same 17,500 steps, and
+#   96.6% / 94.79% when the clock instead of the epoch count ended the hour (27,948 steps).
 # - **Hard negatives** are plausible look-alikes: shared components (措 -> 烤 焙 烙), the same frame with one
 #   stroke more or less (什 -> 仅 仿 仕). The mining rounds train against exactly these.
 # - **Merged A+B library:** more templates, lower accuracy (31.4% / 24.8% top-1 with 338 templates): a bigger
