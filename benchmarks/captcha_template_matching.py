@@ -72,8 +72,8 @@ def run(arguments):
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
                            cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
-                           images_per_class=arguments.images_per_class,
-                           augment=arguments.augment, minutes=arguments.minutes,
+                           images_per_class=arguments.images_per_class, group_size=arguments.group_size,
+                           top_k=arguments.top_k, augment=arguments.augment, minutes=arguments.minutes,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
     if arguments.model:
@@ -87,22 +87,26 @@ def run(arguments):
         model, report = captcha.train_siamese_ccr(split["train"].images, split["train"].labels, config,
                                               verbose=2 if arguments.progress else 0)
     if arguments.validation_render_seed is not None:
+        # Kept apart from the model the notebook reuses; inference options are compared on it.
+        save_model(model, models_dir / "siamese_ccr_captcha_validation.keras")
         return _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font)
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
     def evaluate(queries, templates):
         return captcha.evaluate_template_matching(model, queries.images, queries.labels, templates.images,
-                                                  templates.labels)
+                                                  templates.labels, crop_grid=arguments.crop_grid)
 
     results = {
         "few_shot_test_a": evaluate(split["test_a"], split["support_a"]),
         "one_shot_test_b": evaluate(split["test_b"], split["support_b"]),
     }
-    merged = captcha.build_template_library(model, split["support_a"].images, split["support_a"].labels)
-    merged.add(images=captcha.center_crop(split["support_b"].images), labels=split["support_b"].labels)
+    merged = captcha.build_template_library(model, split["support_a"].images, split["support_a"].labels,
+                                            crop_grid=arguments.crop_grid)
+    merged.add(embeddings=captcha.embed_grid_crops(model, split["support_b"].images, arguments.crop_grid),
+               labels=split["support_b"].labels)
     for name in ("test_a", "test_b"):
         results[f"merged_library_{name}"] = captcha.evaluate_template_matching(
-            model, split[name].images, split[name].labels, library=merged)
+            model, split[name].images, split[name].labels, library=merged, crop_grid=arguments.crop_grid)
     if "test_b_held_out_font" in split:
         results["held_out_font_vs_training_font_templates"] = evaluate(split["test_b_held_out_font"],
                                                                        split["support_b"])
@@ -130,6 +134,7 @@ def run(arguments):
                  "num_level_2": metadata["num_level_2"], "training_fonts": metadata["training_fonts"],
                  "held_out_font": metadata["held_out_font"], "dropped_characters": metadata["dropped_characters"]},
         "config": {key: value for key, value in vars(config).items()},
+        "crop_grid": arguments.crop_grid,
         "parameters": int(model.embedding.count_params()),
         "evaluated_model": arguments.model,
         "training": report["rounds"],
@@ -162,13 +167,15 @@ def _validate(arguments, model, report, config, dataset_dir, fonts, held_out_fon
         query_split = captcha.load_captcha_split(validation_dir, queries)
         template_split = captcha.load_captcha_split(validation_dir, templates)
         results[name] = captcha.evaluate_template_matching(model, query_split.images, query_split.labels,
-                                                           template_split.images, template_split.labels)
+                                                           template_split.images, template_split.labels,
+                                                           crop_grid=arguments.crop_grid)
     output = round_figures({
         "benchmark": "captcha_template_matching_validation",
         "validation": f"render seed {arguments.validation_render_seed}: the training characters and fonts, "
                       "every CAPTCHA drawn anew; the test splits are not scored",
         "scale": arguments.scale, "seed": arguments.seed, "one_font": arguments.one_font,
-        "config": dict(vars(config)), "machine": machine_description(), "training": report["rounds"],
+        "config": dict(vars(config)), "crop_grid": arguments.crop_grid,
+        "machine": machine_description(), "training": report["rounds"],
         "training_seconds": sum(round_["seconds"] for round_ in report["rounds"]), "results": results,
     })
     reports_dir = settings.reports_dir(arguments.reports_dir)
@@ -198,12 +205,19 @@ def main(argv=None):
     parser.add_argument("--classes-per-batch", type=int, default=32, help="in-batch: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=2,
                         help="in-batch: images of each character (K; 32 x 2 chosen on the validation render)")
+    parser.add_argument("--group-size", type=int, default=4,
+                        help="mining rounds: confusable characters drawn together in a batch (a character and "
+                             "group_size - 1 of its top_k confusers)")
+    parser.add_argument("--top-k", type=int, default=10, help="mining rounds: confusers kept per character")
     parser.add_argument("--augment", type=float, default=0.0,
                         help="random affine warp of the training crops (captcha.captcha_augmenter strength; 0: crop "
                              "only, as the paper)")
     parser.add_argument("--validation-render-seed", type=int, default=None, metavar="SEED",
                         help="score on the same characters drawn anew with this seed instead of the test splits "
                              "(choose recipes here)")
+    parser.add_argument("--crop-grid", type=int, default=1,
+                        help="scoring: embed each query and template as the mean over crop_grid x crop_grid shifted "
+                             "44x44 windows (captcha.embed_grid_crops); 1: the centre window")
     parser.add_argument("--random-epochs", type=int, default=4)
     parser.add_argument("--mining-rounds", type=int, default=2)
     parser.add_argument("--mining-epochs", type=int, default=2)

@@ -124,6 +124,53 @@ def test_evaluate_template_matching_counts_hits():
     assert figures["num_queries"] == 4 and figures["num_templates"] == 3
 
 
+def test_grid_crops_spread_windows_from_corner_to_corner():
+    images = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
+    crops = captcha.grid_crops(images, 44, grid=3)
+    assert crops.shape == (9, 2, 44, 44, 1)
+    # Top-left pixels of the 3 x 3 windows: rows and columns 0, 2 and 4 of a 48-pixel image.
+    corners = [(int(view[0, 0, 0, 0]) // 48, int(view[0, 0, 0, 0]) % 48) for view in crops]
+    assert corners == [(top, left) for top in (0, 2, 4) for left in (0, 2, 4)]
+    np.testing.assert_array_equal(crops[8, 1], images[1, 4:48, 4:48])
+    assert [int(view[0, 0, 0, 0]) for view in captcha.grid_crops(images, 44, grid=2)] == [0, 4, 4 * 48, 4 * 48 + 4]
+    np.testing.assert_array_equal(captcha.grid_crops(images, 44, grid=1)[0], captcha.center_crop(images))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=f"grid must be a positive integer, got {bad!r}"):
+            captcha.grid_crops(images, 44, grid=bad)
+    with pytest.raises(ValueError, match="larger"):
+        captcha.grid_crops(images, 50, grid=2)
+
+
+def _top_left_pixel_model():
+    """Embedding = the top-left pixel of the 44x44 window; head sigmoid(-|a - b|)."""
+    inputs = keras.Input((44, 44, 1))
+    corner = keras.layers.Flatten()(keras.layers.Cropping2D(((0, 43), (0, 43)))(inputs))
+    model = SiameseModel(keras.Model(inputs, corner), L1SimilarityHead())
+    model.head.classifier.set_weights([np.array([[-1.0]], np.float32), np.array([0.0], np.float32)])
+    return model
+
+
+def test_embed_grid_crops_averages_the_windows_embeddings():
+    model = _top_left_pixel_model()
+    rows, columns = np.meshgrid(np.arange(48.0), np.arange(48.0), indexing="ij")
+    image = (rows ** 2 + columns).astype(np.float32)[None, :, :, None]
+    # Windows start at rows and columns 0, 2, 4: mean of r^2 is 20 / 3, mean of c is 2; the centre alone: 4 + 2.
+    np.testing.assert_allclose(captcha.embed_grid_crops(model, image, crop_grid=3), [[20 / 3 + 2]], rtol=1e-6)
+    np.testing.assert_allclose(captcha.embed_grid_crops(model, image, crop_grid=1), [[6.0]])
+
+
+def test_grid_crops_outvote_one_stray_pixel_in_template_matching():
+    model = _top_left_pixel_model()
+    templates = np.stack([np.full((48, 48, 1), value, np.float32) for value in (0.1, 0.5, 0.9)])
+    query = np.full((1, 48, 48, 1), 0.5, np.float32)
+    query[0, 2, 2] = 0.95  # the centre window's corner: alone it points at 0.9; the 3 x 3 mean is 0.55
+    centre = captcha.evaluate_template_matching(model, query, [1], templates, [0, 1, 2], ks=(1,))
+    grid = captcha.evaluate_template_matching(model, query, [1], templates, [0, 1, 2], ks=(1,), crop_grid=3)
+    assert centre["top_1"] == 0.0 and grid["top_1"] == 1.0
+    library = captcha.build_template_library(model, templates, [0, 1, 2], crop_grid=3)
+    np.testing.assert_allclose(library.embeddings[:, 0], [0.1, 0.5, 0.9], rtol=1e-6)
+
+
 def test_baseline_classifiers_have_5_and_11_weighted_layers():
     assert len(_weighted_layers(captcha.lenet5_classifier(10))) == 5
     cnn = captcha.cnn11_classifier(10)

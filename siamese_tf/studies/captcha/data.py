@@ -37,6 +37,7 @@ __all__ = [
     "PAPER_SIZES",
     "SPLITS",
     "center_crop",
+    "grid_crops",
     "check_images",
     "covered_characters",
     "find_cjk_fonts",
@@ -477,3 +478,22 @@ def center_crop(images: ArrayLike, size: int = CROP_SIZE) -> np.ndarray:
         raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
     top, left = (height - size) // 2, (width - size) // 2
     return images[:, top:top + size, left:left + size]
+
+
+def grid_crops(images: ArrayLike, size: int = CROP_SIZE, grid: int = 3) -> np.ndarray:
+    """``grid`` x ``grid`` windows of ``size`` x ``size`` per image, their corners spread evenly from the
+    top left to the bottom right window: (grid * grid, N, size, size, C). ``grid`` 1 is :func:`center_crop`.
+
+    Training takes random ``size`` crops, so every window here is one the network saw the like of.
+    """
+    images = check_images(images)
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid must be a positive integer, got {grid!r}")
+    if grid == 1:
+        return center_crop(images, size)[None]
+    height, width = images.shape[1:3]
+    if size > min(height, width):
+        raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
+    tops = np.rint(np.linspace(0, height - size, grid)).astype(int)
+    lefts = np.rint(np.linspace(0, width - size, grid)).astype(int)
+    return np.stack([images[:, top:top + size, left:left + size] for top in tops for left in lefts])
