@@ -140,14 +140,21 @@ def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_
     assert 0.0 <= report["results"]["few_shot_test_a"]["top_1"] <= 1.0
     # The default batches, chosen on the validation render: 32 characters x 2 images.
     assert (report["config"]["classes_per_batch"], report["config"]["images_per_class"]) == (32, 2)
+    # Scored on the mean of 3 x 3 shifted windows by default, also chosen on the validation render.
+    assert report["crop_grid"] == 3
 
 
 def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scores_the_tests(tmp_path):
     from siamese_tf.studies import captcha
 
     report = run_one_font_captcha_benchmark(tmp_path, "--mining-rounds", "1", "--mining-epochs", "1",
-                                            "--augment", "1.5", "--validation-render-seed", "1")
+                                            "--augment", "1.5", "--validation-render-seed", "1",
+                                            "--group-size", "2", "--top-k", "3", "--crop-grid", "1")
     assert report["benchmark"] == "captcha_template_matching_validation" and report["config"]["augment"] == 1.5
+    assert (report["config"]["group_size"], report["config"]["top_k"], report["crop_grid"]) == (2, 3, 1)
+    # The validation model is kept (inference options are compared on it), apart from the notebook's model.
+    assert (tmp_path / "models" / "siamese_ccr_captcha_validation.keras").exists()
+    assert not (tmp_path / "models" / "siamese_ccr_captcha.keras").exists()
     assert set(report["results"]) == {"few_shot", "one_shot"}
     assert all(0.0 <= figures["top_1"] <= 1.0 for figures in report["results"].values())
     # Both rounds trained on the engine, with the warp; the validation set is the plan drawn anew.
