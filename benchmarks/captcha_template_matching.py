@@ -31,7 +31,9 @@ Scoring takes the mean embedding over a 3 x 3 grid of shifted 44x44 windows by d
 1 is the centre window alone). Chosen on the full-scale validation render with that hour's model (centre 96.15% /
 94.81%, 2 x 2 97.35% / 96.16%, 3 x 3 97.93% / 96.95%, 4 x 4 98.18% / 97.39%: under half a point more, so 3),
 then the hour's model scored once on the test splits (2026-12-06): 98.29% few-shot and 97.34% one-shot top-1,
-5.2 ms to embed a query (0.59 ms for the centre window alone).
+5.2 ms to embed a query (0.59 ms for the centre window alone). The same recipe and grid without ``--one-font``
+(three fonts, one held out; 2026-12-06): 95.79% few-shot, 94.17% one-shot; the held-out font 40.63% against
+training-font templates and 80.92% against templates in its own font.
 The trained model is saved to ``<models dir>/siamese_ccr_captcha.keras`` and the JSON to
 ``<reports dir>/captcha_template_matching.json`` (the notebook 11_chinese_captcha reuses both).
 """

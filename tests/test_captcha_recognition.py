@@ -134,6 +134,8 @@ def test_grid_crops_spread_windows_from_corner_to_corner():
     np.testing.assert_array_equal(crops[8, 1], images[1, 4:48, 4:48])
     assert [int(view[0, 0, 0, 0]) for view in captcha.grid_crops(images, 44, grid=2)] == [0, 4, 4 * 48, 4 * 48 + 4]
     np.testing.assert_array_equal(captcha.grid_crops(images, 44, grid=1)[0], captcha.center_crop(images))
+    assert captcha.grid_corners((48, 48), 44, 2) == [(0, 0), (0, 4), (4, 0), (4, 4)]
+    assert captcha.grid_corners((48, 40), 36, 1) == [(6, 2)]  # the centre of a non-square image
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match=f"grid must be a positive integer, got {bad!r}"):
             captcha.grid_crops(images, 44, grid=bad)

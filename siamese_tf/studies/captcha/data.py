@@ -37,6 +37,7 @@ __all__ = [
     "PAPER_SIZES",
     "SPLITS",
     "center_crop",
+    "grid_corners",
     "grid_crops",
     "check_images",
     "covered_characters",
@@ -487,13 +488,19 @@ def grid_crops(images: ArrayLike, size: int = CROP_SIZE, grid: int = 3) -> np.nd
     Training takes random ``size`` crops, so every window here is one the network saw the like of.
     """
     images = check_images(images)
+    return np.stack([images[:, top:top + size, left:left + size]
+                     for top, left in grid_corners(images.shape[1:3], size, grid)])
+
+
+def grid_corners(image_shape: tuple[int, int], size: int = CROP_SIZE, grid: int = 3) -> list[tuple[int, int]]:
+    """Top-left corners ``(top, left)`` of the windows of :func:`grid_crops`, row by row."""
     if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
         raise ValueError(f"grid must be a positive integer, got {grid!r}")
-    if grid == 1:
-        return center_crop(images, size)[None]
-    height, width = images.shape[1:3]
+    height, width = image_shape
     if size > min(height, width):
         raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
+    if grid == 1:
+        return [((height - size) // 2, (width - size) // 2)]  # the centre window, as center_crop
     tops = np.rint(np.linspace(0, height - size, grid)).astype(int)
     lefts = np.rint(np.linspace(0, width - size, grid)).astype(int)
-    return np.stack([images[:, top:top + size, left:left + size] for top in tops for left in lefts])
+    return [(int(top), int(left)) for top in tops for left in lefts]

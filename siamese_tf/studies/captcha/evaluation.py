@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from siamese_tf.libraries import TemplateLibrary
-from siamese_tf.studies.captcha.data import check_images, grid_crops
+from siamese_tf.studies.captcha.data import check_images, grid_corners
 
 if TYPE_CHECKING:
     from siamese_tf.models import SiameseModel
@@ -34,8 +34,14 @@ def embed_grid_crops(model: SiameseModel, images: ArrayLike, crop_grid: int = 1,
     The mean of several shifted views is steadier than one view; the cost is ``crop_grid ** 2``
     embeddings per image.
     """
-    crops = grid_crops(check_images(images), model.input_image_shape[0], crop_grid)
-    return np.mean([model.embed(view, batch_size=batch_size) for view in crops], axis=0)
+    images = check_images(images)
+    size = model.input_image_shape[0]
+    corners = grid_corners(images.shape[1:3], size, crop_grid)
+    total = None
+    for top, left in corners:  # one window at a time: memory of one view, not of all of them
+        embeddings = model.embed(images[:, top:top + size, left:left + size], batch_size=batch_size)
+        total = embeddings if total is None else total + embeddings
+    return total / len(corners)
 
 
 def build_template_library(model: SiameseModel, template_images: ArrayLike, template_labels: ArrayLike,
