@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from siamese_tf import settings  # noqa: E402
+from siamese_tf.libraries import TemplateLibrary  # noqa: E402
 from siamese_tf.models import load_model, save_model  # noqa: E402
 from siamese_tf.reports import machine_description, round_figures  # noqa: E402
 from siamese_tf.studies import captcha  # noqa: E402
@@ -99,26 +100,28 @@ def run(arguments):
         return _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font)
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
+    # Each template set is embedded once (crop_grid x crop_grid windows each) and shared by its scorings.
+    libraries = {name: captcha.build_template_library(model, split[name].images, split[name].labels,
+                                                      crop_grid=arguments.crop_grid)
+                 for name in ("support_a", "support_b", "support_b_held_out_font") if name in split}
+    merged = TemplateLibrary(model, libraries["support_a"].embeddings, libraries["support_a"].labels)
+    merged.add(embeddings=libraries["support_b"].embeddings, labels=libraries["support_b"].labels)
+    libraries["merged"] = merged
+
     def evaluate(queries, templates):
-        return captcha.evaluate_template_matching(model, queries.images, queries.labels, templates.images,
-                                                  templates.labels, crop_grid=arguments.crop_grid)
+        return captcha.evaluate_template_matching(model, split[queries].images, split[queries].labels,
+                                                  library=libraries[templates], crop_grid=arguments.crop_grid)
 
     results = {
-        "few_shot_test_a": evaluate(split["test_a"], split["support_a"]),
-        "one_shot_test_b": evaluate(split["test_b"], split["support_b"]),
+        "few_shot_test_a": evaluate("test_a", "support_a"),
+        "one_shot_test_b": evaluate("test_b", "support_b"),
+        "merged_library_test_a": evaluate("test_a", "merged"),
+        "merged_library_test_b": evaluate("test_b", "merged"),
     }
-    merged = captcha.build_template_library(model, split["support_a"].images, split["support_a"].labels,
-                                            crop_grid=arguments.crop_grid)
-    merged.add(embeddings=captcha.embed_grid_crops(model, split["support_b"].images, arguments.crop_grid),
-               labels=split["support_b"].labels)
-    for name in ("test_a", "test_b"):
-        results[f"merged_library_{name}"] = captcha.evaluate_template_matching(
-            model, split[name].images, split[name].labels, library=merged, crop_grid=arguments.crop_grid)
     if "test_b_held_out_font" in split:
-        results["held_out_font_vs_training_font_templates"] = evaluate(split["test_b_held_out_font"],
-                                                                       split["support_b"])
-        results["held_out_font_vs_same_font_templates"] = evaluate(split["test_b_held_out_font"],
-                                                                   split["support_b_held_out_font"])
+        results["held_out_font_vs_training_font_templates"] = evaluate("test_b_held_out_font", "support_b")
+        results["held_out_font_vs_same_font_templates"] = evaluate("test_b_held_out_font",
+                                                                   "support_b_held_out_font")
     timing = captcha.time_matching(model, num_templates=6763, num_queries=arguments.timing_queries)
 
     baselines = {}

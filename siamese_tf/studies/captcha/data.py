@@ -474,10 +474,7 @@ def check_images(images: ArrayLike, name: str = "images") -> np.ndarray:
 def center_crop(images: ArrayLike, size: int = CROP_SIZE) -> np.ndarray:
     """The centre ``size`` x ``size`` window of each image (N, H, W, C)."""
     images = check_images(images)
-    height, width = images.shape[1:3]
-    if size > min(height, width):
-        raise ValueError(f"crop size {size} is larger than the images ({height}x{width})")
-    top, left = (height - size) // 2, (width - size) // 2
+    [(top, left)] = grid_corners(images.shape[1:3], size, grid=1)
     return images[:, top:top + size, left:left + size]
 
 
