@@ -82,6 +82,7 @@ def run(arguments):
                            cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
                            images_per_class=arguments.images_per_class, group_size=arguments.group_size,
                            top_k=arguments.top_k, augment=arguments.augment, minutes=arguments.minutes,
+                           ema_momentum=arguments.ema_momentum,
                            widths=tuple(int(width) for width in arguments.widths.split(",")))
     models_dir = settings.models_dir(arguments.models_dir)
     if arguments.model:
@@ -219,6 +220,8 @@ def main(argv=None):
                         help="mining rounds: confusable characters drawn together in a batch (a character and "
                              "group_size - 1 of its top_k confusers)")
     parser.add_argument("--top-k", type=int, default=10, help="mining rounds: confusers kept per character")
+    parser.add_argument("--ema-momentum", type=float, default=0.0,
+                        help="average the weights (exponential moving average with this momentum, e.g. 0.999); 0: off")
     parser.add_argument("--augment", type=float, default=0.0,
                         help="random affine warp of the training crops (captcha.captcha_augmenter strength; 0: crop "
                              "only, as the paper)")

@@ -270,6 +270,47 @@ def test_cosine_decay_runs_one_schedule_across_every_round():
     np.testing.assert_allclose(float(constant.optimizer.learning_rate.numpy()), 1e-2, rtol=1e-6)
 
 
+def test_weight_averaging_ends_each_round_on_the_moving_average_of_the_weights(monkeypatch):
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(6), 4)
+    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    momentum = 0.5
+    config = captcha.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=0, steps_per_epoch=3,
+                               classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8,
+                               learning_rate=1e-2, ema_momentum=momentum)
+    model = captcha.build_siamese_ccr(config)
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == momentum
+    seen = []
+
+    class RecordWeights(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append([np.array(variable) for variable in self.model.trainable_variables])
+
+    original_train = captcha.recipe.train_siamese
+
+    def train_recording(model_, batches, epochs, verbose=0, callbacks=()):
+        return original_train(model_, batches, epochs, verbose=verbose, callbacks=[*callbacks, RecordWeights()])
+
+    monkeypatch.setattr(captcha.recipe, "train_siamese", train_recording)
+    model, report = captcha.train_siamese_ccr(images, labels, config, model=model)
+    assert report["rounds"][0]["steps"] == 3 and len(seen) == 3
+    # By hand: the average starts at the first step's weights, then a = m a + (1 - m) w.
+    average = seen[0]
+    for weights in seen[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    final = [np.array(variable) for variable in model.trainable_variables]
+    for expected, got, last in zip(average, final, seen[-1]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # ... which is not where the last step left the weights.
+    assert any(not np.allclose(got, last) for got, last in zip(final, seen[-1]))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, True, "0.9"])
+def test_config_rejects_a_weight_averaging_momentum_outside_0_1(bad):
+    with pytest.raises(ValueError, match=f"ema_momentum must be a number in \\[0, 1\\).*got {bad!r}"):
+        captcha.CCRConfig(ema_momentum=bad)
+
+
 def test_batch_norm_recalibration_sets_the_statistics_of_the_data():
     inputs = keras.Input((4, 4, 2))
     network = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.99)(inputs))

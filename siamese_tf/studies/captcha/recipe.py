@@ -298,6 +298,11 @@ class CCRConfig:
     round whose turn comes after the budget is spent is skipped. The cosine decay follows the
     steps, not the clock.
 
+    ``ema_momentum`` (0 = off) keeps an exponential moving average of the weights in the optimizer
+    (Keras ``use_ema``: each step ``average = m * average + (1 - m) * weights``) and trains on from it:
+    every round ends with the averaged weights copied into the model (``fit`` does that), before the
+    batch-norm statistics are re-estimated for them. 0.999 averages over about the last 1,000 steps.
+
     ``augment`` (in-batch mode) adds a random affine warp to every 44x44 training crop on top of
     the paper's random crop (:func:`captcha_augmenter`: strength 1.0 is rotation 5 degrees, scale
     10%, shear 0.1; never mirrored); 0 (default) keeps the crop alone.
@@ -318,6 +323,7 @@ class CCRConfig:
     top_k: int = 10
     learning_rate: float = 1e-3
     cosine_decay: bool = False
+    ema_momentum: float = 0.0
     augment: float = 0.0
     head: str = "l1"
     loss: str | None = None
@@ -342,6 +348,10 @@ class CCRConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if isinstance(self.augment, bool) or not isinstance(self.augment, (int, float)) or self.augment < 0:
             raise ValueError(f"augment must be a number >= 0, got {self.augment!r}")
+        if (isinstance(self.ema_momentum, bool) or not isinstance(self.ema_momentum, (int, float))
+                or not 0 <= self.ema_momentum < 1):
+            raise ValueError("ema_momentum must be a number in [0, 1) (0: no weight averaging), "
+                             f"got {self.ema_momentum!r}")
         if self.augment and self.mode != "in_batch":
             raise ValueError(f"augment={self.augment!r} needs mode='in_batch' (the tf.data engine's batches)")
         if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
@@ -362,7 +372,8 @@ def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
 
     With ``config.cosine_decay`` the Adam optimizer carries one cosine schedule over
     ``config.total_steps()``; its step counter runs on across the mining rounds, because every
-    round trains the same compiled model."""
+    round trains the same compiled model. With ``config.ema_momentum`` it also keeps the moving
+    average of the weights (``use_ema``)."""
     import keras
 
     config = config or CCRConfig()
@@ -370,8 +381,11 @@ def build_siamese_ccr(config: CCRConfig | None = None) -> SiameseModel:
                                 name=config.architecture.replace("_", "-"), widths=tuple(config.widths),
                                 embedding_dim=config.embedding_dim)
     optimizer = None
-    if config.cosine_decay:
-        optimizer = keras.optimizers.Adam(cosine_decay_schedule(config.learning_rate, config.total_steps()))
+    if config.cosine_decay or config.ema_momentum:
+        learning_rate = (cosine_decay_schedule(config.learning_rate, config.total_steps()) if config.cosine_decay
+                         else config.learning_rate)
+        averaging = {"use_ema": True, "ema_momentum": float(config.ema_momentum)} if config.ema_momentum else {}
+        optimizer = keras.optimizers.Adam(learning_rate, **averaging)
     return compile_siamese(model, learning_rate=config.learning_rate, mode=config.mode, loss=config.loss,
                            optimizer=optimizer)
 
