@@ -150,10 +150,10 @@ def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scor
     report = run_one_font_captcha_benchmark(tmp_path, "--mining-rounds", "1", "--mining-epochs", "1",
                                             "--augment", "1.5", "--validation-render-seed", "1",
                                             "--group-size", "2", "--top-k", "3", "--crop-grid", "1",
-                                            "--ema-momentum", "0.9")
+                                            "--ema-momentum", "0.9", "--first-stage-stride", "2")
     assert report["benchmark"] == "captcha_template_matching_validation" and report["config"]["augment"] == 1.5
     assert (report["config"]["group_size"], report["config"]["top_k"], report["crop_grid"]) == (2, 3, 1)
-    assert report["config"]["ema_momentum"] == 0.9
+    assert report["config"]["ema_momentum"] == 0.9 and report["config"]["first_stage_stride"] == 2
     # The validation model is kept (inference options are compared on it), apart from the notebook's model;
     # it loads with its weight-averaging optimizer.
     from siamese_tf.models import load_model

@@ -32,6 +32,25 @@ def test_siamese_ccr_rejects_bad_settings():
         get_embedding("siamese_ccr_15", (44, 44, 1), embedding_dim=0)
 
 
+def test_a_first_stage_stride_of_2_halves_every_stage_and_keeps_the_weights():
+    def stage_sizes(embedding):
+        return [embedding.get_layer(f"stage{stage}_unit1_out").output.shape[1] for stage in range(1, 5)]
+
+    paper = get_embedding("siamese_ccr_15", (44, 44, 1))
+    halved = get_embedding("siamese_ccr_15", (44, 44, 1), first_stage_stride=2)
+    assert stage_sizes(paper) == [44, 22, 11, 6]  # "same" padding: ceil(size / 2) at each stride 2
+    assert stage_sizes(halved) == [22, 11, 6, 3]
+    assert halved.get_layer("stem_conv").output.shape[1] == 44  # the stem still sees every pixel
+    assert halved.count_params() == paper.count_params()
+    model = captcha.build_siamese_ccr(captcha.CCRConfig(head="euclidean", first_stage_stride=2, widths=(4, 4, 4, 4),
+                                                        embedding_dim=8))
+    assert model.embedding.get_layer("stage1_unit1_conv2").strides == (2, 2)
+    assert model.embedding.get_layer("stage1_unit1_shortcut").strides == (2, 2)
+    for bad in (0, 3, 2.0, True):
+        with pytest.raises(ValueError, match=f"first_stage_stride must be 1 \\(the paper\\) or 2, got {bad!r}"):
+            get_embedding("siamese_ccr_15", (44, 44, 1), first_stage_stride=bad)
+
+
 def test_center_and_random_crops_take_44_of_48():
     images = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
     centre = captcha.center_crop(images)
