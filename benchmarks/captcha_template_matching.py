@@ -208,7 +208,8 @@ def main(argv=None):
     parser.add_argument("--architecture", default="siamese_ccr_15", choices=captcha.ARCHITECTURES)
     parser.add_argument("--widths", default="16,32,64,128", help="bottleneck widths of the 4 stages")
     parser.add_argument("--first-stage-stride", type=int, default=1, choices=(1, 2),
-                        help="2: stride 2 in the first stage too (half resolution after the stem, ~3x faster steps)")
+                        help="2: stride 2 in the first stage too (half resolution after the stem, ~3x the steps; "
+                             "not the default, see benchmarks/RESULTS.md); 1: the paper's network")
     parser.add_argument("--mode", default="in_batch", choices=("in_batch", "pairs"))
     parser.add_argument("--head", default="euclidean", choices=tuple(captcha.HEADS),
                         help="euclidean (default; prototypical loss) or l1 (the paper's head and BCE)")
@@ -223,7 +224,8 @@ def main(argv=None):
                              "group_size - 1 of its top_k confusers)")
     parser.add_argument("--top-k", type=int, default=10, help="mining rounds: confusers kept per character")
     parser.add_argument("--ema-momentum", type=float, default=0.0,
-                        help="average the weights (exponential moving average with this momentum, e.g. 0.999); 0: off")
+                        help="average the weights (exponential moving average with this momentum, e.g. 0.999; lost on "
+                             "the validation render, see benchmarks/RESULTS.md); 0: off")
     parser.add_argument("--augment", type=float, default=0.0,
                         help="random affine warp of the training crops (captcha.captcha_augmenter strength; 0: crop "
                              "only, as the paper)")
