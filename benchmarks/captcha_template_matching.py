@@ -4,7 +4,8 @@ Prints one JSON object: data set sizes and fonts, training time and pairs/s per 
 for few-shot (test A vs support A), one-shot on unseen level-2 characters (test B vs support B),
 the merged A+B library, the held-out font (against training-font templates and against
 same-font templates), the LeNet-5-like and 11-layer CNN baselines on test A, and the time per
-query against 6,763 templates (the whole GB2312 set).
+query against 6,763 templates (the whole GB2312 set), and the machine's matrix-product speed before
+and after training (``machine_speed``: the same recipe has run 2-5x fewer steps in its minutes on slow days).
 
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/captcha_template_matching.py --scale 0.05
 
@@ -53,12 +54,14 @@ import numpy as np  # noqa: E402
 from siamese_tf import settings  # noqa: E402
 from siamese_tf.libraries import TemplateLibrary  # noqa: E402
 from siamese_tf.models import load_model, save_model  # noqa: E402
-from siamese_tf.reports import machine_description, round_figures  # noqa: E402
+from siamese_tf.reports import machine_description, measure_matmul_gflops, round_figures  # noqa: E402
 from siamese_tf.studies import captcha  # noqa: E402
 
 
 def run(arguments):
     settings.seed_everything(arguments.seed)
+    # The machine's speed before and after the clock runs: a minute's steps vary several-fold between days.
+    machine_speed = {"matmul_1024_gflops_at_start": measure_matmul_gflops()}
     if arguments.one_font:
         # The paper's setting: every split drawn in one font (Microsoft YaHei there; a sans-serif
         # CJK face here), so a query is always matched against a template in its own font.
@@ -95,10 +98,11 @@ def run(arguments):
     else:
         model, report = captcha.train_siamese_ccr(split["train"].images, split["train"].labels, config,
                                               verbose=2 if arguments.progress else 0)
+        machine_speed["matmul_1024_gflops_after_training"] = measure_matmul_gflops()
     if arguments.validation_render_seed is not None:
         # Kept apart from the model the notebook reuses; inference options are compared on it.
         save_model(model, models_dir / "siamese_ccr_captcha_validation.keras")
-        return _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font)
+        return _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font, machine_speed)
     save_model(model, models_dir / "siamese_ccr_captcha.keras")
 
     # Each template set is embedded once (crop_grid x crop_grid windows each) and shared by its scorings.
@@ -139,6 +143,7 @@ def run(arguments):
         "paper": {"few_shot_top_1": 0.9917, "one_shot_top_1": 0.9859, "ms_per_query": [14, 26],
                   "hardware": "Tesla K80, 76 hours of training"},
         "machine": machine_description(),
+        "machine_speed": machine_speed,
         "data": {"setting": "one font (the paper's)" if arguments.one_font else "multi-font, one font held out",
                  "scale": arguments.scale, "seed": arguments.seed, "generation_seconds": generation_seconds,
                  "split_sizes": metadata["split_sizes"], "num_level_1": metadata["num_level_1"],
@@ -165,7 +170,7 @@ def run(arguments):
     return output
 
 
-def _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font):
+def _validate(arguments, model, report, config, dataset_dir, fonts, held_out_font, machine_speed):
     """Score the trained model on the same characters, fonts and splits drawn anew (``render_seed``),
     never on the test splits: the figures to choose a recipe on. Writes
     ``captcha_template_matching_validation.json``."""
@@ -186,7 +191,7 @@ def _validate(arguments, model, report, config, dataset_dir, fonts, held_out_fon
                       "every CAPTCHA drawn anew; the test splits are not scored",
         "scale": arguments.scale, "seed": arguments.seed, "one_font": arguments.one_font,
         "config": dict(vars(config)), "crop_grid": arguments.crop_grid,
-        "machine": machine_description(), "training": report["rounds"],
+        "machine": machine_description(), "machine_speed": machine_speed, "training": report["rounds"],
         "training_seconds": sum(round_["seconds"] for round_ in report["rounds"]), "results": results,
     })
     reports_dir = settings.reports_dir(arguments.reports_dir)

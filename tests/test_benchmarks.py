@@ -142,6 +142,9 @@ def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_
     assert (report["config"]["classes_per_batch"], report["config"]["images_per_class"]) == (32, 2)
     # Scored on the mean of 3 x 3 shifted windows by default, also chosen on the validation render.
     assert report["crop_grid"] == 3
+    # The machine's speed around the clock is recorded, so that runs on slow and fast days compare.
+    assert set(report["machine_speed"]) == {"matmul_1024_gflops_at_start", "matmul_1024_gflops_after_training"}
+    assert all(speed > 0 for speed in report["machine_speed"].values())
 
 
 def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scores_the_tests(tmp_path):
@@ -154,6 +157,7 @@ def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scor
     assert report["benchmark"] == "captcha_template_matching_validation" and report["config"]["augment"] == 1.5
     assert (report["config"]["group_size"], report["config"]["top_k"], report["crop_grid"]) == (2, 3, 1)
     assert report["config"]["ema_momentum"] == 0.9 and report["config"]["first_stage_stride"] == 2
+    assert report["machine_speed"]["matmul_1024_gflops_after_training"] > 0
     # The validation model is kept (inference options are compared on it), apart from the notebook's model;
     # it loads with its weight-averaging optimizer.
     from siamese_tf.models import load_model

@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import pytest
 
-from siamese_tf import settings
+from siamese_tf import reports, settings
 from siamese_tf.augmentations import Augmenter
-from siamese_tf.reports import machine_description
+from siamese_tf.reports import machine_description, measure_matmul_gflops
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches
 from siamese_tf.training import ShuffledBatches
 
@@ -147,6 +147,29 @@ def test_machine_description_names_the_backend_and_tensorflow():
     assert description["gpus"] == len(description["gpu_names"])
 
 
+class SteppingClock:
+    """A perf_counter whose readings are given: each product then takes a known time."""
+
+    def __init__(self, readings):
+        self.readings = list(readings)
+
+    def perf_counter(self):
+        return self.readings.pop(0)
+
+
+def test_matmul_speed_is_the_flops_of_a_product_over_its_median_time(monkeypatch):
+    # Three timed products of 0.5 s, 0.25 s and 2 s: the median is 0.5 s for 2 x 64^3 flops.
+    monkeypatch.setattr(reports, "time", SteppingClock([10.0, 10.5, 20.0, 20.25, 30.0, 32.0]))
+    assert measure_matmul_gflops(size=64, repeats=3) == pytest.approx(2 * 64 ** 3 / 0.5 / 1e9)
+
+
+def test_matmul_speed_is_measured_on_the_backend_and_refuses_bad_settings():
+    assert measure_matmul_gflops(size=128, repeats=2) > 0.1  # any CPU multiplies faster than 0.1 GFLOP/s
+    for name, value in (("size", 0), ("size", 2.5), ("repeats", -1), ("repeats", True)):
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer, got {value!r}"):
+            measure_matmul_gflops(**{name: value})
+
+
 # --- JAX alone (subprocesses, TensorFlow hidden) -------------------------------------------------
 
 IMPORTS_CODE = """
@@ -161,7 +184,8 @@ except ImportError as error:
     pipelines_error = str(error)
 description = reports.machine_description()
 print(json.dumps({"tensorflow_available": settings.tensorflow_available(), "pipelines_error": pipelines_error,
-                  "backend": description["backend"], "tensorflow": description["tensorflow"]}))
+                  "backend": description["backend"], "tensorflow": description["tensorflow"],
+                  "matmul_gflops": reports.measure_matmul_gflops(size=64, repeats=1)}))
 """
 
 
@@ -171,6 +195,7 @@ def test_the_package_imports_on_jax_without_tensorflow():
     assert result["tensorflow_available"] is False
     assert result["backend"] == "jax" and result["tensorflow"] is None
     assert "tensorflow" in result["pipelines_error"]  # the tf.data engine itself says what it needs
+    assert result["matmul_gflops"] > 0  # the machine's speed is measured on JAX too
 
 
 FACES_CODE = """
