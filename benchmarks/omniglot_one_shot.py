@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from siamese_tf import settings
-from siamese_tf.reports import machine_description  # noqa: E402
+from siamese_tf.reports import machine_description, measure_matmul_gflops  # noqa: E402
 from siamese_tf.studies import omniglot  # noqa: E402
 
 
@@ -86,6 +86,8 @@ def main(argv=None):
     side = arguments.image_size or (28 if method == "conv4" else 105)
     invert = method == "conv4"  # strokes = 1 for the small conv net; Koch's network sees the raw images
     settings.seed_everything(arguments.seed)
+    # The machine's speed before and after the clock runs: a minute's steps vary several-fold between days.
+    machine_speed = {"matmul_1024_gflops_at_start": measure_matmul_gflops()}
 
     started = time.perf_counter()
     data = omniglot.load_background_small(arguments.data_dir, image_size=(side, side), invert=invert,
@@ -144,6 +146,7 @@ def main(argv=None):
         history, one_shot, budget = omniglot.train_koch(model, train_set, held_out, selection, **config)
         members = [(model, history, one_shot, budget)]
     training_seconds = sum(member[3].elapsed_seconds for member in members)
+    machine_speed["matmul_1024_gflops_after_training"] = measure_matmul_gflops()
     models = [member[0] for member in members]
 
     def make_scorer(test_time_shift=0):
@@ -193,6 +196,7 @@ def main(argv=None):
         "parameters": int(model.embedding.count_params() + model.head.count_params()),
         "ensemble": len(models),
         "machine": machine_description(),
+        "machine_speed": machine_speed,
     }
     if layout_sample.exists():
         scored = omniglot.score_lake_runs(layout_sample, scorer, image_size=(side, side), invert=invert)

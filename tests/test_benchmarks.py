@@ -94,6 +94,9 @@ def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp
     head = type(load_model(tmp_path / "omniglot.keras").head).__name__
     assert head == "DistanceHead"
     assert report["config"]["pipeline"] == (extra[1] if extra[0] == "--pipeline" else "tf.data")
+    # The machine's speed around the time budget is recorded beside the figures it bounds.
+    assert set(report["machine_speed"]) == {"matmul_1024_gflops_at_start", "matmul_1024_gflops_after_training"}
+    assert all(speed > 0 for speed in report["machine_speed"].values())
 
 
 def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_dir, tmp_path, monkeypatch):
