@@ -46,7 +46,7 @@ from siamese_tf import indexes  # noqa: E402
 from siamese_tf.augmentations import Augmenter  # noqa: E402
 from siamese_tf.embeddings import EMBEDDINGS  # noqa: E402
 from siamese_tf.models import build_siamese_model  # noqa: E402
-from siamese_tf.reports import machine_description  # noqa: E402
+from siamese_tf.reports import machine_description, measure_matmul_gflops  # noqa: E402
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches  # noqa: E402
 from siamese_tf.training import compile_siamese, train_siamese  # noqa: E402
 
@@ -76,13 +76,9 @@ def median_seconds(function, repeats, warmup=2, with_cpu=False):
 # --- matrix-multiply peak ---------------------------------------------------------------------
 
 def matmul_peak(sizes=(1024, 2048), repeats=7):
-    """Median GFLOP/s of ``tf.matmul`` (float32) per size; the best is the peak we compare to."""
-    results = {}
-    for size in sizes:
-        a = tf.random.normal((size, size))
-        b = tf.random.normal((size, size))
-        seconds = median_seconds(lambda: tf.matmul(a, b).numpy(), repeats)
-        results[str(size)] = round(2 * size ** 3 / seconds / 1e9, 1)
+    """Median GFLOP/s of a float32 matrix product per size (``reports.measure_matmul_gflops``); the best
+    is the peak we compare to."""
+    results = {str(size): round(measure_matmul_gflops(size, repeats), 1) for size in sizes}
     return {"gflops_by_size": results, "peak_gflops": max(results.values())}
 
 
