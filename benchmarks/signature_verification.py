@@ -20,10 +20,14 @@ Grey levels carry a shortcut on this set: the mean darkness of the ink alone sco
 on those test pairs (``ink_rule_test_auroc`` in the JSON); a model must beat it.
 
 Choose recipes by cross-validation over writer folds (``--folds 5``), never on a test split; with
-``--normalise-ink`` every image's ink levels are equalised, so pen darkness tells nothing.
+``--normalise-ink`` every image's ink levels are equalised, so pen darkness tells nothing. With
+``--train-on-all`` the recipe then trains one more model on every writer (the one to score on writers
+the project never had), its threshold the median of the folds' thresholds; each fold also scores the
+float16 copy, the file under the bar's 1 MB.
 
     TF_CPP_MIN_LOG_LEVEL=2 SIAMESE_TF_DATA_DIR=../shared/data .venv/bin/python benchmarks/signature_verification.py
     ... benchmarks/signature_verification.py --models deepsign --folds 5 --normalise-ink
+    ... --models deepsign --folds 5 --normalise-ink --train-on-all   # then the final model on all 50 writers
     SIAMESE_TF_SMOKE=1 ... (tiny: 2 short epochs per model, small images)
 """
 
@@ -79,13 +83,32 @@ def parse_arguments(argv=None):
                              "reports the mean and the worst fold (choose recipes on this, never on a test split)")
     parser.add_argument("--normalise-ink", action="store_true",
                         help="equalise every image's ink levels (ranks; mean 0.5): no pen-darkness shortcut")
+    parser.add_argument("--train-on-all", action="store_true",
+                        help="with --folds: after cross-validation, train the final model on every writer with the "
+                             "same recipe; its threshold is the median of the folds' thresholds (no writer is left to "
+                             "choose one). Saves <name>_all_writers.keras and its float16 copy, to score elsewhere")
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     return parser.parse_args(argv)
 
 
+def train_branch(name, train_set, validation_set, arguments, log=None):
+    """One branch trained with the benchmark's recipe (the same for the split, every fold and the final model)."""
+    return signatures.train_signature_branch(
+        name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
+        learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
+        augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
+        max_minutes=arguments.max_minutes, cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
+        seed=arguments.seed, log=log)
+
+
 def main(argv=None):
     arguments = parse_arguments(argv)
+    if arguments.train_on_all and not arguments.folds:
+        raise SystemExit("--train-on-all needs --folds: the final model's threshold comes from the folds")
+    if arguments.train_on_all and arguments.keep_epoch != "last":
+        raise SystemExit(f"--train-on-all keeps the last epoch (every writer is trained on, none is left to pick an "
+                         f"epoch), got --keep-epoch {arguments.keep_epoch}")
     from siamese_tf import plots
     from siamese_tf.reports import machine_description
 
@@ -146,14 +169,8 @@ def main(argv=None):
     curves, trained = {}, {}
     for name in arguments.models:
         print(f"training {name} at {image_size[0]}x{image_size[1]} ...", file=sys.stderr, flush=True)
-        model, record = signatures.train_signature_branch(
-            name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
-            learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
-            augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
-            max_minutes=arguments.max_minutes,
-            cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
-            seed=arguments.seed, log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True),
-        )
+        model, record = train_branch(name, train_set, validation_set, arguments,
+                                     log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True))
         figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)
         sizes = signatures.model_size(model, models_dir / f"{name}.keras")
         embedding_sizes = signatures.model_size(model.embedding, models_dir / f"{name}_embedding.keras")
@@ -229,21 +246,24 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             signatures.check_writers_disjoint(train_set, validation_set, test_set)
             print(f"{name} fold {fold + 1}/{len(folds)}: {train_set.num_writers} training writers ...",
                   file=sys.stderr, flush=True)
-            model, record = signatures.train_signature_branch(
-                name, train_set, validation_set, epochs=arguments.epochs, steps_per_epoch=arguments.steps_per_epoch,
-                learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
-                augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
-                max_minutes=arguments.max_minutes, cosine_decay=bool(arguments.cosine_decay),
-                keep=arguments.keep_epoch, seed=arguments.seed, log=None)
+            model, record = train_branch(name, train_set, validation_set, arguments)
             figures, _, _ = signatures.evaluate_signature_model(model, validation_set, test_set)
             ink = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "darkness"))
             # On binary or equalised images darkness says nothing; the amount of ink (stroke width
             # and length) is the shortcut left to check.
             ink_amount = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "amount"))
             size = signatures.model_size(model, Path(models_dir) / f"{name}_cv_fold{fold + 1}.keras")
+            # The float32 file is over the bar's 1 MB; its float16 copy is scored on the same writers.
+            half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean", name=f"{name}_float16")
+            half_figures, _, _ = signatures.evaluate_signature_model(half_model, validation_set, test_set)
+            half_size = signatures.model_size(half_model, Path(models_dir) / f"{name}_cv_fold{fold + 1}_float16.keras")
             per_fold.append({"fold": fold + 1, "test_writers": test_set.num_writers,
                              "file_megabytes": size["file_megabytes"],
                              "accuracy": round(float(figures["accuracy"]), 4), "auroc": round(float(figures["auc"]), 4),
+                             "distance_threshold": round(float(figures["distance_threshold"]), 6),
+                             "float16": {"accuracy": round(float(half_figures["accuracy"]), 4),
+                                         "auroc": round(float(half_figures["auc"]), 4),
+                                         "file_megabytes": half_size["file_megabytes"]},
                              "ink_darkness_auroc": round(float(ink), 4),
                              "ink_amount_auroc": round(float(ink_amount), 4),
                              "epochs_run": record.get("epochs_run"), "seconds": round(record.get("seconds", 0.0), 1)})
@@ -255,10 +275,41 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             "mean_accuracy": round(float(np.mean(accuracies)), 4), "worst_accuracy": min(accuracies),
             "mean_auroc": round(float(np.mean(aurocs)), 4), "worst_auroc": min(aurocs),
             "largest_file_megabytes": max(entry["file_megabytes"] for entry in per_fold),
+            "float16_mean_accuracy": round(float(np.mean([entry["float16"]["accuracy"] for entry in per_fold])), 4),
+            "float16_mean_auroc": round(float(np.mean([entry["float16"]["auroc"] for entry in per_fold])), 4),
+            "float16_largest_file_megabytes": max(entry["float16"]["file_megabytes"] for entry in per_fold),
         }
+        if arguments.train_on_all:
+            report["models"][name]["final_model"] = train_final_model(
+                name, everything, [entry["distance_threshold"] for entry in per_fold], arguments, models_dir)
     (Path(reports_dir) / "signature_cross_validation.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return report
+
+
+def train_final_model(name, everything, fold_distance_thresholds, arguments, models_dir):
+    """The model to ship or to score on writers the project never had: the recipe of the folds,
+    trained on every writer, its distance threshold the median of the folds' thresholds (no writer is
+    left to choose one; the recipe puts every model's distances on the same unit sphere with margin
+    1). Saves ``<name>_all_writers.keras`` and ``<name>_all_writers_float16.keras``, thresholds inside."""
+    print(f"{name} final model: all {everything.num_writers} writers ...", file=sys.stderr, flush=True)
+    # keep="last" (checked in main), so the per-epoch AUROC on trained writers only gets logged.
+    model, record = train_branch(name, everything, everything, arguments)
+    distance_threshold = float(np.median(fold_distance_thresholds))
+    thresholds = {"detection": -distance_threshold, "method": f"median of {len(fold_distance_thresholds)} "
+                  "cross-validation folds' thresholds (max accuracy on each fold's threshold writers)"}
+    model.thresholds.update(thresholds)
+    size = signatures.model_size(model, Path(models_dir) / f"{name}_all_writers.keras")
+    half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean",
+                                     name=f"{name}_all_writers_float16")
+    half_model.thresholds.update(thresholds)
+    half_size = signatures.model_size(half_model, Path(models_dir) / f"{name}_all_writers_float16.keras")
+    return {"writers": everything.num_writers, "distance_threshold": round(distance_threshold, 6),
+            "fold_distance_thresholds": fold_distance_thresholds, "epochs_run": record["epochs_run"],
+            "seconds": round(record["seconds"], 1), "file": f"{name}_all_writers.keras",
+            "file_megabytes": size["file_megabytes"], "float16_file": f"{name}_all_writers_float16.keras",
+            "float16_file_megabytes": half_size["file_megabytes"],
+            "scored": "nowhere here: every writer trained it; score it on writers the project never had"}
 
 
 if __name__ == "__main__":

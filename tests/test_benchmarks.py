@@ -103,7 +103,7 @@ def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_d
     monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
     report = load_benchmark("signature_verification").main(
         ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--normalise-ink",
-         "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+         "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1", "--train-on-all",
          "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path)])
     figures = report["models"]["deepsign"]
     assert [entry["fold"] for entry in figures["per_fold"]] == [1, 2, 3]
@@ -116,6 +116,30 @@ def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_d
     assert all(0.0 <= entry["ink_amount_auroc"] <= 1.0 for entry in figures["per_fold"])
     assert report["config"]["normalise_ink"] is True
     assert json.loads((tmp_path / "signature_cross_validation.json").read_text()) == report
+    # Every fold's float16 copy is scored on the same writers and fits the bar's 1 MB.
+    assert all(entry["float16"]["file_megabytes"] < 1.0 for entry in figures["per_fold"])
+    assert all(0.0 <= entry["float16"]["auroc"] <= 1.0 for entry in figures["per_fold"])
+    # The final model: every writer, the median of the folds' thresholds saved inside both files.
+    from siamese_tf.models import load_model
+
+    final = figures["final_model"]
+    fold_thresholds = [entry["distance_threshold"] for entry in figures["per_fold"]]
+    assert final["writers"] == report["writers"]
+    assert final["fold_distance_thresholds"] == fold_thresholds
+    assert final["distance_threshold"] == pytest.approx(sorted(fold_thresholds)[1], abs=1e-6)
+    for file in (final["file"], final["float16_file"]):
+        loaded = load_model(tmp_path / "models" / "signatures" / file)
+        assert loaded.thresholds["detection"] == pytest.approx(-sorted(fold_thresholds)[1], abs=1e-6)
+    assert final["float16_file_megabytes"] < 1.0 < final["file_megabytes"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--train-on-all"], "needs --folds"),
+    (["--train-on-all", "--folds", "3", "--keep-epoch", "best"], "got --keep-epoch best"),
+])
+def test_the_signature_benchmark_refuses_a_final_model_it_cannot_calibrate(arguments, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        load_benchmark("signature_verification").main(["--data-dir", str(tmp_path / "nowhere"), *arguments])
 
 
 def run_one_font_captcha_benchmark(tmp_path, *arguments):
