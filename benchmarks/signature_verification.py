@@ -54,6 +54,7 @@ PAPER_TABLE = {  # Wang & Ko (DeepSign), Dey et al. (2017)
                  "cedar_accuracy": "0.74-0.76"},
 }
 BAR = {"accuracy": 0.90, "auroc": 0.95, "file_megabytes": 1.0}
+WRITERS_PER_BATCH = 6  # train_signature_branch's default batch: 6 writers x (6 genuine + 4 forgeries)
 
 
 def parse_arguments(argv=None):
@@ -83,6 +84,9 @@ def parse_arguments(argv=None):
                              "reports the mean and the worst fold (choose recipes on this, never on a test split)")
     parser.add_argument("--normalise-ink", action="store_true",
                         help="equalise every image's ink levels (ranks; mean 0.5): no pen-darkness shortcut")
+    parser.add_argument("--train-writers", type=int, default=None,
+                        help="with --folds: train each fold on this many of its training writers (drawn by seed), for "
+                             "a learning curve over the number of writers; default all of them")
     parser.add_argument("--train-on-all", action="store_true",
                         help="with --folds: after cross-validation, train the final model on every writer with the "
                              "same recipe; its threshold is the median of the folds' thresholds (no writer is left to "
@@ -99,13 +103,18 @@ def train_branch(name, train_set, validation_set, arguments, log=None):
         learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
         augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
         max_minutes=arguments.max_minutes, cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
-        seed=arguments.seed, log=log)
+        writers_per_batch=WRITERS_PER_BATCH, seed=arguments.seed, log=log)
 
 
 def main(argv=None):
     arguments = parse_arguments(argv)
     if arguments.train_on_all and not arguments.folds:
         raise SystemExit("--train-on-all needs --folds: the final model's threshold comes from the folds")
+    if arguments.train_writers is not None and not arguments.folds:
+        raise SystemExit("--train-writers needs --folds")
+    if arguments.train_writers is not None and arguments.train_writers < WRITERS_PER_BATCH:
+        raise SystemExit(f"--train-writers must be at least {WRITERS_PER_BATCH} (the writers of one batch), "
+                         f"got {arguments.train_writers}")
     if arguments.train_on_all and arguments.keep_epoch != "last":
         raise SystemExit(f"--train-on-all keeps the last epoch (every writer is trained on, none is left to pick an "
                          f"epoch), got --keep-epoch {arguments.keep_epoch}")
@@ -149,7 +158,8 @@ def main(argv=None):
         },
         "config": {
             "image_size": list(image_size), "epochs": arguments.epochs, "steps_per_epoch": arguments.steps_per_epoch,
-            "batch": "6 writers x (6 genuine + 4 forgeries), every same-writer pair scored in the batch",
+            "batch": f"{WRITERS_PER_BATCH} writers x (6 genuine + 4 forgeries), every same-writer pair scored in the "
+                     "batch",
             "loss": "contrastive on Euclidean distance, margin 1 (genuine-genuine = 1, genuine-forgery = 0)",
             "random_forgery_weight": arguments.random_forgery_weight, "augment_strength": arguments.augment,
             "keep_gray": bool(arguments.keep_gray), "normalise_ink": arguments.normalise_ink,
@@ -234,6 +244,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                          "augment_strength": arguments.augment, "keep_gray": bool(arguments.keep_gray),
                          "normalise_ink": arguments.normalise_ink, "cosine_decay": bool(arguments.cosine_decay),
                          "keep_epoch": arguments.keep_epoch, "seed": arguments.seed,
+                         "train_writers": arguments.train_writers or "all of each fold's",
                          "threshold": "max accuracy on the next fold's writers"},
               "bar": BAR, "models": {}}
     for name in arguments.models:
@@ -242,6 +253,12 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             validation_set = folds[(fold + 1) % len(folds)]
             train_writers = sorted(index_of[writer] for other, part in enumerate(folds)
                                    if other not in (fold, (fold + 1) % len(folds)) for writer in part.writer_names)
+            if arguments.train_writers is not None:
+                if arguments.train_writers > len(train_writers):
+                    raise SystemExit(f"--train-writers {arguments.train_writers}: fold {fold + 1} has only "
+                                     f"{len(train_writers)} training writers")
+                train_writers = sorted(np.random.default_rng([arguments.seed, fold]).choice(
+                    train_writers, arguments.train_writers, replace=False).tolist())
             train_set = everything.select_writers(train_writers)
             signatures.check_writers_disjoint(train_set, validation_set, test_set)
             print(f"{name} fold {fold + 1}/{len(folds)}: {train_set.num_writers} training writers ...",
@@ -258,6 +275,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             half_figures, _, _ = signatures.evaluate_signature_model(half_model, validation_set, test_set)
             half_size = signatures.model_size(half_model, Path(models_dir) / f"{name}_cv_fold{fold + 1}_float16.keras")
             per_fold.append({"fold": fold + 1, "test_writers": test_set.num_writers,
+                             "train_writers": train_set.num_writers,
                              "file_megabytes": size["file_megabytes"],
                              "accuracy": round(float(figures["accuracy"]), 4), "auroc": round(float(figures["auc"]), 4),
                              "distance_threshold": round(float(figures["distance_threshold"]), 6),

@@ -133,9 +133,25 @@ def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_d
     assert final["float16_file_megabytes"] < 1.0 < final["file_megabytes"]
 
 
+def test_the_signature_benchmark_trains_each_fold_on_fewer_writers_for_a_learning_curve(shared_data_dir, tmp_path,
+                                                                                        monkeypatch):
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    common = ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--normalise-ink",
+              "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+              "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path)]
+    report = load_benchmark("signature_verification").main([*common, "--train-writers", "8"])
+    assert [entry["train_writers"] for entry in report["models"]["deepsign"]["per_fold"]] == [8, 8, 8]
+    assert report["config"]["train_writers"] == 8
+    # 3 folds of 50 writers leave 16 or 17 training writers per fold: 30 cannot be drawn.
+    with pytest.raises(SystemExit, match="--train-writers 30: fold 1 has only 1[67] training writers"):
+        load_benchmark("signature_verification").main([*common, "--train-writers", "30"])
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--train-on-all"], "needs --folds"),
     (["--train-on-all", "--folds", "3", "--keep-epoch", "best"], "got --keep-epoch best"),
+    (["--train-writers", "10"], "needs --folds"),
+    (["--folds", "3", "--train-writers", "5"], "at least 6 .* got 5"),
 ])
 def test_the_signature_benchmark_refuses_a_final_model_it_cannot_calibrate(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
