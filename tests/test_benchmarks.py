@@ -153,7 +153,7 @@ def test_the_signature_benchmark_trains_each_fold_on_fewer_writers_for_a_learnin
     (["--train-writers", "10"], "needs --folds"),
     (["--folds", "3", "--train-writers", "5"], "at least 6 .* got 5"),
 ])
-def test_the_signature_benchmark_refuses_a_final_model_it_cannot_calibrate(arguments, message, tmp_path):
+def test_the_signature_benchmark_refuses_option_combinations_it_cannot_run_before_loading(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
         load_benchmark("signature_verification").main(["--data-dir", str(tmp_path / "nowhere"), *arguments])
 
