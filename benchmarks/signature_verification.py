@@ -106,6 +106,13 @@ def train_branch(name, train_set, validation_set, arguments, log=None):
         writers_per_batch=WRITERS_PER_BATCH, seed=arguments.seed, log=log)
 
 
+def float16_model(model, name):
+    """The same network stored and run in float16 (half the file): Euclidean head, ``model``'s thresholds."""
+    half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean", name=name)
+    half_model.thresholds.update(model.thresholds)
+    return half_model
+
+
 def main(argv=None):
     arguments = parse_arguments(argv)
     if arguments.train_on_all and not arguments.folds:
@@ -185,7 +192,7 @@ def main(argv=None):
         sizes = signatures.model_size(model, models_dir / f"{name}.keras")
         embedding_sizes = signatures.model_size(model.embedding, models_dir / f"{name}_embedding.keras")
         # The same network stored and run in float16: half the file, measured again on the test writers.
-        half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean", name=f"{name}_float16")
+        half_model = float16_model(model, f"{name}_float16")
         half_figures, _, _ = signatures.evaluate_signature_model(half_model, validation_set, test_set)
         half_sizes = signatures.model_size(half_model, models_dir / f"{name}_float16.keras")
         curves[name] = (similarities, labels)
@@ -271,7 +278,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             ink_amount = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "amount"))
             size = signatures.model_size(model, Path(models_dir) / f"{name}_cv_fold{fold + 1}.keras")
             # The float32 file is over the bar's 1 MB; its float16 copy is scored on the same writers.
-            half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean", name=f"{name}_float16")
+            half_model = float16_model(model, f"{name}_float16")
             half_figures, _, _ = signatures.evaluate_signature_model(half_model, validation_set, test_set)
             half_size = signatures.model_size(half_model, Path(models_dir) / f"{name}_cv_fold{fold + 1}_float16.keras")
             per_fold.append({"fold": fold + 1, "test_writers": test_set.num_writers,
@@ -318,9 +325,7 @@ def train_final_model(name, everything, fold_distance_thresholds, arguments, mod
                   "cross-validation folds' thresholds (max accuracy on each fold's threshold writers)"}
     model.thresholds.update(thresholds)
     size = signatures.model_size(model, Path(models_dir) / f"{name}_all_writers.keras")
-    half_model = build_siamese_model(half_precision_copy(model.embedding), "euclidean",
-                                     name=f"{name}_all_writers_float16")
-    half_model.thresholds.update(thresholds)
+    half_model = float16_model(model, f"{name}_all_writers_float16")
     half_size = signatures.model_size(half_model, Path(models_dir) / f"{name}_all_writers_float16.keras")
     return {"writers": everything.num_writers, "distance_threshold": round(distance_threshold, 6),
             "fold_distance_thresholds": fold_distance_thresholds, "epochs_run": record["epochs_run"],
