@@ -318,8 +318,8 @@ def train_final_model(name, everything, fold_distance_thresholds, arguments, mod
     left to choose one; the recipe puts every model's distances on the same unit sphere with margin
     1). Saves ``<name>_all_writers.keras`` and ``<name>_all_writers_float16.keras``, thresholds inside."""
     print(f"{name} final model: all {everything.num_writers} writers ...", file=sys.stderr, flush=True)
-    # keep="last" (checked in main), so the per-epoch AUROC on trained writers only gets logged.
-    model, record = train_branch(name, everything, everything, arguments)
+    # keep="last" (checked in main) and no writer is left to score after each epoch.
+    model, record = train_branch(name, everything, None, arguments)
     distance_threshold = float(np.median(fold_distance_thresholds))
     thresholds = {"detection": -distance_threshold, "method": f"median of {len(fold_distance_thresholds)} "
                   "cross-validation folds' thresholds (max accuracy on each fold's threshold writers)"}

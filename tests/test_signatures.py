@@ -385,6 +385,22 @@ def test_train_signature_branch_keeps_the_best_or_the_last_epoch():
         signatures.train_signature_branch("deepsign", train, validation, keep="first", **settings)
 
 
+def test_train_signature_branch_without_validation_writers_trains_the_same_last_epoch():
+    toy = _toy_set()
+    toy.images = np.random.default_rng(5).random((len(toy), 32, 32, 1), dtype=np.float32)
+    train, validation = toy.select_writers([0, 1, 2]), toy.select_writers([3, 4])
+    settings = dict(epochs=2, steps_per_epoch=2, learning_rate=1e-2, writers_per_batch=2, genuine_per_writer=2,
+                    forgeries_per_writer=1, keep="last", log=None)
+    scored, _ = signatures.train_signature_branch("deepsign", train, validation, **settings)
+    model, record = signatures.train_signature_branch("deepsign", train, None, **settings)
+    assert record["epochs_run"] == 2 and record["val_auc"] == [] and record["best_epoch"] is None
+    # Scoring validation writers after each epoch never changes what is trained.
+    for with_scores, without_scores in zip(scored.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(without_scores, with_scores, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="keep='best'.*validation_set"):
+        signatures.train_signature_branch("deepsign", train, None, **{**settings, "keep": "best"})
+
+
 def test_ink_rule_scores_pairs_by_ink_statistics():
     toy = _toy_set(genuine_counts=(2,), forgery_counts=(1,))
     images = np.zeros((3, 2, 2, 1), np.float32)

@@ -337,7 +337,7 @@ def best_validation_auc_callback(model: SiameseModel, validation_set: SignatureS
 KEEP_CHOICES = ("best", "last")
 
 
-def train_signature_branch(name: str, train_set: SignatureSet, validation_set: SignatureSet, epochs: int = 10,
+def train_signature_branch(name: str, train_set: SignatureSet, validation_set: SignatureSet | None, epochs: int = 10,
                            steps_per_epoch: int = 30, learning_rate: float = 1e-3, writers_per_batch: int = 6,
                            genuine_per_writer: int = 6, forgeries_per_writer: int = 4,
                            random_forgery_weight: float = 0.0, augment: AugmentFunction | None = None,
@@ -353,10 +353,13 @@ def train_signature_branch(name: str, train_set: SignatureSet, validation_set: S
     ``cosine_decay`` anneals the learning rate over ``epochs * steps_per_epoch`` steps.
     ``keep`` "best" returns the weights of the epoch with the best validation AUROC; "last" those
     of the last epoch (with 10 validation writers the best epoch is a noisy pick; with strong
-    jitter and cosine decay the last epoch overfits little).
+    jitter and cosine decay the last epoch overfits little). ``validation_set`` None (with ``keep``
+    "last" only) trains without scoring any writers after each epoch: for a final model trained
+    on every writer, where no writer is left to score.
 
     Returns ``(model, record)``: the :class:`~siamese_tf.models.SiameseModel` and a dict with
-    ``loss`` and ``val_auc`` per epoch, ``best_epoch`` (1-based), ``kept`` ("best" or "last"),
+    ``loss`` and ``val_auc`` per epoch (empty without a validation set), ``best_epoch`` (1-based, None
+    without a validation set), ``kept`` ("best" or "last"),
     ``epochs_run``, ``seconds`` and ``stopped_for_time``.
     """
     import time
@@ -367,18 +370,23 @@ def train_signature_branch(name: str, train_set: SignatureSet, validation_set: S
 
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
+    if validation_set is None and keep != "last":
+        raise ValueError(f"keep={keep!r} picks an epoch by validation AUROC and needs a validation_set; "
+                         "without one, keep='last'")
     settings.seed_everything(seed)
     model = build_siamese_model(name, "euclidean", input_shape=train_set.image_shape, **embedding_kwargs)
     compile_for_writer_batches(model, learning_rate, random_forgery_weight=random_forgery_weight,
                                decay_steps=epochs * steps_per_epoch if cosine_decay else None)
     batches = SignatureWriterBatches(train_set, writers_per_batch, genuine_per_writer, forgeries_per_writer,
                                      steps_per_epoch, seed=seed, augment=augment)
-    best = best_validation_auc_callback(model, validation_set, log=log if verbose or log else None,
-                                        restore_best=keep == "best")
-    callbacks = [best]
+    callbacks, best = [], None
+    if validation_set is not None:
+        best = best_validation_auc_callback(model, validation_set, log=log if verbose or log else None,
+                                            restore_best=keep == "best")
+        callbacks.append(best)
     from siamese_tf.training import TimeBudget
 
-    # The epoch that runs past the budget finishes, so every epoch is scored on validation writers.
+    # The epoch that runs past the budget finishes, so every epoch is scored on validation writers (if any).
     time_limit = TimeBudget(max_minutes, per_epoch=True) if max_minutes else None
     if time_limit is not None:
         callbacks.append(time_limit)
@@ -387,8 +395,8 @@ def train_signature_branch(name: str, train_set: SignatureSet, validation_set: S
     seconds = time.perf_counter() - start
     record = {
         "loss": [float(value) for value in history.history.get("loss", [])],
-        "val_auc": [float(value) for value in best.history],
-        "best_epoch": None if best.best_epoch is None else best.best_epoch + 1,
+        "val_auc": [] if best is None else [float(value) for value in best.history],
+        "best_epoch": None if best is None or best.best_epoch is None else best.best_epoch + 1,
         "kept": keep,
         "epochs_run": len(history.history.get("loss", [])),
         "seconds": seconds,
