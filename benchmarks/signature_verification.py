@@ -28,6 +28,7 @@ float16 copy, the file under the bar's 1 MB.
     TF_CPP_MIN_LOG_LEVEL=2 SIAMESE_TF_DATA_DIR=../shared/data .venv/bin/python benchmarks/signature_verification.py
     ... benchmarks/signature_verification.py --models deepsign --folds 5 --normalise-ink
     ... --models deepsign --folds 5 --normalise-ink --train-on-all   # then the final model on all 50 writers
+    ... --models deepsign --folds 5 --normalise-ink --only-folds 1 --image-size 108 162   # screen a recipe on fold 1
     SIAMESE_TF_SMOKE=1 ... (tiny: 2 short epochs per model, small images)
 """
 
@@ -82,6 +83,9 @@ def parse_arguments(argv=None):
                         help="cross-validate over this many writer folds instead of one split: each fold is scored "
                              "by a model trained on the other folds but one, whose writers choose the threshold; "
                              "reports the mean and the worst fold (choose recipes on this, never on a test split)")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="FOLD",
+                        help="with --folds: train and score only these folds (1-based), to screen a recipe on a few "
+                             "folds before the whole cross-validation; the means cover only them")
     parser.add_argument("--normalise-ink", action="store_true",
                         help="equalise every image's ink levels (ranks; mean 0.5): no pen-darkness shortcut")
     parser.add_argument("--train-writers", type=int, default=None,
@@ -122,6 +126,14 @@ def main(argv=None):
     if arguments.train_writers is not None and arguments.train_writers < WRITERS_PER_BATCH:
         raise SystemExit(f"--train-writers must be at least {WRITERS_PER_BATCH} (the writers of one batch), "
                          f"got {arguments.train_writers}")
+    if arguments.only_folds is not None:
+        if not arguments.folds:
+            raise SystemExit("--only-folds needs --folds")
+        outside = [fold for fold in arguments.only_folds if not 1 <= fold <= arguments.folds]
+        if outside:
+            raise SystemExit(f"--only-folds: fold {outside[0]} is not among the folds 1-{arguments.folds}")
+        if arguments.train_on_all:
+            raise SystemExit("--train-on-all takes its threshold from every fold; it cannot run with --only-folds")
     if arguments.train_on_all and arguments.keep_epoch != "last":
         raise SystemExit(f"--train-on-all keeps the last epoch (every writer is trained on, none is left to pick an "
                          f"epoch), got --keep-epoch {arguments.keep_epoch}")
@@ -252,11 +264,14 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                          "normalise_ink": arguments.normalise_ink, "cosine_decay": bool(arguments.cosine_decay),
                          "keep_epoch": arguments.keep_epoch, "seed": arguments.seed,
                          "train_writers": arguments.train_writers or "all of each fold's",
+                         "scored_folds": sorted(set(arguments.only_folds)) if arguments.only_folds else "all",
                          "threshold": "max accuracy on the next fold's writers"},
               "bar": BAR, "models": {}}
     for name in arguments.models:
         per_fold = []
         for fold, test_set in enumerate(folds):
+            if arguments.only_folds and fold + 1 not in arguments.only_folds:
+                continue
             validation_set = folds[(fold + 1) % len(folds)]
             train_writers = sorted(index_of[writer] for other, part in enumerate(folds)
                                    if other not in (fold, (fold + 1) % len(folds)) for writer in part.writer_names)

@@ -147,11 +147,29 @@ def test_the_signature_benchmark_trains_each_fold_on_fewer_writers_for_a_learnin
         load_benchmark("signature_verification").main([*common, "--train-writers", "30"])
 
 
+def test_the_signature_benchmark_screens_a_recipe_on_some_folds_only(shared_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    report = load_benchmark("signature_verification").main(
+        ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "2",
+         "--normalise-ink", "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+         "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path)])
+    figures = report["models"]["deepsign"]
+    assert [entry["fold"] for entry in figures["per_fold"]] == [2]
+    assert report["config"]["scored_folds"] == [2]
+    assert figures["mean_auroc"] == figures["worst_auroc"] == figures["per_fold"][0]["auroc"]
+    assert sorted(path.name for path in (tmp_path / "models" / "signatures").glob("*.keras")) == [
+        "deepsign_cv_fold2.keras", "deepsign_cv_fold2_float16.keras"]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--train-on-all"], "needs --folds"),
     (["--train-on-all", "--folds", "3", "--keep-epoch", "best"], "got --keep-epoch best"),
     (["--train-writers", "10"], "needs --folds"),
     (["--folds", "3", "--train-writers", "5"], "at least 6 .* got 5"),
+    (["--only-folds", "1"], "--only-folds needs --folds"),
+    (["--folds", "5", "--only-folds", "1", "6"], "fold 6 is not among the folds 1-5"),
+    (["--folds", "5", "--only-folds", "0"], "fold 0 is not among"),
+    (["--folds", "5", "--only-folds", "1", "--train-on-all"], "cannot run with --only-folds"),
 ])
 def test_the_signature_benchmark_refuses_option_combinations_it_cannot_run_before_loading(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
