@@ -79,6 +79,9 @@ def parse_arguments(argv=None):
                         help="weights returned: best validation-AUROC epoch, or the last epoch")
     parser.add_argument("--max-minutes", type=float, default=None, help="training time limit per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--training-seed", type=int, default=None,
+                        help="seed of the training alone (initial weights, batches, jitter; default --seed), while "
+                             "--seed keeps drawing the writer splits or folds: repeat a recipe on the same folds")
     parser.add_argument("--folds", type=int, default=None,
                         help="cross-validate over this many writer folds instead of one split: each fold is scored "
                              "by a model trained on the other folds but one, whose writers choose the threshold; "
@@ -107,7 +110,11 @@ def train_branch(name, train_set, validation_set, arguments, log=None):
         learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
         augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
         max_minutes=arguments.max_minutes, cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
-        writers_per_batch=WRITERS_PER_BATCH, seed=arguments.seed, log=log)
+        writers_per_batch=WRITERS_PER_BATCH, seed=training_seed(arguments), log=log)
+
+
+def training_seed(arguments):
+    return arguments.seed if arguments.training_seed is None else arguments.training_seed
 
 
 def float16_model(model, name):
@@ -184,6 +191,7 @@ def main(argv=None):
             "keep_gray": bool(arguments.keep_gray), "normalise_ink": arguments.normalise_ink,
             "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
+            "training_seed": training_seed(arguments),
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": ("epoch with the best validation-writer AUROC" if arguments.keep_epoch == "best"
                                 else "last epoch"),
@@ -263,6 +271,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                          "augment_strength": arguments.augment, "keep_gray": bool(arguments.keep_gray),
                          "normalise_ink": arguments.normalise_ink, "cosine_decay": bool(arguments.cosine_decay),
                          "keep_epoch": arguments.keep_epoch, "seed": arguments.seed,
+                         "training_seed": training_seed(arguments),
                          "train_writers": arguments.train_writers or "all of each fold's",
                          "scored_folds": sorted(set(arguments.only_folds)) if arguments.only_folds else "all",
                          "threshold": "max accuracy on the next fold's writers"},

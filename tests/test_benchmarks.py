@@ -161,6 +161,27 @@ def test_the_signature_benchmark_screens_a_recipe_on_some_folds_only(shared_data
         "deepsign_cv_fold2.keras", "deepsign_cv_fold2_float16.keras"]
 
 
+def test_the_signature_benchmark_repeats_a_recipe_on_the_same_folds_with_another_training_seed(shared_data_dir,
+                                                                                               tmp_path, monkeypatch):
+    from siamese_tf.models import load_model
+
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    weights = {}
+    for training_seed in (None, "0", "1"):
+        folder = tmp_path / str(training_seed)
+        report = load_benchmark("signature_verification").main(
+            ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "1",
+             "--normalise-ink", "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+             *(["--training-seed", training_seed] if training_seed else []),
+             "--models-dir", str(folder / "models"), "--reports-dir", str(folder)])
+        assert report["config"]["seed"] == 0 and report["config"]["training_seed"] == int(training_seed or 0)
+        assert report["models"]["deepsign"]["per_fold"][0]["test_writers"] == 17  # the folds stay those of --seed
+        weights[training_seed] = load_model(folder / "models" / "signatures" / "deepsign_cv_fold1.keras").get_weights()
+    # The default training seed is --seed; another one trains other weights on the same writers.
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(weights[None], weights["0"]))
+    assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(weights["0"], weights["1"]))
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--train-on-all"], "needs --folds"),
     (["--train-on-all", "--folds", "3", "--keep-epoch", "best"], "got --keep-epoch best"),
