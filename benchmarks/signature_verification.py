@@ -100,7 +100,10 @@ def parse_arguments(argv=None):
                              "choose one). Saves <name>_all_writers.keras and its float16 copy, to score elsewhere")
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.training_seed is None:
+        arguments.training_seed = arguments.seed
+    return arguments
 
 
 def train_branch(name, train_set, validation_set, arguments, log=None):
@@ -110,11 +113,7 @@ def train_branch(name, train_set, validation_set, arguments, log=None):
         learning_rate=arguments.learning_rate, random_forgery_weight=arguments.random_forgery_weight,
         augment=signatures.signature_augmenter(arguments.augment) if arguments.augment else None,
         max_minutes=arguments.max_minutes, cosine_decay=bool(arguments.cosine_decay), keep=arguments.keep_epoch,
-        writers_per_batch=WRITERS_PER_BATCH, seed=training_seed(arguments), log=log)
-
-
-def training_seed(arguments):
-    return arguments.seed if arguments.training_seed is None else arguments.training_seed
+        writers_per_batch=WRITERS_PER_BATCH, seed=arguments.training_seed, log=log)
 
 
 def float16_model(model, name):
@@ -191,7 +190,7 @@ def main(argv=None):
             "keep_gray": bool(arguments.keep_gray), "normalise_ink": arguments.normalise_ink,
             "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
-            "training_seed": training_seed(arguments),
+            "training_seed": arguments.training_seed,
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": ("epoch with the best validation-writer AUROC" if arguments.keep_epoch == "best"
                                 else "last epoch"),
@@ -271,7 +270,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                          "augment_strength": arguments.augment, "keep_gray": bool(arguments.keep_gray),
                          "normalise_ink": arguments.normalise_ink, "cosine_decay": bool(arguments.cosine_decay),
                          "keep_epoch": arguments.keep_epoch, "seed": arguments.seed,
-                         "training_seed": training_seed(arguments),
+                         "training_seed": arguments.training_seed,
                          "train_writers": arguments.train_writers or "all of each fold's",
                          "scored_folds": sorted(set(arguments.only_folds)) if arguments.only_folds else "all",
                          "threshold": "max accuracy on the next fold's writers"},
