@@ -29,6 +29,7 @@ float16 copy, the file under the bar's 1 MB.
     ... benchmarks/signature_verification.py --models deepsign --folds 5 --normalise-ink
     ... --models deepsign --folds 5 --normalise-ink --train-on-all   # then the final model on all 50 writers
     ... --models deepsign --folds 5 --normalise-ink --only-folds 1 --image-size 108 162   # screen a recipe on fold 1
+    ... --models deepsign --folds 5 --normalise-ink --writer-transforms flip_left_right flip_up_down rotate_180
     SIAMESE_TF_SMOKE=1 ... (tiny: 2 short epochs per model, small images)
 """
 
@@ -98,12 +99,22 @@ def parse_arguments(argv=None):
                         help="with --folds: after cross-validation, train the final model on every writer with the "
                              "same recipe; its threshold is the median of the folds' thresholds (no writer is left to "
                              "choose one). Saves <name>_all_writers.keras and its float16 copy, to score elsewhere")
+    parser.add_argument("--writer-transforms", nargs="+", default=[], metavar="TRANSFORM",
+                        help="also train on every training writer turned by each transform, as new writers: "
+                             f"{', '.join(signatures.WRITER_TRANSFORMS)} (validation and test writers stay as written)")
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     arguments = parser.parse_args(argv)
     if arguments.training_seed is None:
         arguments.training_seed = arguments.seed
     return arguments
+
+
+def with_transformed_writers(train_set, arguments):
+    """The training writers plus their ``--writer-transforms`` copies as new writers (none by default)."""
+    if not arguments.writer_transforms:
+        return train_set
+    return signatures.add_transformed_writers(train_set, arguments.writer_transforms)
 
 
 def train_branch(name, train_set, validation_set, arguments, log=None):
@@ -140,6 +151,10 @@ def main(argv=None):
             raise SystemExit(f"--only-folds: fold {outside[0]} is not among the folds 1-{arguments.folds}")
         if arguments.train_on_all:
             raise SystemExit("--train-on-all takes its threshold from every fold; it cannot run with --only-folds")
+    unknown = [name for name in arguments.writer_transforms if name not in signatures.WRITER_TRANSFORMS]
+    if unknown or len(set(arguments.writer_transforms)) != len(arguments.writer_transforms):
+        raise SystemExit(f"--writer-transforms takes each of {', '.join(signatures.WRITER_TRANSFORMS)} at most once, "
+                         f"got {' '.join(arguments.writer_transforms)}")
     if arguments.train_on_all and arguments.keep_epoch != "last":
         raise SystemExit(f"--train-on-all keeps the last epoch (every writer is trained on, none is left to pick an "
                          f"epoch), got --keep-epoch {arguments.keep_epoch}")
@@ -190,7 +205,7 @@ def main(argv=None):
             "keep_gray": bool(arguments.keep_gray), "normalise_ink": arguments.normalise_ink,
             "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
-            "training_seed": arguments.training_seed,
+            "training_seed": arguments.training_seed, "writer_transforms": arguments.writer_transforms,
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": ("epoch with the best validation-writer AUROC" if arguments.keep_epoch == "best"
                                 else "last epoch"),
@@ -205,7 +220,7 @@ def main(argv=None):
     curves, trained = {}, {}
     for name in arguments.models:
         print(f"training {name} at {image_size[0]}x{image_size[1]} ...", file=sys.stderr, flush=True)
-        model, record = train_branch(name, train_set, validation_set, arguments,
+        model, record = train_branch(name, with_transformed_writers(train_set, arguments), validation_set, arguments,
                                      log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True))
         figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)
         sizes = signatures.model_size(model, models_dir / f"{name}.keras")
@@ -272,6 +287,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                          "keep_epoch": arguments.keep_epoch, "seed": arguments.seed,
                          "training_seed": arguments.training_seed,
                          "train_writers": arguments.train_writers or "all of each fold's",
+                         "writer_transforms": arguments.writer_transforms,
                          "scored_folds": sorted(set(arguments.only_folds)) if arguments.only_folds else "all",
                          "threshold": "max accuracy on the next fold's writers"},
               "bar": BAR, "models": {}}
@@ -293,7 +309,8 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             signatures.check_writers_disjoint(train_set, validation_set, test_set)
             print(f"{name} fold {fold + 1}/{len(folds)}: {train_set.num_writers} training writers ...",
                   file=sys.stderr, flush=True)
-            model, record = train_branch(name, train_set, validation_set, arguments)
+            fit_set = with_transformed_writers(train_set, arguments)
+            model, record = train_branch(name, fit_set, validation_set, arguments)
             figures, _, _ = signatures.evaluate_signature_model(model, validation_set, test_set)
             ink = metrics.roc_auc(*signatures.ink_rule_similarities(test_set, "darkness"))
             # On binary or equalised images darkness says nothing; the amount of ink (stroke width
@@ -306,6 +323,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
             half_size = signatures.model_size(half_model, Path(models_dir) / f"{name}_cv_fold{fold + 1}_float16.keras")
             per_fold.append({"fold": fold + 1, "test_writers": test_set.num_writers,
                              "train_writers": train_set.num_writers,
+                             "transformed_writers": fit_set.num_writers - train_set.num_writers,
                              "file_megabytes": size["file_megabytes"],
                              "accuracy": round(float(figures["accuracy"]), 4), "auroc": round(float(figures["auc"]), 4),
                              "distance_threshold": round(float(figures["distance_threshold"]), 6),
@@ -342,7 +360,7 @@ def train_final_model(name, everything, fold_distance_thresholds, arguments, mod
     1). Saves ``<name>_all_writers.keras`` and ``<name>_all_writers_float16.keras``, thresholds inside."""
     print(f"{name} final model: all {everything.num_writers} writers ...", file=sys.stderr, flush=True)
     # keep="last" (checked in main) and no writer is left to score after each epoch.
-    model, record = train_branch(name, everything, None, arguments)
+    model, record = train_branch(name, with_transformed_writers(everything, arguments), None, arguments)
     distance_threshold = float(np.median(fold_distance_thresholds))
     thresholds = {"detection": -distance_threshold, "method": f"median of {len(fold_distance_thresholds)} "
                   "cross-validation folds' thresholds (max accuracy on each fold's threshold writers)"}

@@ -182,6 +182,20 @@ def test_the_signature_benchmark_repeats_a_recipe_on_the_same_folds_with_another
     assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(weights["0"], weights["1"]))
 
 
+def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(shared_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
+    report = load_benchmark("signature_verification").main(
+        ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "1",
+         "--normalise-ink", "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+         "--writer-transforms", "flip_left_right", "rotate_180",
+         "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path)])
+    fold = report["models"]["deepsign"]["per_fold"][0]
+    # Two copies of each training writer train the model; the scored writers stay as written.
+    assert fold["transformed_writers"] == 2 * fold["train_writers"] == 2 * (50 - 17 - 17)
+    assert fold["test_writers"] == 17
+    assert report["config"]["writer_transforms"] == ["flip_left_right", "rotate_180"]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--train-on-all"], "needs --folds"),
     (["--train-on-all", "--folds", "3", "--keep-epoch", "best"], "got --keep-epoch best"),
@@ -191,6 +205,8 @@ def test_the_signature_benchmark_repeats_a_recipe_on_the_same_folds_with_another
     (["--folds", "5", "--only-folds", "1", "6"], "fold 6 is not among the folds 1-5"),
     (["--folds", "5", "--only-folds", "0"], "fold 0 is not among"),
     (["--folds", "5", "--only-folds", "1", "--train-on-all"], "cannot run with --only-folds"),
+    (["--writer-transforms", "rotate_90"], "at most once, got rotate_90"),
+    (["--writer-transforms", "rotate_180", "rotate_180"], "at most once, got rotate_180 rotate_180"),
 ])
 def test_the_signature_benchmark_refuses_option_combinations_it_cannot_run_before_loading(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):

@@ -450,6 +450,34 @@ def test_writer_folds_cover_every_writer_once():
         signatures.writer_folds(signature_set_for_folds, num_folds=signature_set_for_folds.num_writers + 1)
 
 
+def test_transformed_writers_are_new_writers_with_every_image_turned_the_same_way():
+    images = np.zeros((3, 2, 3, 1), np.float32)
+    images[:, 0, 0, 0] = 1.0  # ink in the top-left corner of every image
+    images[2, 1, 2, 0] = 0.5
+    signature_set = signatures.SignatureSet(images=images, writers=[0, 0, 1], genuine=[True, False, True],
+                                            writer_names=["007", "008"], paths=["a", "b", "c"])
+    turned = signatures.add_transformed_writers(signature_set)
+    assert turned.writer_names == ["007", "008", "007 (flip_left_right)", "008 (flip_left_right)",
+                                   "007 (flip_up_down)", "008 (flip_up_down)", "007 (rotate_180)",
+                                   "008 (rotate_180)"]
+    np.testing.assert_array_equal(turned.writers, [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7])
+    np.testing.assert_array_equal(turned.genuine, [True, False, True] * 4)  # a forgery stays a forgery
+    np.testing.assert_array_equal(turned.images[:3], images)
+    # The top-left ink moves to the top-right, the bottom-left and the bottom-right corner.
+    assert [tuple(np.argwhere(image[..., 0] == 1.0)[0]) for image in turned.images[3::3]] == [(0, 2), (1, 0), (1, 2)]
+    np.testing.assert_array_equal(turned.images[11, ..., 0], [[0.5, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert turned.paths[3:6] == ["a (flip_left_right)", "b (flip_left_right)", "c (flip_left_right)"]
+    assert turned.counts()["008 (rotate_180)"] == signature_set.counts()["008"] == (1, 0)
+    np.testing.assert_array_equal(signature_set.images, images)  # the input is left alone
+    only_mirrored = signatures.add_transformed_writers(signature_set, "flip_left_right")
+    assert only_mirrored.num_writers == 4 and len(only_mirrored) == 6
+    assert signatures.add_transformed_writers(signature_set, ()).writer_names == ["007", "008"]
+    with pytest.raises(ValueError, match="unknown writer transform 'rotate_90'"):
+        signatures.add_transformed_writers(signature_set, ["flip_up_down", "rotate_90"])
+    with pytest.raises(ValueError, match="each writer transform may appear once"):
+        signatures.add_transformed_writers(signature_set, ["flip_up_down", "flip_up_down"])
+
+
 def test_normalised_ink_takes_away_the_darkness_shortcut_and_keeps_the_strokes():
     images = np.zeros((2, 4, 4, 1), np.float32)
     images[0, 1, 1:3, 0] = [0.9, 0.7]  # a dark pen

@@ -30,6 +30,8 @@ __all__ = [
     "LAYOUTS",
     "SIGNET_IMAGE_SIZE",
     "SignatureSet",
+    "WRITER_TRANSFORMS",
+    "add_transformed_writers",
     "check_writers_disjoint",
     "load_signatures",
     "normalise_ink",
@@ -410,6 +412,47 @@ def normalise_ink(signature_set: SignatureSet) -> SignatureSet:
         if count:
             image[ink] = ((_average_ranks(image[ink]) - 0.5) / count).astype(np.float32)
     return dataclasses.replace(signature_set, images=normalised)
+
+
+# Each turns every image of a writer the same way, so the turned signatures (and their forgeries) read
+# as a writer nobody has: axis 1 is the height and axis 2 the width of (N, H, W, C) images.
+WRITER_TRANSFORMS = {
+    "flip_left_right": lambda images: images[:, :, ::-1],
+    "flip_up_down": lambda images: images[:, ::-1, :],
+    "rotate_180": lambda images: images[:, ::-1, ::-1],
+}
+
+
+def add_transformed_writers(signature_set: SignatureSet,
+                            transforms: Sequence[str] = tuple(WRITER_TRANSFORMS)) -> SignatureSet:
+    """The set plus one new writer per writer and transform: the same signatures mirrored or turned.
+
+    Every image of a writer, genuine signatures and skilled forgeries alike, goes through the same
+    transform (names in :data:`WRITER_TRANSFORMS`), so a mirrored forgery still imitates the
+    mirrored genuine signatures; the copies become writer ``"<name> (<transform>)"``, numbered after
+    the original writers, transform by transform. Like rotations as new characters on Omniglot, it
+    gives a training set more writers to tell apart; apply it to training writers only (validation
+    and test writers stay as they were written). The training jitter never mirrors within a writer
+    (:func:`~siamese_tf.studies.signatures.signature_augmenter`).
+    """
+    if isinstance(transforms, str):
+        transforms = (transforms,)
+    transforms = tuple(transforms)
+    for transform in transforms:
+        if transform not in WRITER_TRANSFORMS:
+            raise ValueError(f"unknown writer transform {transform!r}; choose from {tuple(WRITER_TRANSFORMS)}")
+    if len(set(transforms)) != len(transforms):
+        raise ValueError(f"each writer transform may appear once, got {transforms}")
+    images, writers = [signature_set.images], [signature_set.writers]
+    names, paths = list(signature_set.writer_names), list(signature_set.paths)
+    for copy, transform in enumerate(transforms, start=1):
+        images.append(np.ascontiguousarray(WRITER_TRANSFORMS[transform](signature_set.images)))
+        writers.append(signature_set.writers + copy * signature_set.num_writers)
+        names += [f"{name} ({transform})" for name in signature_set.writer_names]
+        paths += [f"{path} ({transform})" for path in signature_set.paths]
+    return dataclasses.replace(signature_set, images=np.concatenate(images), writers=np.concatenate(writers),
+                               genuine=np.tile(signature_set.genuine, len(transforms) + 1), writer_names=names,
+                               paths=paths)
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
