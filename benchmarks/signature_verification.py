@@ -218,9 +218,10 @@ def main(argv=None):
         "models": {},
     }
     curves, trained = {}, {}
+    fit_set = with_transformed_writers(train_set, arguments)  # built once, the same for every branch
     for name in arguments.models:
         print(f"training {name} at {image_size[0]}x{image_size[1]} ...", file=sys.stderr, flush=True)
-        model, record = train_branch(name, with_transformed_writers(train_set, arguments), validation_set, arguments,
+        model, record = train_branch(name, fit_set, validation_set, arguments,
                                      log=lambda text, name=name: print(f"  {name} {text}", file=sys.stderr, flush=True))
         figures, similarities, labels = signatures.evaluate_signature_model(model, validation_set, test_set)
         sizes = signatures.model_size(model, models_dir / f"{name}.keras")
