@@ -196,6 +196,21 @@ def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(sha
     assert report["config"]["writer_transforms"] == ["flip_left_right", "rotate_180"]
 
 
+def test_the_signature_benchmark_defaults_to_the_cross_validated_recipe(monkeypatch):
+    from siamese_tf.studies import signatures
+
+    monkeypatch.delenv("SIAMESE_TF_SMOKE", raising=False)
+    benchmark = load_benchmark("signature_verification")
+    arguments = benchmark.parse_arguments([])
+    # Chosen by 5-fold writer cross-validation: every training writer also mirrored and turned as
+    # new writers, jitter 2 (not the 3 that suits training without the copies), 30 epochs.
+    assert arguments.writer_transforms == ["flip_left_right", "flip_up_down", "rotate_180"]
+    assert arguments.augment == signatures.MIRRORED_WRITERS_AUGMENT_STRENGTH == 2.0
+    assert signatures.SIGNATURE_AUGMENT_STRENGTH == 3.0
+    assert arguments.epochs == 30
+    assert benchmark.parse_arguments(["--writer-transforms", "none"]).writer_transforms == []
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--train-on-all"], "needs --folds"),
     (["--train-on-all", "--folds", "3", "--keep-epoch", "best"], "got --keep-epoch best"),
@@ -205,8 +220,9 @@ def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(sha
     (["--folds", "5", "--only-folds", "1", "6"], "fold 6 is not among the folds 1-5"),
     (["--folds", "5", "--only-folds", "0"], "fold 0 is not among"),
     (["--folds", "5", "--only-folds", "1", "--train-on-all"], "cannot run with --only-folds"),
-    (["--writer-transforms", "rotate_90"], "at most once, got rotate_90"),
-    (["--writer-transforms", "rotate_180", "rotate_180"], "at most once, got rotate_180 rotate_180"),
+    (["--writer-transforms", "rotate_90"], "at most once, or 'none' alone, got rotate_90"),
+    (["--writer-transforms", "rotate_180", "rotate_180"], "alone, got rotate_180 rotate_180"),
+    (["--writer-transforms", "none", "rotate_180"], "alone, got none rotate_180"),
 ])
 def test_the_signature_benchmark_refuses_option_combinations_it_cannot_run_before_loading(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
