@@ -183,6 +183,8 @@ def test_the_signature_benchmark_repeats_a_recipe_on_the_same_folds_with_another
 
 
 def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(shared_data_dir, tmp_path, monkeypatch):
+    from siamese_tf.models import load_model
+
     monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
     report = load_benchmark("signature_verification").main(
         ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "1",
@@ -194,6 +196,20 @@ def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(sha
     assert fold["transformed_writers"] == 2 * fold["train_writers"] == 2 * (50 - 17 - 17)
     assert fold["test_writers"] == 17
     assert report["config"]["writer_transforms"] == ["flip_left_right", "rotate_180"]
+    # The scored model looks at the image as given and turned both ways (three views, same weights)
+    # and the branch alone is scored beside it.
+    assert report["config"]["turned_views"] == ["flip_left_right", "rotate_180"]
+    assert set(fold["without_turned_views"]) == {"accuracy", "auroc"}
+    assert "without_turned_views_mean_auroc" in report["models"]["deepsign"]
+    saved = load_model(tmp_path / "models" / "signatures" / "deepsign_cv_fold1.keras")
+    assert saved.embedding.output.shape[-1] == 3 * 128
+    plain = load_benchmark("signature_verification").main(
+        ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "1",
+         "--normalise-ink", "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
+         "--writer-transforms", "flip_left_right", "--turned-views", "0",
+         "--models-dir", str(tmp_path / "plain_models"), "--reports-dir", str(tmp_path / "plain")])
+    assert plain["config"]["turned_views"] == []
+    assert "without_turned_views" not in plain["models"]["deepsign"]["per_fold"][0]
 
 
 def test_the_signature_benchmark_defaults_to_the_cross_validated_recipe(monkeypatch):

@@ -515,3 +515,43 @@ def test_local_response_normalization_matches_tensorflow_and_a_hand_computed_val
     np.testing.assert_allclose(keras.ops.convert_to_numpy(single)[0, 0], 1.0 / (1.0 + 5.0), rtol=1e-6)
     restored = LocalResponseNormalization.from_config(layer.get_config())
     assert (restored.depth_radius, restored.bias, restored.alpha, restored.beta) == (2, 2.0, 0.1, 0.75)
+
+
+def test_turn_images_matches_the_writer_transforms_and_round_trips_its_config():
+    images = np.random.default_rng(3).random((2, 3, 4, 1), dtype=np.float32)
+    for transform in signatures.WRITER_TRANSFORMS:
+        layer = signatures.TurnImages(transform)
+        np.testing.assert_array_equal(np.asarray(layer(images)), signatures.WRITER_TRANSFORMS[transform](images))
+        again = signatures.TurnImages.from_config(layer.get_config())
+        assert again.transform == transform
+    assert set(signatures.TURN_AXES) == set(signatures.WRITER_TRANSFORMS)
+    with pytest.raises(ValueError, match="unknown transform 'rotate_90'"):
+        signatures.TurnImages("rotate_90")
+
+
+def test_turned_views_distance_is_the_root_mean_square_over_the_views_and_saves(tmp_path):
+    from siamese_tf.models import build_siamese_model, load_model, save_model
+
+    branch = get_embedding("deepsign", (48, 72, 1))
+    views = signatures.with_turned_views(branch)
+    images = np.random.default_rng(4).random((3, 48, 72, 1), dtype=np.float32)
+    outputs = np.asarray(views(images))
+    assert outputs.shape == (3, 4 * 128)
+    np.testing.assert_allclose(np.linalg.norm(outputs, axis=1), 1.0, atol=1e-5)
+    # By hand: the branch's squared distance between the first image and the others, for the
+    # images as given and turned each way, averaged over the four views.
+    squared = []
+    for turn in [lambda batch: batch, *signatures.WRITER_TRANSFORMS.values()]:
+        embedded = np.asarray(branch(np.ascontiguousarray(turn(images))))
+        squared.append(((embedded[0] - embedded[1:]) ** 2).sum(axis=1))
+    np.testing.assert_allclose(np.linalg.norm(outputs[0] - outputs[1:], axis=1), np.sqrt(np.mean(squared, axis=0)),
+                               rtol=1e-4)
+    assert views.count_params() == branch.count_params()  # the same weights, shared by the views
+    model = build_siamese_model(views, "euclidean")
+    save_model(model, tmp_path / "views.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "views.keras").embed(images), model.embed(images), atol=1e-6)
+    mirrored_only = signatures.with_turned_views(branch, ["flip_left_right"])
+    assert np.asarray(mirrored_only(images)).shape == (3, 2 * 128)
+    for transforms in (["rotate_90"], ["rotate_180", "rotate_180"], []):
+        with pytest.raises(ValueError, match=f"got {transforms}".replace("[", r"\[").replace("]", r"\]")):
+            signatures.with_turned_views(branch, transforms)

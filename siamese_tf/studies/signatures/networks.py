@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEEPSIGN_FIRE_PLAN",
     "LocalResponseNormalization",
+    "TURN_AXES",
+    "TurnImages",
     "deepsign_embedding",
     "mobilenet_v2_embedding",
     "signet_embedding",
+    "with_turned_views",
 ]
 
 
@@ -190,6 +193,58 @@ def mobilenet_v2_embedding(input_shape: tuple[int, int, int] = (155, 220, 1), em
     model = keras.Model(inputs, outputs, name=name)
     model.weights_source = "random" if weights is None else str(weights)
     return model
+
+
+# The image axes (batch, height, width, channels) each writer transform of data.WRITER_TRANSFORMS reverses.
+TURN_AXES = {"flip_left_right": (2,), "flip_up_down": (1,), "rotate_180": (1, 2)}
+
+
+@keras.saving.register_keras_serializable(package="siamese_tf")
+class TurnImages(layers.Layer):
+    """Mirror or turn a batch of images ``(batch, height, width, channels)``: one of :data:`TURN_AXES`.
+
+    The same transforms as :data:`~siamese_tf.studies.signatures.WRITER_TRANSFORMS`, inside a
+    model, so a saved network can look at its input turned as well; no weights.
+    """
+
+    def __init__(self, transform: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if transform not in TURN_AXES:
+            raise ValueError(f"unknown transform {transform!r}; choose from {tuple(TURN_AXES)}")
+        self.transform = transform
+
+    def call(self, images):
+        return keras.ops.flip(images, axis=TURN_AXES[self.transform])
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "transform": self.transform}
+
+
+def with_turned_views(embedding: keras.Model, transforms: Sequence[str] = tuple(TURN_AXES),
+                      name: str | None = None) -> keras.Model:
+    """``embedding`` applied to the image as given and turned by each of ``transforms``, as one embedding.
+
+    The views' embeddings are concatenated and scaled by ``1 / sqrt(number of views)``, so for
+    L2-normalised branches the output is unit-length again and the Euclidean distance between two
+    outputs is the root-mean-square of the branch's distances over the views (both images turned
+    the same way). Same weights, same file size; each image costs ``1 + len(transforms)`` passes.
+    Meant for a branch trained on turned writers as well (``add_transformed_writers``), which
+    embeds turned signatures as well as upright ones; the views then average out part of its
+    noise. Unknown or repeated transforms: ValueError naming them.
+    """
+    transforms = list(transforms)
+    unknown = [transform for transform in transforms if transform not in TURN_AXES]
+    if unknown or not transforms or len(set(transforms)) != len(transforms):
+        raise ValueError(f"transforms must be distinct names from {tuple(TURN_AXES)}, at least one, got {transforms}")
+    inputs = keras.Input(shape=embedding.input_shape[1:], name="image")
+    views = [embedding(inputs)] + [embedding(TurnImages(transform, name=f"turn_{transform}")(inputs))
+                                   for transform in transforms]
+    combined = layers.Concatenate(name="views")(views)
+    outputs = layers.Rescaling(1.0 / (len(views) ** 0.5), name="views_scale")(combined)
+    return keras.Model(inputs, outputs, name=name or f"{embedding.name}_turned_views")
 
 
 register_embedding("signet", signet_embedding)
