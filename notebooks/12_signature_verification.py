@@ -58,7 +58,9 @@ plt.rcParams["figure.dpi"] = 72
 # `REUSE_BENCHMARK_MODELS` (off by default) loads the models that `benchmarks/signature_verification.py` saved in
 # `models/signatures/` (with its JSON in the reports folder) instead of training here, for each branch the
 # benchmark trained with the same `IMAGE_SIZE` and `KEEP_GRAY`. The stored outputs of this notebook were
-# produced with `REUSE_BENCHMARK_MODELS = True`, from the benchmark's models.
+# produced with `REUSE_BENCHMARK_MODELS = True`, from the benchmark's models of 2026-11-30, trained with the
+# recipe of that day (`--max-minutes 5 --epochs 60 --augment 3 --writer-transforms none`; the benchmark's defaults
+# have since moved to the writer-fold cross-validation's recipe, see `benchmarks/RESULTS.md`).
 
 # %%
 DATA_DIR = settings.data_dir()                           # holds signatures/ (SIAMESE_TF_DATA_DIR)
