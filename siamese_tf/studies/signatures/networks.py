@@ -213,10 +213,10 @@ class TurnImages(layers.Layer):
             raise ValueError(f"unknown transform {transform!r}; choose from {tuple(TURN_AXES)}")
         self.transform = transform
 
-    def call(self, images):
+    def call(self, images: tf.Tensor) -> tf.Tensor:
         return keras.ops.flip(images, axis=TURN_AXES[self.transform])
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
