@@ -30,6 +30,7 @@ __all__ = [
     "LAYOUTS",
     "SIGNET_IMAGE_SIZE",
     "SignatureSet",
+    "TURN_AXES",
     "WRITER_TRANSFORMS",
     "add_transformed_writers",
     "check_writers_disjoint",
@@ -415,12 +416,10 @@ def normalise_ink(signature_set: SignatureSet) -> SignatureSet:
 
 
 # Each turns every image of a writer the same way, so the turned signatures (and their forgeries) read
-# as a writer nobody has: axis 1 is the height and axis 2 the width of (N, H, W, C) images.
-WRITER_TRANSFORMS = {
-    "flip_left_right": lambda images: images[:, :, ::-1],
-    "flip_up_down": lambda images: images[:, ::-1, :],
-    "rotate_180": lambda images: images[:, ::-1, ::-1],
-}
+# as a writer nobody has: the axes each one reverses, 1 the height and 2 the width of (N, H, W, C)
+# images. The one table serves numpy here and the TurnImages layer inside a model.
+TURN_AXES = {"flip_left_right": (2,), "flip_up_down": (1,), "rotate_180": (1, 2)}
+WRITER_TRANSFORMS = {name: (lambda images, axes=axes: np.flip(images, axis=axes)) for name, axes in TURN_AXES.items()}
 
 
 def add_transformed_writers(signature_set: SignatureSet,

@@ -13,6 +13,7 @@ from keras import layers
 
 from siamese_tf.embeddings import check_input_shape, register_embedding
 from siamese_tf.layers import FusedBatchNormalization, L2Normalization
+from siamese_tf.studies.signatures.data import TURN_AXES
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEEPSIGN_FIRE_PLAN",
     "LocalResponseNormalization",
-    "TURN_AXES",
     "TurnImages",
     "deepsign_embedding",
     "mobilenet_v2_embedding",
@@ -193,10 +193,6 @@ def mobilenet_v2_embedding(input_shape: tuple[int, int, int] = (155, 220, 1), em
     model = keras.Model(inputs, outputs, name=name)
     model.weights_source = "random" if weights is None else str(weights)
     return model
-
-
-# The image axes (batch, height, width, channels) each writer transform of data.WRITER_TRANSFORMS reverses.
-TURN_AXES = {"flip_left_right": (2,), "flip_up_down": (1,), "rotate_180": (1, 2)}
 
 
 @keras.saving.register_keras_serializable(package="siamese_tf")
