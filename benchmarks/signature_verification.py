@@ -14,10 +14,11 @@ gives the paper's binary image), the learning rate follows a cosine decay, the l
 (``--keep-epoch best`` picks the epoch with the best validation AUROC instead, a noisy pick with 10
 validation writers), and the training writers are also trained on mirrored left-right, up-down and
 turned 180 degrees, each copy a new writer (``--writer-transforms``), with affine jitter of strength
-2 (``--augment 2``) over 30 epochs; every scored and saved model then also looks at each image turned
+1 (``--augment 1``) over 30 epochs; every scored and saved model then also looks at each image turned
 those three ways and averages its distances over the four views (``--turned-views``). That recipe was
-chosen by 5-fold cross-validation with the ink equalised (mean AUROC 0.815 with the views, 0.799
-without them, 0.777 without the copies, jitter 3 and 30 epochs; 2026-12-06). The
+chosen by 5-fold cross-validation with the ink equalised (mean AUROC 0.829 with the views and jitter
+1, 0.815 with jitter 2, 0.799 with jitter 2 and no views, 0.777 without the copies, jitter 3 and 30
+epochs; 2026-12-06/07). The
 single-split figures that follow were measured with the earlier recipe, ``--epochs 60 --augment 3
 --writer-transforms none``: on 2 CPU cores, at 72x108, DeepSign went from AUROC 0.70 (binary,
 constant rate) to 0.96 (grey) and 0.985 (grey and cosine decay) on the 10 test writers of split
