@@ -178,6 +178,8 @@ def main(argv=None):
             raise SystemExit(f"--only-folds: fold {outside[0]} is not among the folds 1-{arguments.folds}")
         if arguments.train_on_all:
             raise SystemExit("--train-on-all takes its threshold from every fold; it cannot run with --only-folds")
+    if not arguments.augment >= 0:  # also refuses nan
+        raise SystemExit(f"--augment takes a jitter strength of 0 (none) or more, got {arguments.augment:g}")
     unknown = [name for name in arguments.writer_transforms if name not in signatures.WRITER_TRANSFORMS]
     if unknown or len(set(arguments.writer_transforms)) != len(arguments.writer_transforms):
         raise SystemExit(f"--writer-transforms takes each of {', '.join(signatures.WRITER_TRANSFORMS)} at most once, "

@@ -239,10 +239,20 @@ def test_the_signature_benchmark_defaults_to_the_cross_validated_recipe(monkeypa
     (["--writer-transforms", "rotate_90"], "at most once, or 'none' alone, got rotate_90"),
     (["--writer-transforms", "rotate_180", "rotate_180"], "alone, got rotate_180 rotate_180"),
     (["--writer-transforms", "none", "rotate_180"], "alone, got none rotate_180"),
+    (["--augment", "-1"], "0 \\(none\\) or more, got -1"),
+    (["--augment", "nan"], "or more, got nan"),
 ])
 def test_the_signature_benchmark_refuses_option_combinations_it_cannot_run_before_loading(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
         load_benchmark("signature_verification").main(["--data-dir", str(tmp_path / "nowhere"), *arguments])
+
+
+def test_the_signature_benchmark_takes_turned_views_as_0_or_1(capsys):
+    benchmark = load_benchmark("signature_verification")
+    assert benchmark.parse_arguments(["--turned-views", "0"]).turned_views == 0
+    with pytest.raises(SystemExit):
+        benchmark.parse_arguments(["--turned-views", "2"])
+    assert "invalid choice: 2" in capsys.readouterr().err
 
 
 def run_one_font_captcha_benchmark(tmp_path, *arguments):
