@@ -189,7 +189,7 @@ def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(sha
     report = load_benchmark("signature_verification").main(
         ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "1",
          "--normalise-ink", "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
-         "--writer-transforms", "flip_left_right", "rotate_180",
+         "--writer-transforms", "flip_left_right", "rotate_180", "--shift-views", "2",
          "--models-dir", str(tmp_path / "models"), "--reports-dir", str(tmp_path)])
     fold = report["models"]["deepsign"]["per_fold"][0]
     # Two copies of each training writer train the model; the scored writers stay as written.
@@ -201,14 +201,17 @@ def test_the_signature_benchmark_adds_turned_training_writers_as_new_writers(sha
     assert report["config"]["turned_views"] == ["flip_left_right", "rotate_180"]
     assert set(fold["without_turned_views"]) == {"accuracy", "auroc"}
     assert "without_turned_views_mean_auroc" in report["models"]["deepsign"]
+    assert report["config"]["shift_views"] == 2
     saved = load_model(tmp_path / "models" / "signatures" / "deepsign_cv_fold1.keras")
-    assert saved.embedding.output.shape[-1] == 3 * 128
+    # Three turned views, each also moved 2 pixels four ways: 15 views.
+    assert saved.embedding.output.shape[-1] == 15 * 128
     plain = load_benchmark("signature_verification").main(
         ["--data-dir", str(shared_data_dir), "--models", "deepsign", "--folds", "3", "--only-folds", "1",
          "--normalise-ink", "--image-size", "40", "60", "--epochs", "1", "--steps-per-epoch", "1",
          "--writer-transforms", "flip_left_right", "--turned-views", "0",
          "--models-dir", str(tmp_path / "plain_models"), "--reports-dir", str(tmp_path / "plain")])
     assert plain["config"]["turned_views"] == []
+    assert plain["config"]["shift_views"] == 0  # no views to shift
     assert "without_turned_views" not in plain["models"]["deepsign"]["per_fold"][0]
 
 
@@ -224,6 +227,8 @@ def test_the_signature_benchmark_defaults_to_the_cross_validated_recipe(monkeypa
     assert arguments.augment == signatures.MIRRORED_WRITERS_AUGMENT_STRENGTH == 1.0
     assert signatures.SIGNATURE_AUGMENT_STRENGTH == 3.0
     assert arguments.epochs == 30
+    # Scored (not trained) choice, also by the folds: every view also moved a few pixels four ways.
+    assert arguments.turned_views == 1 and arguments.shift_views == signatures.SHIFTED_VIEWS_PIXELS > 0
     assert benchmark.parse_arguments(["--writer-transforms", "none"]).writer_transforms == []
 
 
@@ -241,6 +246,7 @@ def test_the_signature_benchmark_defaults_to_the_cross_validated_recipe(monkeypa
     (["--writer-transforms", "none", "rotate_180"], "alone, got none rotate_180"),
     (["--augment", "-1"], "0 \\(none\\) or more, got -1"),
     (["--augment", "nan"], "or more, got nan"),
+    (["--shift-views", "-3"], "number of pixels, 0 \\(none\\) or more, got -3"),
 ])
 def test_the_signature_benchmark_refuses_option_combinations_it_cannot_run_before_loading(arguments, message, tmp_path):
     with pytest.raises(SystemExit, match=message):

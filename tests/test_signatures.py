@@ -529,6 +529,53 @@ def test_turn_images_matches_the_writer_transforms_and_round_trips_its_config():
         signatures.TurnImages("rotate_90")
 
 
+def test_shift_images_moves_the_ink_fills_paper_and_round_trips_its_config():
+    images = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5, 1) + 1
+    # By hand: down 1 and left 2 puts pixel (r, c) at (r + 1, c - 2); the top row and the two right columns are paper.
+    expected = np.zeros_like(images)
+    expected[:, 1:, :3] = images[:, :3, 2:]
+    layer = signatures.ShiftImages(1, -2)
+    np.testing.assert_array_equal(np.asarray(layer(images)), expected)
+    np.testing.assert_array_equal(np.asarray(signatures.ShiftImages(0, 0)(images)), images)
+    again = signatures.ShiftImages.from_config(layer.get_config())
+    assert (again.rows, again.columns) == (1, -2)
+    with pytest.raises(ValueError, match="rows must be a whole number of pixels, got 1.5"):
+        signatures.ShiftImages(1.5, 0)
+    with pytest.raises(ValueError, match=r"a shift of \(0, 5\) pixels leaves nothing of 4x5 images"):
+        signatures.ShiftImages(0, 5)(images)
+
+
+def test_shifted_views_average_the_turned_views_over_five_positions_and_save(tmp_path):
+    from siamese_tf.models import build_siamese_model, half_precision_copy, load_model, save_model
+
+    branch = get_embedding("deepsign", (48, 72, 1))
+    views = signatures.with_turned_views(branch, ["rotate_180"], shift=3)
+    images = np.random.default_rng(5).random((3, 48, 72, 1), dtype=np.float32)
+    outputs = np.asarray(views(images))
+    assert outputs.shape == (3, 5 * 2 * 128)
+    squared = []
+    for offset in [(0, 0), (-3, 0), (3, 0), (0, -3), (0, 3)]:
+        moved = np.asarray(signatures.ShiftImages(*offset)(images))
+        for turn in (lambda batch: batch, signatures.WRITER_TRANSFORMS["rotate_180"]):
+            embedded = np.asarray(branch(np.ascontiguousarray(turn(moved))))
+            squared.append(((embedded[0] - embedded[1:]) ** 2).sum(axis=1))
+    np.testing.assert_allclose(np.linalg.norm(outputs[0] - outputs[1:], axis=1), np.sqrt(np.mean(squared, axis=0)),
+                               rtol=1e-4)
+    assert views.count_params() == branch.count_params()
+    model = build_siamese_model(views, "euclidean")
+    save_model(model, tmp_path / "shifted.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "shifted.keras").embed(images), model.embed(images), atol=1e-6)
+    half = half_precision_copy(views)
+    np.testing.assert_allclose(np.asarray(half(images), np.float32), outputs, atol=2e-2)
+    # shift 0 builds the same views (and layer names) as before shifts existed
+    assert [layer.name for layer in signatures.with_turned_views(branch, ["rotate_180"], shift=0).layers] == [
+        layer.name for layer in signatures.with_turned_views(branch, ["rotate_180"]).layers]
+    for shift in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=f"shift must be a whole number of pixels.*got {shift!r}"):
+            signatures.with_turned_views(branch, ["rotate_180"], shift=shift)
+    assert signatures.SHIFTED_VIEWS_PIXELS == 12  # the cross-validated default (benchmarks/RESULTS.md)
+
+
 def test_turned_views_distance_is_the_root_mean_square_over_the_views_and_saves(tmp_path):
     from siamese_tf.models import build_siamese_model, load_model, save_model
 
