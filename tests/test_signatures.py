@@ -567,9 +567,9 @@ def test_shifted_views_average_the_turned_views_over_five_positions_and_save(tmp
     np.testing.assert_allclose(load_model(tmp_path / "shifted.keras").embed(images), model.embed(images), atol=1e-6)
     half = half_precision_copy(views)
     np.testing.assert_allclose(np.asarray(half(images), np.float32), outputs, atol=2e-2)
-    # shift 0 builds the same views (and layer names) as before shifts existed
-    assert [layer.name for layer in signatures.with_turned_views(branch, ["rotate_180"], shift=0).layers] == [
-        layer.name for layer in signatures.with_turned_views(branch, ["rotate_180"]).layers]
+    # The unshifted views come first and are the views of shift 0 (outputs scaled by 1 / sqrt(views)).
+    unshifted = np.asarray(signatures.with_turned_views(branch, ["rotate_180"], shift=0)(images))
+    np.testing.assert_allclose(unshifted * np.sqrt(2), outputs[:, :2 * 128] * np.sqrt(10), atol=1e-5)
     for shift in (-1, 2.5, True):
         with pytest.raises(ValueError, match=f"shift must be a whole number of pixels.*got {shift!r}"):
             signatures.with_turned_views(branch, ["rotate_180"], shift=shift)

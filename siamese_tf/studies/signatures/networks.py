@@ -270,7 +270,7 @@ def with_turned_views(embedding: keras.Model, transforms: Sequence[str] = tuple(
     the same way). Same weights (DeepSign's file grows from 1.18 to 1.20 MB, the views' layers);
     each image costs ``1 + len(transforms)`` passes.
     ``shift`` > 0 also looks at each of those views moved by ``shift`` pixels up, down, left and
-    right (:class:`ShiftImages`): five times the passes, for a distance that depends less on where
+    right (:class:`ShiftImages`): five times the passes (and a 1.25 MB file), for a distance that depends less on where
     the signature sits in the frame (:data:`SHIFTED_VIEWS_PIXELS` is the cross-validated choice).
     Meant for a branch trained on turned writers as well (``add_transformed_writers``), which
     embeds turned signatures as well as upright ones; the views then average out part of its
