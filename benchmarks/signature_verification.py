@@ -149,9 +149,12 @@ def scored_model(model, arguments):
     return build_siamese_model(views, "euclidean", name=model.name)
 
 
-def shift_views(arguments):
-    """The shift of the scored model's shifted views in pixels (0 when it has no views to shift)."""
-    return arguments.shift_views if arguments.turned_views and arguments.writer_transforms else 0
+def views_record(arguments):
+    """The views of every scored and saved model, as the JSON records them: the turns, and the shift in
+    pixels of the shifted views (none of either when the model has no views)."""
+    with_views = bool(arguments.turned_views and arguments.writer_transforms)
+    return {"turned_views": arguments.writer_transforms if with_views else [],
+            "shift_views": arguments.shift_views if with_views else 0}
 
 
 def train_branch(name, train_set, validation_set, arguments, log=None):
@@ -247,8 +250,7 @@ def main(argv=None):
             "cosine_decay": bool(arguments.cosine_decay),
             "learning_rate": arguments.learning_rate, "max_minutes": arguments.max_minutes, "seed": arguments.seed,
             "training_seed": arguments.training_seed, "writer_transforms": arguments.writer_transforms,
-            "turned_views": arguments.writer_transforms if arguments.turned_views else [],
-            "shift_views": shift_views(arguments),
+            **views_record(arguments),
             "threshold": "max accuracy on validation-writer pairs",
             "model_selection": ("epoch with the best validation-writer AUROC" if arguments.keep_epoch == "best"
                                 else "last epoch"),
@@ -333,8 +335,7 @@ def cross_validate(arguments, everything, image_size, reports_dir, models_dir, l
                          "training_seed": arguments.training_seed,
                          "train_writers": arguments.train_writers or "all of each fold's",
                          "writer_transforms": arguments.writer_transforms,
-                         "turned_views": arguments.writer_transforms if arguments.turned_views else [],
-                         "shift_views": shift_views(arguments),
+                         **views_record(arguments),
                          "scored_folds": sorted(set(arguments.only_folds)) if arguments.only_folds else "all",
                          "threshold": "max accuracy on the next fold's writers"},
               "bar": BAR, "models": {}}
@@ -437,8 +438,7 @@ def train_final_model(name, everything, fold_distance_thresholds, arguments, mod
             "seconds": round(record["seconds"], 1), "file": f"{name}_all_writers.keras",
             "file_megabytes": size["file_megabytes"], "float16_file": f"{name}_all_writers_float16.keras",
             "float16_file_megabytes": half_size["file_megabytes"],
-            "turned_views": arguments.writer_transforms if arguments.turned_views else [],
-            "shift_views": shift_views(arguments),
+            **views_record(arguments),
             "scored": "nowhere here: every writer trained it; score it on writers the project never had"}
 
 
