@@ -77,6 +77,26 @@ def test_the_omniglot_benchmark_keeps_the_best_epoch_on_episodes_it_does_not_rep
         assert episodes is not watched[0]
         assert not np.array_equal(episodes.query_indices, watched[0].query_indices)
     assert "never saw" in report["selection_episodes"] and report["selection_accuracy_per_epoch"]
+    # conv4 scores with the 3x3 grid of shifted views by default; Koch's raw images with the image alone.
+    expected_grid = [-2, 0, 2] if method == "conv4" else [0]
+    assert report["test_time_views"]["grid_offsets"] == expected_grid
+    assert report["test_time_views"]["views"] == len(expected_grid) ** 2
+    assert 0.0 <= report["held_out_within_alphabet_accuracy_one_view"] <= 1.0
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--method", "koch", "--test-time-grid", "-2", "0", "2"], "--test-time-grid -2 0 2: shifted views are for"),
+    (["--test-time-grid", "0", "0.5"], None),
+])
+def test_the_omniglot_benchmark_refuses_a_bad_view_grid_before_loading(monkeypatch, arguments, message):
+    from siamese_tf.studies import omniglot
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the data was loaded before the grid was checked")
+
+    monkeypatch.setattr(omniglot, "load_background_small", fail)
+    with pytest.raises(SystemExit, match=message):
+        load_benchmark("omniglot_one_shot").main(["--smoke", *arguments])
 
 
 @pytest.mark.parametrize("extra", [["--loss", "proxies"], ["--pipeline", "python", "--train-on-all"]])

@@ -341,6 +341,42 @@ def test_shift_averaged_features_are_the_mean_of_five_embeddings():
         omniglot.ModelScorer(model, test_time_shift=-1)
 
 
+def test_grid_views_average_nine_embeddings_of_the_image_moved_by_every_offset_pair():
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    images = np.random.default_rng(1).random((3, 28, 28, 1)).astype(np.float32)
+
+    def moved(rows, columns):  # by hand: pad with zeros, then cut the window back out
+        padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        return padded[:, 2 - rows:30 - rows, 2 - columns:30 - columns]
+
+    assert np.array_equal(moved(2, 0)[0, 2:, :, 0], images[0, :-2, :, 0]) and not moved(2, 0)[0, :2].any()
+    expected = np.mean([model.embed(moved(rows, columns)) for rows in (-2, 0, 2) for columns in (-2, 0, 2)], axis=0)
+    scorer = omniglot.ModelScorer(model, test_time_grid=omniglot.TEST_TIME_GRID_OFFSETS)
+    assert omniglot.TEST_TIME_GRID_OFFSETS == (-2, 0, 2) and len(scorer.view_offsets) == 9
+    np.testing.assert_allclose(scorer.features(images), expected, atol=1e-5)
+    # A grid of 0 alone is the image as given; the 5-view cross keeps its layout.
+    np.testing.assert_allclose(omniglot.ModelScorer(model, test_time_grid=[0]).features(images), model.embed(images),
+                               atol=1e-6)
+    assert omniglot.ModelScorer(model, test_time_shift=1).view_offsets == [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
+    assert omniglot.ModelScorer(model).view_offsets == [(0, 0)]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"test_time_grid": []}, r"non-empty sequence of integer pixel offsets, got \(\)"),
+    ({"test_time_grid": [0, 1.5]}, r"got \(0, 1.5\)"),
+    ({"test_time_grid": [0, 2], "test_time_shift": 1}, "not both"),
+])
+def test_model_scorer_names_a_bad_view_grid(options, message):
+    with pytest.raises(ValueError, match=message):
+        omniglot.ModelScorer(None, **options)
+
+
+def test_a_view_grid_that_moves_images_out_of_the_frame_is_refused():
+    model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="shift of 28 pixels moves 28x28 images out of the frame"):
+        omniglot.ModelScorer(model, test_time_grid=[-28, 0]).features(np.zeros((1, 28, 28, 1), np.float32))
+
+
 class _FakeVariable:
     def __init__(self, value):
         self.value = value
@@ -463,6 +499,8 @@ def test_ensemble_scorer_of_models_runs_episodes_and_rejects_misuse(background):
     pair = omniglot.evaluate_episodes(omniglot.EnsembleScorer([single, other], test_time_shift=1), held.images,
                                       episodes)
     assert 0.0 <= pair["accuracy"] <= 1.0 and pair["num_tasks"] == alone["num_tasks"]
+    gridded = omniglot.EnsembleScorer([single, other], test_time_grid=(-2, 0, 2))
+    assert all(member.test_time_grid == (-2, 0, 2) for member in gridded.scorers)
     with pytest.raises(ValueError, match="at least one"):
         omniglot.EnsembleScorer([])
     with pytest.raises(ValueError, match="features"):
