@@ -15,7 +15,9 @@ What this module gives:
 * **One-shot evaluation**: :func:`sample_one_shot_episodes` draws Lake-style N-way episodes (N
   characters, one drawer gives the support set, another the N queries), within one alphabet or
   across alphabets; :func:`evaluate_episodes` scores them with a :class:`ModelScorer` (any
-  :class:`~siamese_tf.models.SiameseModel`) or the raw-pixel :class:`PixelScorer` floor;
+  :class:`~siamese_tf.models.SiameseModel`; ``test_time_grid=TEST_TIME_GRID_OFFSETS`` averages
+  each embedding over a 3 x 3 grid of shifted views, as the benchmark scores) or the raw-pixel
+  :class:`PixelScorer` floor;
   :class:`OneShotEarlyStopping` stops training on N-way accuracy of validation alphabets.
 * **Lake's official 20 runs**: :func:`read_lake_runs` / :func:`score_lake_runs` read
   ``runNN/training/classKK.png``, ``runNN/test/itemKK.png`` and ``runNN/class_labels.txt`` (lines
