@@ -75,8 +75,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--full", action="store_true", help="paper-size setting (GPU)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long check")
     parser.add_argument("--test-time-grid", type=int, nargs="+", default=None, metavar="PIXELS",
-                        help="conv4: offsets of the shifted views every image is embedded at, averaged (default "
-                             "-2 0 2: a 3x3 grid; 0 alone: the image as given, the only choice for koch)")
+                        help="conv4: offsets in pixels of the shifted views every image is embedded at, averaged "
+                             "(default -2 0 2: a 3x3 grid, chosen at 28x28, so scale it with --image-size; 0 alone: "
+                             "the image as given, the only choice for koch)")
     parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="folder holding omniglot/ (default SIAMESE_TF_DATA_DIR)")
