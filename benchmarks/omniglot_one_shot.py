@@ -8,7 +8,9 @@ of Lake's runs (``lake_runs_format_example.zip``; built from background images, 
 benchmark). With ``--runs PATH`` (the official ``all_runs.zip``) it also scores the official runs.
 Keep-best (and Koch's early stopping) choose the epoch on a third, separate set of within-alphabet
 episodes of the held-out alphabets, so the reported episodes never choose anything (before
-2026-12-05 the reported episodes chose the epoch too).
+2026-12-05 the reported episodes chose the epoch too). A fourth set, the choice episodes (seed
+4000 + seed, ``--choice-episodes``), is scored for comparing recipes: a recipe is chosen on it,
+so neither keep-best's set nor the reported one decides between recipes.
 Prints one JSON object.
 
     python benchmarks/omniglot_one_shot.py             # CPU default: conv4 at 28x28, <= 30 min on 2 cores
@@ -79,6 +81,9 @@ def parse_arguments(argv=None):
                              "(default -2 0 2: a 3x3 grid, chosen at 28x28, so scale it with --image-size; 0 alone: "
                              "the image as given, the only choice for koch)")
     parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
+    parser.add_argument("--choice-episodes", type=int, default=100,
+                        help="within-alphabet episodes (20 tasks each, seed 4000 + seed) on which recipes are "
+                             "compared; they report nothing and choose no epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="folder holding omniglot/ (default SIAMESE_TF_DATA_DIR)")
     parser.add_argument("--runs", default=None, help="Lake's all_runs.zip (or folder) to score as well")
@@ -96,6 +101,9 @@ def main(argv=None):
         # Shifted views fill with 0, the background of inverted characters; Koch's network sees raw ones.
         raise SystemExit(f"--test-time-grid {' '.join(map(str, arguments.test_time_grid))}: shifted views are for "
                          f"--method conv4 (inverted images); koch scores the image as given (0)")
+    for option, count in (("--episodes", arguments.episodes), ("--choice-episodes", arguments.choice_episodes)):
+        if count < 1:
+            raise SystemExit(f"{option} must be at least 1, got {count}")
     # Refuses a bad grid before loading and training, which would otherwise only fail when scoring.
     view_offsets = omniglot.ModelScorer(None, test_time_grid=arguments.test_time_grid).view_offsets
     method = arguments.method
@@ -124,6 +132,9 @@ def main(argv=None):
     # episodes that are reported would report the luckiest epoch's noise.
     selection = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.episodes,
                                                   seed=3000 + arguments.seed)
+    # Recipes are compared on a fourth set, so the reported figures never decide a recipe either.
+    choice = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.choice_episodes,
+                                               seed=4000 + arguments.seed)
     loading_seconds = time.perf_counter() - started
 
     if method == "conv4":
@@ -181,6 +192,7 @@ def main(argv=None):
     within_one_view = within if one_view is scorer else omniglot.evaluate_episodes(one_view, held_out.images, episodes)
     across_one_view = across_result if one_view is scorer else omniglot.evaluate_episodes(one_view, held_out.images,
                                                                                           across)
+    choice_result = omniglot.evaluate_episodes(scorer, held_out.images, choice)
     pixels = omniglot.evaluate_episodes(omniglot.PixelScorer(), held_out.images, episodes)
     data_dir = settings.data_dir(arguments.data_dir)
     layout_sample = data_dir / "omniglot" / "lake_runs_format_example.zip"
@@ -205,6 +217,10 @@ def main(argv=None):
         "test_time_views": {"grid_offsets": list(grid), "views": len(view_offsets),
                             "note": "each image embedded moved by every (row, column) pair of the offsets, "
                                     "embeddings averaged; the *_one_view figures score the image as given"},
+        "choice_within_alphabet_accuracy": choice_result["accuracy"],
+        "choice_episodes": f"within-alphabet episodes of the held-out alphabets (seed {4000 + arguments.seed}, "
+                           f"{choice_result['num_tasks']} tasks) for comparing recipes: choose on these, "
+                           "report the held_out_* figures",
         "n_way": n_way,
         "validation_tasks": within["num_tasks"],
         "best_epoch": None if one_shot.best_epoch is None else one_shot.best_epoch + 1,
@@ -237,7 +253,9 @@ def main(argv=None):
             {"seed": arguments.seed + number, "training_steps": member[3].steps,
              "training_seconds": round(member[3].elapsed_seconds, 1),
              "held_out_within_alphabet_accuracy": omniglot.evaluate_episodes(
-                 omniglot.ModelScorer(member[0], test_time_grid=grid), held_out.images, episodes)["accuracy"]}
+                 omniglot.ModelScorer(member[0], test_time_grid=grid), held_out.images, episodes)["accuracy"],
+             "choice_within_alphabet_accuracy": omniglot.evaluate_episodes(
+                 omniglot.ModelScorer(member[0], test_time_grid=grid), held_out.images, choice)["accuracy"]}
             for number, member in enumerate(members)]
     if arguments.save:
         from siamese_tf.models import save_model

@@ -72,10 +72,13 @@ def test_the_omniglot_benchmark_keeps_the_best_epoch_on_episodes_it_does_not_rep
     monkeypatch.setattr(omniglot, "evaluate_episodes", recording_evaluate)
     report = load_benchmark("omniglot_one_shot").main(["--smoke", "--method", method,
                                                        "--data-dir", str(shared_data_dir)])
-    assert len(watched) == 1 and len(scored) >= 3
+    assert len(watched) == 1 and len(scored) >= 4
     for episodes in scored:
         assert episodes is not watched[0]
         assert not np.array_equal(episodes.query_indices, watched[0].query_indices)
+    # The choice episodes, on which recipes are compared, are none of the reported ones either.
+    distinct = {episodes.query_indices.tobytes() for episodes in scored}
+    assert len(distinct) >= 3 and 0.0 <= report["choice_within_alphabet_accuracy"] <= 1.0
     assert "never saw" in report["selection_episodes"] and report["selection_accuracy_per_epoch"]
     # conv4 scores with the 3x3 grid of shifted views by default; Koch's raw images with the image alone.
     expected_grid = [-2, 0, 2] if method == "conv4" else [0]
@@ -87,12 +90,13 @@ def test_the_omniglot_benchmark_keeps_the_best_epoch_on_episodes_it_does_not_rep
 @pytest.mark.parametrize("arguments, message", [
     (["--method", "koch", "--test-time-grid", "-2", "0", "2"], "--test-time-grid -2 0 2: shifted views are for"),
     (["--test-time-grid", "0", "0.5"], None),
+    (["--choice-episodes", "0"], "--choice-episodes must be at least 1, got 0"),
 ])
-def test_the_omniglot_benchmark_refuses_a_bad_view_grid_before_loading(monkeypatch, arguments, message):
+def test_the_omniglot_benchmark_refuses_a_bad_grid_or_episode_count_before_loading(monkeypatch, arguments, message):
     from siamese_tf.studies import omniglot
 
     def fail(*args, **kwargs):
-        raise AssertionError("the data was loaded before the grid was checked")
+        raise AssertionError("the data was loaded before the arguments were checked")
 
     monkeypatch.setattr(omniglot, "load_background_small", fail)
     with pytest.raises(SystemExit, match=message):
