@@ -249,14 +249,16 @@ def main(argv=None):
                                    "one_view_mean_accuracy": scored_one_view["mean_accuracy"],
                                    "one_view_per_run": scored_one_view["per_run"]}
     if len(models) > 1:
-        result["ensemble_members"] = [
-            {"seed": arguments.seed + number, "training_steps": member[3].steps,
-             "training_seconds": round(member[3].elapsed_seconds, 1),
-             "held_out_within_alphabet_accuracy": omniglot.evaluate_episodes(
-                 omniglot.ModelScorer(member[0], test_time_grid=grid), held_out.images, episodes)["accuracy"],
-             "choice_within_alphabet_accuracy": omniglot.evaluate_episodes(
-                 omniglot.ModelScorer(member[0], test_time_grid=grid), held_out.images, choice)["accuracy"]}
-            for number, member in enumerate(members)]
+        result["ensemble_members"] = []
+        for number, member in enumerate(members):
+            member_scorer = omniglot.ModelScorer(member[0], test_time_grid=grid)
+            result["ensemble_members"].append({
+                "seed": arguments.seed + number, "training_steps": member[3].steps,
+                "training_seconds": round(member[3].elapsed_seconds, 1),
+                "held_out_within_alphabet_accuracy": omniglot.evaluate_episodes(
+                    member_scorer, held_out.images, episodes)["accuracy"],
+                "choice_within_alphabet_accuracy": omniglot.evaluate_episodes(
+                    member_scorer, held_out.images, choice)["accuracy"]})
     if arguments.save:
         from siamese_tf.models import save_model
 

@@ -123,6 +123,16 @@ def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp
     assert all(speed > 0 for speed in report["machine_speed"].values())
 
 
+def test_the_omniglot_benchmark_scores_each_ensemble_member_on_the_choice_episodes(shared_data_dir):
+    report = load_benchmark("omniglot_one_shot").main(["--smoke", "--data-dir", str(shared_data_dir),
+                                                       "--ensemble", "2", "--seed", "5"])
+    members = report["ensemble_members"]
+    assert report["ensemble"] == 2 and [member["seed"] for member in members] == [5, 6]
+    assert all(0.0 <= member["choice_within_alphabet_accuracy"] <= 1.0 for member in members)
+    assert "seed 4005" in report["choice_episodes"]
+    assert report["training_steps"] == sum(member["training_steps"] for member in members)
+
+
 def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_TF_SMOKE", "1")
     report = load_benchmark("signature_verification").main(
