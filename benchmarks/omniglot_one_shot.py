@@ -124,17 +124,18 @@ def main(argv=None):
     if not arguments.no_rotations and method == "conv4":
         train_set = omniglot.add_rotations(train_set)
     n_way = 5 if smoke else 20
-    episodes = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.episodes,
-                                                 seed=1000 + arguments.seed)
-    across = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.episodes,
-                                               seed=2000 + arguments.seed, within_alphabet=False)
+
+    def held_out_episodes(count, seed_base, within_alphabet=True):
+        return omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else count,
+                                                 seed=seed_base + arguments.seed, within_alphabet=within_alphabet)
+
+    episodes = held_out_episodes(arguments.episodes, 1000)
+    across = held_out_episodes(arguments.episodes, 2000, within_alphabet=False)
     # Keep-best (and Koch's early stopping) watch their own episodes: choosing the epoch on the
     # episodes that are reported would report the luckiest epoch's noise.
-    selection = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.episodes,
-                                                  seed=3000 + arguments.seed)
+    selection = held_out_episodes(arguments.episodes, 3000)
     # Recipes are compared on a fourth set, so the reported figures never decide a recipe either.
-    choice = omniglot.sample_one_shot_episodes(held_out, n_way, 4 if smoke else arguments.choice_episodes,
-                                               seed=4000 + arguments.seed)
+    choice = held_out_episodes(arguments.choice_episodes, 4000)
     loading_seconds = time.perf_counter() - started
 
     if method == "conv4":
