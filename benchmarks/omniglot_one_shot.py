@@ -13,8 +13,8 @@ episodes of the held-out alphabets, so the reported episodes never choose anythi
 so neither keep-best's set nor the reported one decides between recipes.
 Prints one JSON object.
 
-    python benchmarks/omniglot_one_shot.py             # CPU default: conv4 at 28x28, <= 30 min on 2 cores
-    python benchmarks/omniglot_one_shot.py --minutes 5 # a shorter time budget
+    python benchmarks/omniglot_one_shot.py             # CPU default: four conv4 networks at 28x28, 6 min each
+    python benchmarks/omniglot_one_shot.py --minutes 5 # a shorter time budget: one network
     python benchmarks/omniglot_one_shot.py --ensemble 2 --minutes 10  # two networks, 5 minutes each, voting
     python benchmarks/omniglot_one_shot.py --loss proxies --minutes 5  # class proxies (additive-margin softmax)
     python benchmarks/omniglot_one_shot.py --train-on-all --runs all_runs.zip  # the final model, official runs
@@ -65,9 +65,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--no-rotations", action="store_true", help="do not add rotated characters as classes")
     parser.add_argument("--no-augment", action="store_true", help="no random affine distortions")
     parser.add_argument("--augment-strength", type=float, default=1.0, help="conv4: scales every distortion range")
-    parser.add_argument("--ensemble", type=int, default=1,
+    parser.add_argument("--ensemble", type=int, default=None,
                         help="conv4: train this many networks (seeds seed, seed+1, ...), each for minutes/N, and "
-                             "score with their standardised similarities averaged")
+                             "score with their standardised similarities averaged (default: one network per full 6 "
+                             "minutes of the budget, at least one: 4 for the 24-minute default, 1 for --minutes 5)")
     parser.add_argument("--pipeline", choices=("tf.data", "python"), default="tf.data",
                         help="conv4: batches built inside tf.data (default) or by the earlier NumPy/OpenCV engine")
     parser.add_argument("--train-on-all", action="store_true",
@@ -104,6 +105,10 @@ def main(argv=None):
     for option, count in (("--episodes", arguments.episodes), ("--choice-episodes", arguments.choice_episodes)):
         if count < 1:
             raise SystemExit(f"{option} must be at least 1, got {count}")
+    if arguments.minutes is not None and not 0 < arguments.minutes < float("inf"):
+        raise SystemExit(f"--minutes must be a positive number of minutes, got {arguments.minutes}")
+    if arguments.ensemble is not None and arguments.ensemble < 1:
+        raise SystemExit(f"--ensemble must be at least 1, got {arguments.ensemble}")
     # Refuses a bad grid before loading and training, which would otherwise only fail when scoring.
     view_offsets = omniglot.ModelScorer(None, test_time_grid=arguments.test_time_grid).view_offsets
     method = arguments.method
@@ -141,11 +146,11 @@ def main(argv=None):
     if method == "conv4":
         minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (300 if arguments.full else 1000))
-        if arguments.ensemble < 1:
-            raise SystemExit(f"--ensemble must be at least 1, got {arguments.ensemble}")
-        member_minutes = None if minutes is None else minutes / arguments.ensemble
+        # Past about 6 minutes one network stops gaining, so a longer budget trains several that vote.
+        ensemble_size = arguments.ensemble or omniglot.choose_ensemble_size(minutes)
+        member_minutes = None if minutes is None else minutes / ensemble_size
         members = []
-        for member in range(arguments.ensemble):
+        for member in range(ensemble_size):
             model = omniglot.build_conv4_model((side, side, 1), filters=(arguments.filters,) * 4,
                                                head="cosine" if arguments.loss == "proxies" else "euclidean")
             config = dict(num_epochs=epochs, steps_per_epoch=2 if smoke else 100,
@@ -160,8 +165,8 @@ def main(argv=None):
             members.append((model,) + tuple(omniglot.train_conv4(model, train_set, held_out, selection, **config)))
         model, history, one_shot, budget = members[0]
     else:
-        if arguments.ensemble != 1:
-            raise SystemExit("--ensemble is for --method conv4")
+        if arguments.ensemble not in (None, 1):
+            raise SystemExit(f"--ensemble {arguments.ensemble}: several networks are for --method conv4")
         minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (200 if arguments.full else 1000))
         model = omniglot.build_koch_model((side, side, 1), padding="valid" if side >= 65 else "same")

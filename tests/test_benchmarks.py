@@ -91,6 +91,9 @@ def test_the_omniglot_benchmark_keeps_the_best_epoch_on_episodes_it_does_not_rep
     (["--method", "koch", "--test-time-grid", "-2", "0", "2"], "--test-time-grid -2 0 2: shifted views are for"),
     (["--test-time-grid", "0", "0.5"], None),
     (["--choice-episodes", "0"], "--choice-episodes must be at least 1, got 0"),
+    (["--minutes", "0"], "--minutes must be a positive number of minutes, got 0.0"),
+    (["--minutes", "inf"], "--minutes must be a positive number of minutes, got inf"),
+    (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
 ])
 def test_the_omniglot_benchmark_refuses_a_bad_grid_or_episode_count_before_loading(monkeypatch, arguments, message):
     from siamese_tf.studies import omniglot
@@ -124,13 +127,15 @@ def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp
 
 
 def test_the_omniglot_benchmark_scores_each_ensemble_member_on_the_choice_episodes(shared_data_dir):
+    # No --ensemble: a 12-minute budget trains two networks of 6 minutes (smoke: one epoch each).
     report = load_benchmark("omniglot_one_shot").main(["--smoke", "--data-dir", str(shared_data_dir),
-                                                       "--ensemble", "2", "--seed", "5"])
+                                                       "--minutes", "12", "--seed", "5"])
     members = report["ensemble_members"]
     assert report["ensemble"] == 2 and [member["seed"] for member in members] == [5, 6]
     assert all(0.0 <= member["choice_within_alphabet_accuracy"] <= 1.0 for member in members)
     assert "seed 4005" in report["choice_episodes"]
     assert report["training_steps"] == sum(member["training_steps"] for member in members)
+    assert report["config"]["minutes"] == 6.0
 
 
 def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_dir, tmp_path, monkeypatch):

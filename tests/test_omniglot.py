@@ -443,6 +443,18 @@ def test_conv4_augmenter_strength_scales_every_range():
         omniglot.conv4_augmenter(0)
 
 
+@pytest.mark.parametrize("minutes, networks", [(None, 1), (0.5, 1), (5, 1), (11.99, 1), (12, 2), (24, 4), (30, 5)])
+def test_each_network_of_the_default_ensemble_gets_at_least_six_minutes(minutes, networks):
+    assert omniglot.MINUTES_PER_NETWORK == 6.0
+    assert omniglot.choose_ensemble_size(minutes) == networks
+
+
+@pytest.mark.parametrize("minutes", [0, -3, float("nan"), float("inf"), True, "24"])
+def test_choose_ensemble_size_names_a_bad_budget(minutes):
+    with pytest.raises(ValueError, match=re.escape(f"got {minutes!r}")):
+        omniglot.choose_ensemble_size(minutes)
+
+
 class _TableScorer:
     """A scorer whose features are the images' first pixel and whose similarities come from a table."""
 

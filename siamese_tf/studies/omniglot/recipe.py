@@ -26,11 +26,13 @@ if TYPE_CHECKING:
     from siamese_tf.models import SiameseModel
 
 __all__ = [
+    "MINUTES_PER_NETWORK",
     "KochPairBatches",
     "KochSchedule",
     "NeighbourhoodLoss",
     "OneShotEarlyStopping",
     "TimeBudget",
+    "choose_ensemble_size",
     "conv4_augmenter",
     "koch_sgd",
     "neighbourhood_loss",
@@ -304,6 +306,24 @@ def train_koch(model: SiameseModel, train_set: ImageSet, validation_set: ImageSe
     budget = TimeBudget(minutes)
     history = train_siamese(model, batches, num_epochs, callbacks=callbacks + [budget, one_shot], verbose=verbose)
     return history, one_shot, budget
+
+
+# One conv4 network stops gaining near 6,000 steps, about 6 minutes on 2 cores: longer budgets buy more networks.
+MINUTES_PER_NETWORK = 6.0
+
+
+def choose_ensemble_size(minutes: float | None) -> int:
+    """How many conv4 networks a time budget trains: each gets at least :data:`MINUTES_PER_NETWORK`, and at least one.
+
+    The 24-minute default trains four networks of 6 minutes (chosen on the choice episodes of the
+    held-out alphabets, three seed pairs, against one 24-minute network: benchmarks/RESULTS.md); 5
+    or 11 minutes train one, 12 two, 30 five. ``None`` (no clock: epochs bound training) trains one.
+    """
+    if minutes is None:
+        return 1
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not np.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"minutes must be a positive number of minutes or None, got {minutes!r}")
+    return max(1, int(minutes // MINUTES_PER_NETWORK))
 
 
 def conv4_augmenter(strength: float = 1.0) -> Augmenter:
