@@ -26,7 +26,10 @@ What this module gives:
 * **Training**: :func:`build_koch_model` / :func:`train_koch` (the faithful reproduction: Koch
   network, L1 head, binary cross-entropy on verification pairs) and :func:`build_conv4_model` /
   :func:`train_conv4` (what trains well on a CPU: a 4-block conv net at 28x28, rotations as new
-  classes, in-batch neighbourhood loss).
+  classes, in-batch neighbourhood loss). One conv4 network stops gaining after about 6 minutes on 2
+  cores, so :func:`choose_ensemble_size` gives a time budget one network per full
+  :data:`MINUTES_PER_NETWORK` (four for the benchmark's 24 minutes), scored together by
+  :class:`EnsembleScorer`.
 
 Label convention: pair labels are **1 for the same character** and 0 for different characters.
 Similarities are higher for "same".
