@@ -126,16 +126,24 @@ def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp
     assert all(speed > 0 for speed in report["machine_speed"].values())
 
 
-def test_the_omniglot_benchmark_scores_each_ensemble_member_on_the_choice_episodes(shared_data_dir):
+def test_the_omniglot_benchmark_scores_and_saves_each_ensemble_member(shared_data_dir, tmp_path):
     # No --ensemble: a 12-minute budget trains two networks of 6 minutes (smoke: one epoch each).
     report = load_benchmark("omniglot_one_shot").main(["--smoke", "--data-dir", str(shared_data_dir),
-                                                       "--minutes", "12", "--seed", "5"])
+                                                       "--minutes", "12", "--seed", "5",
+                                                       "--save", str(tmp_path / "omniglot.keras")])
     members = report["ensemble_members"]
     assert report["ensemble"] == 2 and [member["seed"] for member in members] == [5, 6]
     assert all(0.0 <= member["choice_within_alphabet_accuracy"] <= 1.0 for member in members)
     assert "seed 4005" in report["choice_episodes"]
     assert report["training_steps"] == sum(member["training_steps"] for member in members)
     assert report["config"]["minutes"] == 6.0
+    # Each member saved on its own, numbered, so the final model can be scored outside as the same ensemble.
+    from siamese_tf.models import load_model
+
+    saved = [tmp_path / "omniglot_0.keras", tmp_path / "omniglot_1.keras"]
+    assert report["saved_model"] == [str(path) for path in saved]
+    weights = [load_model(path).get_weights() for path in saved]
+    assert not all(np.array_equal(first, second) for first, second in zip(*weights))
 
 
 def test_the_signature_benchmark_cross_validates_over_writer_folds(shared_data_dir, tmp_path, monkeypatch):
