@@ -67,8 +67,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--augment-strength", type=float, default=1.0, help="conv4: scales every distortion range")
     parser.add_argument("--ensemble", type=int, default=None,
                         help="conv4: train this many networks (seeds seed, seed+1, ...), each for minutes/N, and "
-                             "score with their standardised similarities averaged (default: one network per full 6 "
-                             "minutes of the budget, at least one: 4 for the 24-minute default, 1 for --minutes 5)")
+                             "score with their standardised similarities averaged (default: one network per full "
+                             f"{omniglot.MINUTES_PER_NETWORK:g} minutes of the budget, at least one: 4 for the "
+                             "24-minute default, 1 for --minutes 5)")
     parser.add_argument("--pipeline", choices=("tf.data", "python"), default="tf.data",
                         help="conv4: batches built inside tf.data (default) or by the earlier NumPy/OpenCV engine")
     parser.add_argument("--train-on-all", action="store_true",
@@ -143,8 +144,9 @@ def main(argv=None):
     choice = held_out_episodes(arguments.choice_episodes, 4000)
     loading_seconds = time.perf_counter() - started
 
+    # The CPU default's budget, for both methods; the smoke check and the paper-size setting run by epochs.
+    minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
     if method == "conv4":
-        minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (300 if arguments.full else 1000))
         # Past about 6 minutes one network stops gaining, so a longer budget trains several that vote.
         ensemble_size = arguments.ensemble or omniglot.choose_ensemble_size(minutes)
@@ -167,7 +169,6 @@ def main(argv=None):
     else:
         if arguments.ensemble not in (None, 1):
             raise SystemExit(f"--ensemble {arguments.ensemble}: several networks are for --method conv4")
-        minutes = arguments.minutes if arguments.minutes is not None else (None if (smoke or arguments.full) else 24.0)
         epochs = arguments.epochs or (1 if smoke else (200 if arguments.full else 1000))
         model = omniglot.build_koch_model((side, side, 1), padding="valid" if side >= 65 else "same")
         config = dict(num_epochs=epochs, base_pairs_per_epoch=4 if smoke else (30000 // 9 if arguments.full else 200),
