@@ -47,6 +47,7 @@ __all__ = [
     "TimeBudget",
     "TimeLimit",
     "build_proxy_trainer",
+    "check_minutes",
     "claim_checkpoint_dir",
     "describe_run",
     "compile_siamese",
@@ -358,6 +359,19 @@ class PrivateModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 
+def check_minutes(minutes: float | None, allow_none: bool = True) -> float | None:
+    """``minutes`` as a float when it is a usable time budget: a finite number above zero (``None``, no
+    clock, when ``allow_none``). Anything else (0, -3, nan, inf, True, "24") raises ValueError naming it,
+    so every trainer refuses a bad budget with the same words before any training starts."""
+    if minutes is None and allow_none:
+        return None
+    if (isinstance(minutes, bool) or not isinstance(minutes, (int, float, np.integer, np.floating))
+            or not np.isfinite(minutes) or minutes <= 0):
+        expected = "a positive number of minutes" + (" or None" if allow_none else "")
+        raise ValueError(f"minutes must be {expected}, got {minutes!r}")
+    return float(minutes)
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stop training once ``minutes`` of wall-clock time have passed: the one time budget of every study.
 
@@ -380,8 +394,7 @@ class TimeBudget(keras.callbacks.Callback):
         if total_steps is not None and (isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer))
                                         or total_steps < 1):
             raise ValueError(f"total_steps must be a positive integer or None, got {total_steps!r}")
-        if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
-            raise ValueError(f"minutes must be positive or None, got {minutes!r}")
+        minutes = check_minutes(minutes)
         if learning_rate is not None and minutes is None:
             raise ValueError("a time-based learning-rate schedule needs minutes")
         if not 0.0 <= final_fraction <= 1.0:
@@ -441,8 +454,7 @@ class TimeLimit(TimeBudget):
 
     def __init__(self, minutes: float, learning_rate: float | None = None, final_fraction: float = 0.05,
                  total_steps: int | None = None) -> None:
-        if minutes is None or not minutes > 0:
-            raise ValueError(f"minutes must be positive, got {minutes!r}")
+        check_minutes(minutes, allow_none=False)
         super().__init__(minutes, learning_rate, final_fraction, total_steps=total_steps)
 
 

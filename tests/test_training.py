@@ -1,4 +1,5 @@
 import math
+import re
 
 import keras
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from siamese_tf import settings
 from siamese_tf.models import build_siamese_model
 from siamese_tf.samplers import PairBatches, make_pairs
-from siamese_tf.training import compile_siamese, default_loss, pairs_to_dataset, train_siamese
+from siamese_tf.training import check_minutes, compile_siamese, default_loss, pairs_to_dataset, train_siamese
 
 
 def _toy_data(seed=0, num_classes=4, per_class=6, size=12):
@@ -192,8 +193,10 @@ def test_class_proxy_training_separates_classes_and_checks_its_input():
         train_with_class_proxies(embedding, images, labels, num_epochs=1, batch_size=100)
     with pytest.raises(ValueError, match="at least 2 classes"):
         train_with_class_proxies(embedding, images, np.zeros(64, int), num_epochs=1, batch_size=16)
-    with pytest.raises(ValueError, match="minutes must be positive, got 0"):
+    with pytest.raises(ValueError, match="minutes must be a positive number of minutes, got 0"):
         TimeLimit(0)
+    with pytest.raises(ValueError, match="minutes must be a positive number of minutes, got None"):
+        TimeLimit(None)
 
 
 def test_class_proxy_training_takes_larger_images_cropped_in_the_graph():
@@ -287,11 +290,25 @@ def test_a_per_epoch_time_budget_lets_the_epoch_finish_and_says_it_stopped_for_t
     assert not model.stop_training and budget.steps == 1  # mid-epoch: the epoch goes on
     budget.on_epoch_end(0)
     assert model.stop_training and budget.stopped_for_time
-    for bad in (0, -1.0, "5"):
-        with pytest.raises(ValueError, match=f"minutes must be positive or None, got {bad!r}"):
+    for bad in (0, -1.0, "5", float("nan"), float("inf"), True):
+        message = f"minutes must be a positive number of minutes or None, got {bad!r}"
+        with pytest.raises(ValueError, match=re.escape(message)):
             training.TimeBudget(bad)
     with pytest.raises(ValueError, match="final_fraction must lie in"):
         training.TimeBudget(1.0, final_fraction=1.5)
+
+
+def test_check_minutes_keeps_usable_budgets_and_names_every_bad_one():
+    assert check_minutes(None) is None
+    for good, expected in ((24, 24.0), (0.5, 0.5), (np.float32(2.5), 2.5), (np.int64(3), 3.0)):
+        value = check_minutes(good)
+        assert value == expected and type(value) is float
+    for bad in (0, -3, float("nan"), float("inf"), True, "24", [5]):
+        message = f"minutes must be a positive number of minutes or None, got {bad!r}"
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_minutes(bad)
+    with pytest.raises(ValueError, match=re.escape("minutes must be a positive number of minutes, got None")):
+        check_minutes(None, allow_none=False)
 
 
 def test_progress_bars_turn_into_one_line_per_epoch_when_output_goes_to_a_file(monkeypatch):

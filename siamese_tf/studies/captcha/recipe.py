@@ -22,7 +22,7 @@ from siamese_tf.models import SiameseModel, build_siamese_model
 from siamese_tf.samplers import ClassBalancedBatches, PairBatches, sample_pairs
 from siamese_tf.studies.captcha.data import CROP_SIZE, center_crop, check_images
 from siamese_tf.studies.captcha.networks import ARCHITECTURES, BASELINES
-from siamese_tf.training import compile_siamese, cosine_decay_schedule, train_siamese
+from siamese_tf.training import check_minutes, compile_siamese, cosine_decay_schedule, train_siamese
 
 __all__ = [
     "CCRConfig",
@@ -358,9 +358,7 @@ class CCRConfig:
                              f"got {self.ema_momentum!r}")
         if self.augment and self.mode != "in_batch":
             raise ValueError(f"augment={self.augment!r} needs mode='in_batch' (the tf.data engine's batches)")
-        if self.minutes is not None and (isinstance(self.minutes, bool) or not isinstance(self.minutes, (int, float))
-                                         or not self.minutes > 0):
-            raise ValueError(f"minutes must be a positive number of minutes or None, got {self.minutes!r}")
+        check_minutes(self.minutes)
         for name in ("mining_rounds", "mining_epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")

@@ -15,7 +15,7 @@ from siamese_tf.labels import DIFFERENT_LABEL, SAME_LABEL
 from siamese_tf.samplers import PairBatches
 from siamese_tf.studies.omniglot.data import class_alphabets
 from siamese_tf.studies.omniglot.evaluation import ModelScorer, OneShotEpisodes, evaluate_episodes
-from siamese_tf.training import TimeBudget
+from siamese_tf.training import TimeBudget, check_minutes
 
 if TYPE_CHECKING:
     import keras
@@ -321,9 +321,7 @@ def choose_ensemble_size(minutes: float | None) -> int:
     """
     if minutes is None:
         return 1
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not np.isfinite(minutes) or minutes <= 0:
-        raise ValueError(f"minutes must be a positive number of minutes or None, got {minutes!r}")
-    return max(1, int(minutes // MINUTES_PER_NETWORK))
+    return max(1, int(check_minutes(minutes) // MINUTES_PER_NETWORK))
 
 
 def conv4_augmenter(strength: float = 1.0) -> Augmenter:
@@ -382,8 +380,7 @@ def train_conv4(model: SiameseModel, train_set: ImageSet, validation_set: ImageS
     batch_sources = {"tf.data": class_balanced_pipeline, "python": ClassBalancedBatches}
     if pipeline not in batch_sources:
         raise ValueError(f"pipeline must be 'tf.data' or 'python', got {pipeline!r}")
-    if minutes is not None and not minutes > 0:
-        raise ValueError(f"minutes must be a positive number of minutes or None, got {minutes!r}")
+    check_minutes(minutes)
     trained = model
     if loss == "neighbourhood":
         loss_object = NeighbourhoodLoss()
