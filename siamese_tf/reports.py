@@ -78,13 +78,20 @@ def measure_matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
 
 
 def round_figures(value: Any, digits: int = 4) -> Any:
-    """Round every float in nested dicts/lists (and turn numpy scalars into Python ones) for JSON."""
+    """Round every float in nested dicts/lists (and turn numpy scalars into Python ones) for JSON.
+
+    ``digits`` decimals, except that a float under ``10 ** (1 - digits)`` in size (a learning rate of
+    5e-5), which those decimals would leave with one significant digit or none, keeps ``digits``
+    significant digits instead: no small figure reads as zero or doubled."""
     if isinstance(value, dict):
         return {key: round_figures(item, digits) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [round_figures(item, digits) for item in value]
     if isinstance(value, (float, np.floating)):
-        return round(float(value), digits)
+        value = float(value)
+        if value != 0 and abs(value) < 10.0 ** (1 - digits):
+            return float(f"{value:.{digits}g}")
+        return round(value, digits)
     if isinstance(value, np.integer):
         return int(value)
     return value

@@ -170,6 +170,14 @@ def test_matmul_speed_is_measured_on_the_backend_and_refuses_bad_settings():
             measure_matmul_gflops(**{name: value})
 
 
+
+def test_round_figures_rounds_to_decimals_but_never_turns_a_small_figure_into_zero():
+    figures = {"accuracy": np.float32(0.984375), "steps": np.int64(24863), "rates": [1e-3, 5e-5, 1.23456e-7, 0.0],
+               "negative": -3.0e-6, "name": "x"}
+    assert reports.round_figures(figures) == {"accuracy": 0.9844, "steps": 24863, "rates": [0.001, 5e-5, 1.235e-7, 0.0],
+                                              "negative": -3e-6, "name": "x"}
+    assert reports.round_figures(0.000123456, digits=2) == 0.00012
+
 # --- JAX alone (subprocesses, TensorFlow hidden) -------------------------------------------------
 
 IMPORTS_CODE = """
