@@ -83,6 +83,7 @@ def run(arguments):
                            steps_per_epoch=arguments.steps_per_epoch, mode=arguments.mode, seed=arguments.seed,
                            head=arguments.head, loss=arguments.loss, learning_rate=arguments.learning_rate,
                            cosine_decay=bool(arguments.cosine_decay), classes_per_batch=arguments.classes_per_batch,
+                           anneal_last_round=bool(arguments.anneal_last_round),
                            images_per_class=arguments.images_per_class, group_size=arguments.group_size,
                            top_k=arguments.top_k, augment=arguments.augment, minutes=arguments.minutes,
                            ema_momentum=arguments.ema_momentum, first_stage_stride=arguments.first_stage_stride,
@@ -221,6 +222,8 @@ def main(argv=None):
     parser.add_argument("--loss", default=None, help="loss for the head (default: the head's first, see captcha.HEADS)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--cosine-decay", type=int, default=0, help="1: one cosine learning-rate decay over all rounds")
+    parser.add_argument("--anneal-last-round", type=int, default=0, choices=(0, 1),
+                        help="1: the last round's learning rate falls along a cosine to 5%% (earlier rounds constant)")
     parser.add_argument("--classes-per-batch", type=int, default=32, help="in-batch: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=2,
                         help="in-batch: images of each character (K; 32 x 2 chosen on the validation render)")

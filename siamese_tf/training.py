@@ -382,7 +382,8 @@ class TimeBudget(keras.callbacks.Callback):
     not scheduled, rate). ``total_steps``, the run's own step cap (epochs x steps per epoch) where
     it has one: the cosine then follows whichever of the clock and the steps is further along, so a
     run that reaches its last epoch before its budget also ends annealed (its last step at
-    ``final_fraction``). ``minutes=None`` only counts steps and time.
+    ``final_fraction``). ``minutes=None`` only counts steps and time (and anneals along the steps
+    alone when ``learning_rate`` and ``total_steps`` are given).
 
     Attributes: ``steps`` (batches run), ``elapsed_seconds`` (frozen when training ends, so a
     budget read later reports its own run), ``stopped_for_time``.
@@ -395,8 +396,8 @@ class TimeBudget(keras.callbacks.Callback):
                                         or total_steps < 1):
             raise ValueError(f"total_steps must be a positive integer or None, got {total_steps!r}")
         minutes = check_minutes(minutes)
-        if learning_rate is not None and minutes is None:
-            raise ValueError("a time-based learning-rate schedule needs minutes")
+        if learning_rate is not None and minutes is None and total_steps is None:
+            raise ValueError("a learning-rate schedule needs minutes or total_steps to follow")
         if not 0.0 <= final_fraction <= 1.0:
             raise ValueError(f"final_fraction must lie in [0, 1], got {final_fraction!r}")
         self.seconds = None if minutes is None else 60.0 * minutes
@@ -421,7 +422,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.learning_rate is not None:
-            fraction = min(1.0, self.elapsed_seconds / self.seconds)
+            fraction = 0.0 if self.seconds is None else min(1.0, self.elapsed_seconds / self.seconds)
             if self.total_steps is not None:
                 fraction = max(fraction, min(1.0, self.steps / max(1, self.total_steps - 1)))
             scale = self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + np.cos(np.pi * fraction))

@@ -346,8 +346,12 @@ def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scor
     report = run_one_font_captcha_benchmark(tmp_path, "--mining-rounds", "1", "--mining-epochs", "1",
                                             "--augment", "1.5", "--validation-render-seed", "1",
                                             "--group-size", "2", "--top-k", "3", "--crop-grid", "1",
-                                            "--ema-momentum", "0.9", "--first-stage-stride", "2")
+                                            "--ema-momentum", "0.9", "--first-stage-stride", "2",
+                                            "--anneal-last-round", "1")
     assert report["benchmark"] == "captcha_template_matching_validation" and report["config"]["augment"] == 1.5
+    # Only the last round's rate falls: its second and last step at 5% of the constant 1e-3.
+    assert report["config"]["anneal_last_round"] is True
+    assert [round_["final_learning_rate"] for round_ in report["training"]] == pytest.approx([1e-3, 5e-5])
     assert (report["config"]["group_size"], report["config"]["top_k"], report["crop_grid"]) == (2, 3, 1)
     assert report["config"]["ema_momentum"] == 0.9 and report["config"]["first_stage_stride"] == 2
     assert report["machine_speed"]["matmul_1024_gflops_after_training"] > 0

@@ -1,5 +1,8 @@
 """SiameseCCR: residual branches, crops, hard negative mining, batches, matching, baselines."""
 
+import dataclasses
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -269,6 +272,33 @@ def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
     classes, confusers = report["confusers"]
     assert confusers.shape == (6, 2) and not np.any(confusers == classes[:, None])
     assert all(np.isfinite(round_["losses"]).all() for round_ in report["rounds"])
+
+
+def test_anneal_last_round_lowers_only_the_last_rounds_rate_and_hands_the_rate_back():
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(6), 4)
+    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    config = captcha.CCRConfig(head="euclidean", random_epochs=2, mining_rounds=2, mining_epochs=1, steps_per_epoch=3,
+                               classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2,
+                               learning_rate=1e-2, anneal_last_round=True)
+    model, report = captcha.train_siamese_ccr(images, labels, config)
+    # The random and first mining rounds keep 1e-2; the last round's 3 steps run at 1, 0.525 and 0.05 of it.
+    assert [round_["final_learning_rate"] for round_ in report["rounds"]] == pytest.approx([1e-2, 1e-2, 5e-4])
+    assert [round_["steps"] for round_ in report["rounds"]] == [6, 3, 3]
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-2)
+    # Without mining rounds the random round is the last one.
+    config = dataclasses.replace(config, mining_rounds=0, random_epochs=1)
+    _, report = captcha.train_siamese_ccr(images, labels, config)
+    assert [round_["final_learning_rate"] for round_ in report["rounds"]] == pytest.approx([5e-4])
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(anneal_last_round="yes"), "anneal_last_round must be True or False, got 'yes'"),
+    (dict(anneal_last_round=True, cosine_decay=True), "both schedule the learning rate; choose one"),
+])
+def test_config_refuses_a_bad_last_round_annealing(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        captcha.CCRConfig(**settings)
 
 
 def test_cosine_decay_runs_one_schedule_across_every_round():

@@ -273,6 +273,18 @@ def test_a_run_that_reaches_its_step_cap_first_still_ends_annealed(monkeypatch):
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match=f"total_steps must be a positive integer or None, got {bad!r}"):
             training.TimeBudget(1.0, total_steps=bad)
+    # Without a clock the steps alone carry the cosine; with neither there is nothing to follow.
+    steps_only = training.TimeBudget(None, learning_rate=1.0, total_steps=3)
+    steps_only.set_model(model)
+    steps_only.on_train_begin()
+    rates = []
+    for step in range(3):
+        steps_only.on_train_batch_begin(step)
+        rates.append(float(model.optimizer.learning_rate))
+        steps_only.on_train_batch_end(step)
+    np.testing.assert_allclose(rates, [1.0, 0.525, 0.05], rtol=1e-6)
+    with pytest.raises(ValueError, match="a learning-rate schedule needs minutes or total_steps to follow"):
+        training.TimeBudget(None, learning_rate=1.0)
 
 
 def test_a_per_epoch_time_budget_lets_the_epoch_finish_and_says_it_stopped_for_time(monkeypatch):

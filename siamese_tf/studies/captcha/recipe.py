@@ -298,6 +298,11 @@ class CCRConfig:
     round whose turn comes after the budget is spent is skipped. The cosine decay follows the
     steps, not the clock.
 
+    ``anneal_last_round`` lowers the learning rate of the last round only (the last mining round, or the
+    random round when there is none) along one cosine from ``learning_rate`` to 5% of it, over that
+    round's share of the clock or its steps, whichever runs out first (:class:`TimeBudget`); every
+    earlier round keeps the constant rate the hard negatives need. Not with ``cosine_decay``.
+
     ``ema_momentum`` (0 = off) keeps an exponential moving average of the weights in the optimizer
     (Keras ``use_ema``: each step ``average = m * average + (1 - m) * weights``) and trains on from it:
     every round ends with the averaged weights copied into the model (``fit`` does that), before the
@@ -327,6 +332,7 @@ class CCRConfig:
     top_k: int = 10
     learning_rate: float = 1e-3
     cosine_decay: bool = False
+    anneal_last_round: bool = False
     ema_momentum: float = 0.0
     augment: float = 0.0
     head: str = "l1"
@@ -359,6 +365,11 @@ class CCRConfig:
         if self.augment and self.mode != "in_batch":
             raise ValueError(f"augment={self.augment!r} needs mode='in_batch' (the tf.data engine's batches)")
         check_minutes(self.minutes)
+        if not isinstance(self.anneal_last_round, bool):
+            raise ValueError(f"anneal_last_round must be True or False, got {self.anneal_last_round!r}")
+        if self.anneal_last_round and self.cosine_decay:
+            raise ValueError("anneal_last_round=True and cosine_decay=True both schedule the learning rate; "
+                             "choose one")
         for name in ("mining_rounds", "mining_epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
@@ -427,7 +438,7 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
         model: continue training this model instead of building one.
 
     Returns:
-        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``steps``,
+        ``(model, report)``: report holds per-round ``losses``, ``seconds``, ``steps``, ``final_learning_rate``,
         ``stopped_for_time`` (with ``config.minutes``), ``batches`` (the batch source's class name),
         ``pairs_per_second`` (pairs scored per second of training) and the ``confusers`` of the last
         mining round; ``skipped_rounds`` counts rounds the time budget left no time for.
@@ -455,13 +466,20 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
                 continue
             # The time left shared by the epochs left: mining and recalibration overheads come out of it.
             round_minutes = seconds_left * epochs / epochs_left / 60.0
-        round_budget = TimeBudget(round_minutes)
         epochs_left -= epochs
+        if config.anneal_last_round and epochs_left == 0:  # the last round with epochs to run
+            round_budget = TimeBudget(round_minutes, learning_rate=config.learning_rate,
+                                      total_steps=epochs * config.steps_per_epoch)
+        else:
+            round_budget = TimeBudget(round_minutes)
         if round_number > 0:
             confusers = confusable_classes(model, train_images, train_labels, config.top_k)
         batches = _batches(train_images, train_labels, config, config.seed + 1000 * round_number, confusers)
         started = time.perf_counter()
         history = train_siamese(model, batches, epochs, verbose=verbose, callbacks=[round_budget])
+        final_learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        if round_budget.learning_rate is not None:  # annealed: hand the model back with the rate it came with
+            model.optimizer.learning_rate.assign(config.learning_rate)
         recalibrate_batch_norm(model.embedding, train_images, CROP_SIZE, seed=config.seed + round_number)
         seconds = time.perf_counter() - started
         pairs_per_step = batches.pairs_per_batch if config.mode == "in_batch" else config.pairs_batch_size
@@ -469,7 +487,7 @@ def train_siamese_ccr(train_images: ArrayLike, train_labels: ArrayLike, config: 
             "round": round_number, "kind": "random" if round_number == 0 else "hard_negatives",
             "epochs": len(history.history["loss"]), "steps": round_budget.steps, "batches": type(batches).__name__,
             "losses": [float(v) for v in history.history["loss"]], "seconds": seconds,
-            "stopped_for_time": round_budget.stopped_for_time,
+            "stopped_for_time": round_budget.stopped_for_time, "final_learning_rate": final_learning_rate,
             "pairs_per_second": pairs_per_step * round_budget.steps / seconds,
         })
     report["confusers"] = confusers
