@@ -242,10 +242,21 @@ def test_config_rejects_a_time_budget_that_is_not_positive(minutes):
         captcha.CCRConfig(minutes=minutes)
 
 
+def _random_captchas(seed):
+    """Six characters x four random 48x48 gray images: enough for the rounds' batches and mining."""
+    rng = np.random.default_rng(seed)
+    return rng.random((24, 48, 48, 1), dtype=np.float32), np.repeat(np.arange(6), 4)
+
+
+def _tiny_config(**settings):
+    """A CCRConfig small enough to train in seconds (Euclidean head, 4 x 2 batches, widths of 4)."""
+    tiny = dict(head="euclidean", classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8,
+                top_k=2)
+    return captcha.CCRConfig(**{**tiny, **settings})
+
+
 def test_time_budget_stops_the_rounds_by_the_clock_in_proportion_to_their_epochs():
-    rng = np.random.default_rng(3)
-    labels = np.repeat(np.arange(6), 4)
-    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    images, labels = _random_captchas(seed=3)
     # Epoch caps far beyond what 18 seconds can run: only the clock can end these rounds.
     config = captcha.CCRConfig(head="euclidean", random_epochs=2000, mining_rounds=1, mining_epochs=1000,
                                steps_per_epoch=10, classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4),
@@ -262,9 +273,7 @@ def test_time_budget_stops_the_rounds_by_the_clock_in_proportion_to_their_epochs
 
 
 def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
-    rng = np.random.default_rng(1)
-    labels = np.repeat(np.arange(6), 4)
-    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    images, labels = _random_captchas(seed=1)
     config = captcha.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=1, mining_epochs=1, steps_per_epoch=1,
                            classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2)
     model, report = captcha.train_siamese_ccr(images, labels, config)
@@ -275,12 +284,9 @@ def test_euclidean_head_trains_with_the_prototypical_loss_and_mines_confusers():
 
 
 def test_anneal_last_round_lowers_only_the_last_rounds_rate_and_hands_the_rate_back():
-    rng = np.random.default_rng(4)
-    labels = np.repeat(np.arange(6), 4)
-    images = rng.random((24, 48, 48, 1), dtype=np.float32)
-    config = captcha.CCRConfig(head="euclidean", random_epochs=2, mining_rounds=2, mining_epochs=1, steps_per_epoch=3,
-                               classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2,
-                               learning_rate=1e-2, anneal_last_round=True)
+    images, labels = _random_captchas(seed=4)
+    config = _tiny_config(random_epochs=2, mining_rounds=2, mining_epochs=1, steps_per_epoch=3, learning_rate=1e-2,
+                          anneal_last_round=True)
     model, report = captcha.train_siamese_ccr(images, labels, config)
     # The random and first mining rounds keep 1e-2; the last round's 3 steps run at 1, 0.525 and 0.05 of it.
     assert [round_["final_learning_rate"] for round_ in report["rounds"]] == pytest.approx([1e-2, 1e-2, 5e-4])
@@ -302,12 +308,9 @@ def test_config_refuses_a_bad_last_round_annealing(settings, message):
 
 
 def test_cosine_decay_runs_one_schedule_across_every_round():
-    rng = np.random.default_rng(2)
-    labels = np.repeat(np.arange(6), 4)
-    images = rng.random((24, 48, 48, 1), dtype=np.float32)
-    config = captcha.CCRConfig(head="euclidean", random_epochs=2, mining_rounds=1, mining_epochs=1, steps_per_epoch=2,
-                           classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8, top_k=2,
-                           learning_rate=1e-2, cosine_decay=True)
+    images, labels = _random_captchas(seed=2)
+    config = _tiny_config(random_epochs=2, mining_rounds=1, mining_epochs=1, steps_per_epoch=2, learning_rate=1e-2,
+                          cosine_decay=True)
     assert config.total_steps() == 6
     model, _ = captcha.train_siamese_ccr(images, labels, config)
     optimizer = model.optimizer
@@ -320,9 +323,7 @@ def test_cosine_decay_runs_one_schedule_across_every_round():
 
 
 def test_weight_averaging_ends_each_round_on_the_moving_average_of_the_weights(monkeypatch):
-    rng = np.random.default_rng(3)
-    labels = np.repeat(np.arange(6), 4)
-    images = rng.random((24, 48, 48, 1), dtype=np.float32)
+    images, labels = _random_captchas(seed=3)
     momentum = 0.5
     config = captcha.CCRConfig(head="euclidean", random_epochs=1, mining_rounds=0, steps_per_epoch=3,
                                classes_per_batch=4, images_per_class=2, widths=(4, 4, 4, 4), embedding_dim=8,

@@ -242,6 +242,18 @@ def test_time_limit_anneals_by_the_clock_and_stops(monkeypatch):
     assert model.stop_training
 
 
+def _learning_rates(budget, model, num_steps, clock=None, seconds_per_step=0.0):
+    """The optimizer's rate at each of ``num_steps`` batches run under ``budget``, the clock moved after each."""
+    rates = []
+    for step in range(num_steps):
+        budget.on_train_batch_begin(step)
+        rates.append(float(model.optimizer.learning_rate))
+        budget.on_train_batch_end(step)
+        if clock is not None:
+            clock[0] += seconds_per_step
+    return rates
+
+
 def test_a_run_that_reaches_its_step_cap_first_still_ends_annealed(monkeypatch):
     from siamese_tf import training
 
@@ -253,12 +265,7 @@ def test_a_run_that_reaches_its_step_cap_first_still_ends_annealed(monkeypatch):
     limit = training.TimeLimit(minutes=30.0, learning_rate=1.0, final_fraction=0.05, total_steps=4)
     limit.set_model(model)
     limit.on_train_begin()
-    rates = []
-    for step in range(4):
-        limit.on_train_batch_begin(step)
-        rates.append(float(model.optimizer.learning_rate))
-        limit.on_train_batch_end(step)
-        clock[0] += 60.0
+    rates = _learning_rates(limit, model, num_steps=4, clock=clock, seconds_per_step=60.0)
     # By steps: fractions 0, 1/3, 2/3, 1 (the clock is at most 3/30 along): the last step at 5%.
     expected = [0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * fraction)) for fraction in (0, 1 / 3, 2 / 3, 1)]
     np.testing.assert_allclose(rates, expected, rtol=1e-6)
@@ -277,11 +284,7 @@ def test_a_run_that_reaches_its_step_cap_first_still_ends_annealed(monkeypatch):
     steps_only = training.TimeBudget(None, learning_rate=1.0, total_steps=3)
     steps_only.set_model(model)
     steps_only.on_train_begin()
-    rates = []
-    for step in range(3):
-        steps_only.on_train_batch_begin(step)
-        rates.append(float(model.optimizer.learning_rate))
-        steps_only.on_train_batch_end(step)
+    rates = _learning_rates(steps_only, model, num_steps=3)
     np.testing.assert_allclose(rates, [1.0, 0.525, 0.05], rtol=1e-6)
     with pytest.raises(ValueError, match="a learning-rate schedule needs minutes or total_steps to follow"):
         training.TimeBudget(None, learning_rate=1.0)
