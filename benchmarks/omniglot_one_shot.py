@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from siamese_tf import settings
 from siamese_tf.reports import machine_description, measure_matmul_gflops  # noqa: E402
 from siamese_tf.studies import omniglot  # noqa: E402
+from siamese_tf.training import check_minutes  # noqa: E402
 
 
 def parse_arguments(argv=None):
@@ -106,8 +107,10 @@ def main(argv=None):
     for option, count in (("--episodes", arguments.episodes), ("--choice-episodes", arguments.choice_episodes)):
         if count < 1:
             raise SystemExit(f"{option} must be at least 1, got {count}")
-    if arguments.minutes is not None and not 0 < arguments.minutes < float("inf"):
-        raise SystemExit(f"--minutes must be a positive number of minutes, got {arguments.minutes}")
+    try:
+        check_minutes(arguments.minutes)
+    except ValueError:  # the trainers' own check, worded for the command line
+        raise SystemExit(f"--minutes must be a positive number of minutes, got {arguments.minutes}") from None
     if arguments.ensemble is not None and arguments.ensemble < 1:
         raise SystemExit(f"--ensemble must be at least 1, got {arguments.ensemble}")
     # Refuses a bad grid before loading and training, which would otherwise only fail when scoring.

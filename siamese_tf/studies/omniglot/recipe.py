@@ -319,9 +319,8 @@ def choose_ensemble_size(minutes: float | None) -> int:
     held-out alphabets, three seed pairs, against one 24-minute network: benchmarks/RESULTS.md); 5
     or 11 minutes train one, 12 two, 30 five. ``None`` (no clock: epochs bound training) trains one.
     """
-    if minutes is None:
-        return 1
-    return max(1, int(check_minutes(minutes) // MINUTES_PER_NETWORK))
+    minutes = check_minutes(minutes)
+    return 1 if minutes is None else max(1, int(minutes // MINUTES_PER_NETWORK))
 
 
 def conv4_augmenter(strength: float = 1.0) -> Augmenter:
