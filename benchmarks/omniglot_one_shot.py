@@ -23,7 +23,8 @@ Prints one JSON object.
 
 Every conv4 accuracy is scored with test-time views (``--test-time-grid``, default
 ``omniglot.TEST_TIME_GRID_OFFSETS``: each image embedded moved by every (row, column) pair of the
-offsets -2, 0 and 2 pixels, nine embeddings averaged); the ``*_one_view`` figures score the image as
+offsets -2, 0 and 2 pixels at 28 x 28, scaled with ``--image-size`` by ``omniglot.scaled_test_time_grid``,
+nine embeddings averaged); the ``*_one_view`` figures score the image as
 given, as every figure before 2026-12-07 did. With ``--ensemble N`` the accuracies are those of the
 N networks voting (``omniglot.EnsembleScorer``);
 ``parameters`` and ``images_embedded_per_second`` stay per network. Label convention: 1 = same character.
@@ -81,8 +82,8 @@ def parse_arguments(argv=None):
     parser.add_argument("--smoke", action="store_true", help="seconds-long check")
     parser.add_argument("--test-time-grid", type=int, nargs="+", default=None, metavar="PIXELS",
                         help="conv4: offsets in pixels of the shifted views every image is embedded at, averaged "
-                             "(default -2 0 2: a 3x3 grid, chosen at 28x28, so scale it with --image-size; 0 alone: "
-                             "the image as given, the only choice for koch)")
+                             "(default -2 0 2: a 3x3 grid chosen at 28x28, scaled with --image-size, e.g. -4 0 4 "
+                             "at 56; 0 alone: the image as given, the only choice for koch)")
     parser.add_argument("--episodes", type=int, default=40, help="validation 20-way episodes (20 tasks each)")
     parser.add_argument("--choice-episodes", type=int, default=100,
                         help="within-alphabet episodes (20 tasks each, seed 4000 + seed) on which recipes are "
@@ -98,8 +99,9 @@ def parse_arguments(argv=None):
 def main(argv=None):
     arguments = parse_arguments(argv)
     smoke = arguments.smoke or settings.smoke_mode()
-    if arguments.test_time_grid is None:
-        arguments.test_time_grid = list(omniglot.TEST_TIME_GRID_OFFSETS) if arguments.method == "conv4" else [0]
+    side = arguments.image_size or (28 if arguments.method == "conv4" else 105)
+    if arguments.test_time_grid is None:  # the 28 x 28 grid moved by the same fraction of a larger image
+        arguments.test_time_grid = list(omniglot.scaled_test_time_grid(side)) if arguments.method == "conv4" else [0]
     if arguments.method == "koch" and any(arguments.test_time_grid):
         # Shifted views fill with 0, the background of inverted characters; Koch's network sees raw ones.
         raise SystemExit(f"--test-time-grid {' '.join(map(str, arguments.test_time_grid))}: shifted views are for "
@@ -116,7 +118,6 @@ def main(argv=None):
     # Refuses a bad grid before loading and training, which would otherwise only fail when scoring.
     view_offsets = omniglot.ModelScorer(None, test_time_grid=arguments.test_time_grid).view_offsets
     method = arguments.method
-    side = arguments.image_size or (28 if method == "conv4" else 105)
     invert = method == "conv4"  # strokes = 1 for the small conv net; Koch's network sees the raw images
     settings.seed_everything(arguments.seed)
     # The machine's speed before and after the clock runs: a minute's steps vary several-fold between days.
@@ -195,13 +196,18 @@ def main(argv=None):
 
     # Test-time views (no retraining): each image embedded at the grid's shifts, embeddings averaged.
     scorer = make_scorer(grid)
-    within = omniglot.evaluate_episodes(scorer, held_out.images, episodes)
-    across_result = omniglot.evaluate_episodes(scorer, held_out.images, across)
-    # The image alone beside the views; when the grid is the image alone (koch), the figures above are it.
     one_view = scorer if grid == (0,) else make_scorer((0,))
-    within_one_view = within if one_view is scorer else omniglot.evaluate_episodes(one_view, held_out.images, episodes)
-    across_one_view = across_result if one_view is scorer else omniglot.evaluate_episodes(one_view, held_out.images,
-                                                                                          across)
+
+    def with_one_view(score):
+        """``score(scorer)`` with the views and with the image alone beside it; one call when the grid is the
+        image alone (koch)."""
+        viewed = score(scorer)
+        return viewed, (viewed if one_view is scorer else score(one_view))
+
+    within, within_one_view = with_one_view(
+        lambda view: omniglot.evaluate_episodes(view, held_out.images, episodes))
+    across_result, across_one_view = with_one_view(
+        lambda view: omniglot.evaluate_episodes(view, held_out.images, across))
     choice_result = omniglot.evaluate_episodes(scorer, held_out.images, choice)
     pixels = omniglot.evaluate_episodes(omniglot.PixelScorer(), held_out.images, episodes)
     data_dir = settings.data_dir(arguments.data_dir)
@@ -252,9 +258,8 @@ def main(argv=None):
         result["layout_sample_runs"] = {"mean_accuracy": scored["mean_accuracy"], "per_run": scored["per_run"],
                                         "note": "built from background images: a layout check, not the benchmark"}
     if arguments.runs:
-        scored = omniglot.score_lake_runs(arguments.runs, scorer, image_size=(side, side), invert=invert)
-        scored_one_view = scored if one_view is scorer else omniglot.score_lake_runs(
-            arguments.runs, one_view, image_size=(side, side), invert=invert)
+        scored, scored_one_view = with_one_view(
+            lambda view: omniglot.score_lake_runs(arguments.runs, view, image_size=(side, side), invert=invert))
         result["official_runs"] = {"mean_accuracy": scored["mean_accuracy"], "per_run": scored["per_run"],
                                    "one_view_mean_accuracy": scored_one_view["mean_accuracy"],
                                    "one_view_per_run": scored_one_view["per_run"]}

@@ -106,6 +106,35 @@ def test_the_omniglot_benchmark_refuses_a_bad_grid_or_episode_count_before_loadi
         load_benchmark("omniglot_one_shot").main(["--smoke", *arguments])
 
 
+@pytest.mark.parametrize("arguments, expected_grid", [
+    ([], [-2, 0, 2]),
+    (["--image-size", "56"], [-4, 0, 4]),
+    (["--image-size", "56", "--test-time-grid", "-1", "0", "1"], [-1, 0, 1]),  # a grid given is kept as given
+    (["--method", "koch"], [0]),
+])
+def test_the_omniglot_benchmark_scales_its_default_grid_with_the_image_size(monkeypatch, arguments, expected_grid):
+    from siamese_tf.studies import omniglot
+
+    grids = []
+    original_scorer = omniglot.ModelScorer
+
+    def recording_scorer(model, test_time_grid=None, **options):
+        grids.append(list(test_time_grid))
+        return original_scorer(model, test_time_grid=test_time_grid, **options)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(omniglot, "ModelScorer", recording_scorer)
+    monkeypatch.setattr(omniglot, "load_background_small", stop)
+    with pytest.raises(Stop):
+        load_benchmark("omniglot_one_shot").main(["--smoke", *arguments])
+    assert grids == [expected_grid]
+
+
 @pytest.mark.parametrize("extra", [["--loss", "proxies"], ["--pipeline", "python", "--train-on-all"]])
 def test_the_omniglot_benchmark_runs_each_engine_and_recipe(shared_data_dir, tmp_path, extra):
     report = load_benchmark("omniglot_one_shot").main(["--smoke", "--data-dir", str(shared_data_dir),

@@ -371,6 +371,17 @@ def test_model_scorer_names_a_bad_view_grid(options, message):
         omniglot.ModelScorer(None, **options)
 
 
+def test_the_grid_offsets_scale_with_the_image_side():
+    # Chosen at 28 x 28: a larger image moves by the same fraction of its side, rounded to whole pixels.
+    assert omniglot.scaled_test_time_grid(omniglot.TEST_TIME_GRID_SIZE) == omniglot.TEST_TIME_GRID_OFFSETS
+    assert omniglot.scaled_test_time_grid(56) == (-4, 0, 4)
+    assert omniglot.scaled_test_time_grid(105) == (-8, 0, 8)  # 7.5 pixels, rounded to even
+    assert omniglot.scaled_test_time_grid(14) == (-1, 0, 1)
+    for bad in (0, -28, 28.0, True):
+        with pytest.raises(ValueError, match=f"image_size must be a positive number of pixels, got {bad!r}"):
+            omniglot.scaled_test_time_grid(bad)
+
+
 def test_a_view_grid_that_moves_images_out_of_the_frame_is_refused():
     model = omniglot.build_conv4_model((28, 28, 1), embedding_dim=8, filters=(4, 4, 4, 4))
     with pytest.raises(ValueError, match="shift of 28 pixels moves 28x28 images out of the frame"):

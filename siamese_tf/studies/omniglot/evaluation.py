@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEST_TIME_GRID_OFFSETS",
+    "TEST_TIME_GRID_SIZE",
     "EnsembleScorer",
     "ModelScorer",
     "OneShotEpisodes",
@@ -44,6 +45,7 @@ __all__ = [
     "evaluate_episodes",
     "images_embedded_per_second",
     "sample_one_shot_episodes",
+    "scaled_test_time_grid",
     "score_lake_runs",
     "shift_images",
 ]
@@ -136,6 +138,18 @@ def sample_one_shot_episodes(image_set: ImageSet, n_way: int = 20, num_episodes:
 # 69.5% with one view, 70.8% with the 1-pixel cross, 72.6% with this grid (1-pixel steps 71.6%; 3-pixel steps
 # 72.7%, short of the 0.5 more asked to replace it; 5 x 5 grids 72.4-72.5%). benchmarks/RESULTS.md has the table.
 TEST_TIME_GRID_OFFSETS = (-2, 0, 2)
+
+
+# The image side the offsets above were chosen at.
+TEST_TIME_GRID_SIZE = 28
+
+
+def scaled_test_time_grid(image_size: int) -> tuple[int, ...]:
+    """:data:`TEST_TIME_GRID_OFFSETS` scaled from 28 x 28 images to ``image_size`` pixels a side, rounded to whole
+    pixels (28: -2, 0, 2; 56: -4, 0, 4; 105: -8, 0, 8), so a larger image moves by the same fraction of its side."""
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise ValueError(f"image_size must be a positive number of pixels, got {image_size!r}")
+    return tuple(int(round(offset * image_size / TEST_TIME_GRID_SIZE)) for offset in TEST_TIME_GRID_OFFSETS)
 
 
 class ModelScorer:
