@@ -226,8 +226,10 @@ def main(argv=None):
     parser.add_argument("--loss", default=None, help="loss for the head (default: the head's first, see captcha.HEADS)")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--cosine-decay", type=int, default=0, help="1: one cosine learning-rate decay over all rounds")
-    parser.add_argument("--anneal-last-round", type=int, default=0, choices=(0, 1),
-                        help="1: the last round's learning rate falls along a cosine to 5%% (earlier rounds constant)")
+    parser.add_argument("--anneal-last-round", type=int, default=None, choices=(0, 1),
+                        help="1 (default, chosen on the validation render at the bar's hour; 0 with --cosine-decay 1): "
+                             "the last round's learning rate falls along a cosine to 5%% (earlier rounds constant); "
+                             "0: every round at the constant rate")
     parser.add_argument("--classes-per-batch", type=int, default=32, help="in-batch: characters per batch (P)")
     parser.add_argument("--images-per-class", type=int, default=2,
                         help="in-batch: images of each character (K; 32 x 2 chosen on the validation render)")
@@ -262,7 +264,13 @@ def main(argv=None):
     parser.add_argument("--models-dir", default=None)
     parser.add_argument("--reports-dir", default=None)
     parser.add_argument("--progress", action="store_true")
-    return run(parser.parse_args(argv))
+    arguments = parser.parse_args(argv)
+    # Refused here, before the CAPTCHAs are drawn, rather than by CCRConfig after it.
+    if arguments.anneal_last_round is None:
+        arguments.anneal_last_round = 0 if arguments.cosine_decay else 1
+    elif arguments.anneal_last_round and arguments.cosine_decay:
+        parser.error("--anneal-last-round 1 and --cosine-decay 1 both schedule the learning rate; choose one")
+    return run(arguments)
 
 
 if __name__ == "__main__":

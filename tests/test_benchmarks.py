@@ -362,11 +362,35 @@ def test_the_captcha_benchmark_draws_every_split_in_one_font_like_the_paper(tmp_
     assert 0.0 <= report["results"]["few_shot_test_a"]["top_1"] <= 1.0
     # The default batches, chosen on the validation render: 32 characters x 2 images.
     assert (report["config"]["classes_per_batch"], report["config"]["images_per_class"]) == (32, 2)
+    # The last round anneals by default (chosen at the bar's hour): here the random round, the only one.
+    assert report["config"]["anneal_last_round"] is True
+    assert [round_["final_learning_rate"] for round_ in report["training"]] == pytest.approx([5e-5])
     # Scored on the mean of 3 x 3 shifted windows by default, also chosen on the validation render.
     assert report["crop_grid"] == 3
     # The machine's speed around the clock is recorded, so that runs on slow and fast days compare.
     assert set(report["machine_speed"]) == {"matmul_1024_gflops_at_start", "matmul_1024_gflops_after_training"}
     assert all(speed > 0 for speed in report["machine_speed"].values())
+
+
+@pytest.mark.parametrize("arguments, anneal", [
+    ([], 1), (["--cosine-decay", "1"], 0), (["--anneal-last-round", "0"], 0), (["--anneal-last-round", "1"], 1),
+])
+def test_the_captcha_benchmark_anneals_the_last_round_unless_told_otherwise(monkeypatch, arguments, anneal):
+    benchmark = load_benchmark("captcha_template_matching")
+    monkeypatch.setattr(benchmark, "run", lambda parsed: parsed)  # the parsed arguments, nothing drawn or trained
+    assert benchmark.main(arguments).anneal_last_round == anneal
+
+
+def test_the_captcha_benchmark_refuses_two_learning_rate_schedules_before_drawing(monkeypatch, capsys):
+    benchmark = load_benchmark("captcha_template_matching")
+
+    def fail(arguments):
+        raise AssertionError("CAPTCHAs were drawn before the options were checked")
+
+    monkeypatch.setattr(benchmark, "run", fail)
+    with pytest.raises(SystemExit):
+        benchmark.main(["--cosine-decay", "1", "--anneal-last-round", "1"])
+    assert "--anneal-last-round 1 and --cosine-decay 1 both schedule the learning rate" in capsys.readouterr().err
 
 
 def test_the_captcha_benchmark_validates_on_characters_drawn_anew_and_never_scores_the_tests(tmp_path):
