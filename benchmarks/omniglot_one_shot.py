@@ -99,6 +99,8 @@ def parse_arguments(argv=None):
 def main(argv=None):
     arguments = parse_arguments(argv)
     smoke = arguments.smoke or settings.smoke_mode()
+    if arguments.image_size is not None and arguments.image_size < 1:
+        raise SystemExit(f"--image-size must be a positive number of pixels, got {arguments.image_size}")
     side = arguments.image_size or (28 if arguments.method == "conv4" else 105)
     if arguments.test_time_grid is None:  # the 28 x 28 grid moved by the same fraction of a larger image
         arguments.test_time_grid = list(omniglot.scaled_test_time_grid(side)) if arguments.method == "conv4" else [0]

@@ -94,6 +94,8 @@ def test_the_omniglot_benchmark_keeps_the_best_epoch_on_episodes_it_does_not_rep
     (["--minutes", "0"], "--minutes must be a positive number of minutes, got 0.0"),
     (["--minutes", "inf"], "--minutes must be a positive number of minutes, got inf"),
     (["--ensemble", "0"], "--ensemble must be at least 1, got 0"),
+    (["--image-size", "0"], "--image-size must be a positive number of pixels, got 0"),
+    (["--image-size", "-28"], "--image-size must be a positive number of pixels, got -28"),
 ])
 def test_the_omniglot_benchmark_refuses_a_bad_grid_or_episode_count_before_loading(monkeypatch, arguments, message):
     from siamese_tf.studies import omniglot
